@@ -1,0 +1,99 @@
+"""One exception tree for the whole service.
+
+Library exceptions (httpx, requests, simple_salesforce, sqlalchemy) are translated into these at
+the adapter's edge, so the engine only ever sees three kinds of failure:
+
+* ``TransientError``: try again later (timeouts, 429, 5xx, a lock held elsewhere).
+* ``TerminalError``: retrying will not help until someone changes something (bad credentials,
+  a list that does not exist, a field the destination does not know).
+* ``RecordRejected``: one record was refused; the rest of its batch goes on.
+
+Every exception carries fields (status, code, record id) and never a secret.
+"""
+
+from __future__ import annotations
+
+
+class DialsyncError(Exception):
+    """Root of every error dialsync raises on purpose."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        system: str = "",
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.system = system
+        self.status = status
+        self.code = code
+
+    def __str__(self) -> str:
+        prefix = f"{self.system}: " if self.system else ""
+        details = []
+        if self.status is not None:
+            details.append(f"HTTP {self.status}")
+        if self.code:
+            details.append(self.code)
+        suffix = f" ({', '.join(details)})" if details else ""
+        return f"{prefix}{self.message}{suffix}"
+
+
+class ConfigError(DialsyncError):
+    """A setting is missing or invalid. ``setting`` names the environment variable."""
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message, system="config")
+        self.setting = setting
+
+
+class TerminalError(DialsyncError):
+    """Retrying will not help: credentials, permissions, a missing list, a schema mismatch."""
+
+
+class TransientError(DialsyncError):
+    """Try again later. ``retry_after`` is a hint in seconds when the remote gave one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        system: str = "",
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, system=system, status=status, code=code)
+        self.retry_after = retry_after
+
+
+class AmbiguousWriteError(TransientError):
+    """A write failed in a way that leaves unknown whether the remote applied it.
+
+    A timeout after the request was sent, a dropped connection, a 5xx: the remote may have created
+    the records. The caller must find out (for Talkdesk: page the list and adopt) before it
+    creates them again, or it may duplicate them.
+    """
+
+
+class RateLimited(TransientError):
+    """The remote refused for quota reasons (429, Salesforce REQUEST_LIMIT_EXCEEDED)."""
+
+
+class AuthError(TerminalError):
+    """Credentials were refused."""
+
+
+class LockBusy(TransientError):
+    """Another sync holds the lock on this state database."""
+
+
+class RecordRejected(DialsyncError):
+    """One record was refused by the destination; ``external_id`` names it."""
+
+    def __init__(self, message: str, *, external_id: str, code: str, system: str = "") -> None:
+        super().__init__(message, system=system, code=code)
+        self.external_id = external_id

@@ -1,0 +1,209 @@
+"""A small threaded HTTP/1.1 server with routing, TLS, latency and fault hooks.
+
+Both sandboxes build on it. Stdlib only, so the demo needs nothing installed beyond dialsync.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+    params: dict[str, str] = field(default_factory=dict)  # from the route pattern
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8")) if self.body else None
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def form(self) -> dict[str, str]:
+        parsed = parse_qs(self.body.decode("utf-8"), keep_blank_values=True)
+        return {k: v[0] for k, v in parsed.items()}
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: Any = None  # JSON-able, or bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False  # close the connection without answering (the work may be done)
+
+
+Handler = Callable[[Request], Response]
+
+
+@dataclass
+class LoggedRequest:
+    at: float
+    method: str
+    path: str
+    status: int
+
+
+class SandboxServer:
+    """Routes requests to handlers; ``before_request`` may answer first (faults)."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+        latency: float = 0.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.latency = latency
+        self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.before_request: Callable[[Request], Response | None] | None = None
+        self.log: list[LoggedRequest] = []
+        self.lock = threading.RLock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- routing -------------------------------------------------------------------------
+    def add_route(self, method: str, pattern: str, handler: Handler) -> None:
+        self.routes.append((method, re.compile(f"^{pattern}$"), handler))
+
+    def dispatch(self, request: Request) -> Response:
+        if self.before_request is not None:
+            early = self.before_request(request)
+            if early is not None:
+                return early
+        allowed = False
+        for method, pattern, handler in self.routes:
+            match = pattern.match(request.path)
+            if not match:
+                continue
+            allowed = True
+            if method == request.method:
+                request.params = match.groupdict()
+                return handler(request)
+        if allowed:
+            return Response(405, {"code": "METHOD_NOT_ALLOWED", "message": "method not allowed"})
+        return Response(404, {"code": "NOT_FOUND", "message": f"no route for {request.path}"})
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    def start(self) -> SandboxServer:
+        server = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def _handle(self) -> None:
+                split = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                request = Request(
+                    method=self.command,
+                    path=split.path,
+                    query=parse_qs(split.query, keep_blank_values=True),
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=body,
+                )
+                if server.latency:
+                    time.sleep(server.latency)
+                try:
+                    response = server.dispatch(request)
+                except Exception as exc:  # a sandbox bug must show as a 500, not hang
+                    response = Response(500, {"code": "SANDBOX_ERROR", "message": repr(exc)})
+                with server.lock:
+                    server.log.append(
+                        LoggedRequest(time.time(), request.method, request.path, response.status)
+                    )
+                if response.drop:
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
+                if isinstance(response.body, bytes):
+                    payload = response.body
+                    ctype = "application/octet-stream"
+                elif response.body is None:
+                    payload = b""
+                    ctype = "application/json"
+                else:
+                    payload = json.dumps(response.body).encode("utf-8")
+                    ctype = "application/json;charset=UTF-8"
+                self.send_response(response.status)
+                headers = {"Content-Type": ctype, **response.headers}
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if payload and self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+        class _Server(ThreadingHTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+            request_queue_size = 128
+
+            def get_request(self) -> tuple[socket.socket, Any]:
+                sock, addr = super().get_request()
+                if server.tls is not None:
+                    # the handshake runs in the handler thread, so a slow client never blocks accept()
+                    sock = server.tls.wrap_socket(
+                        sock, server_side=True, do_handshake_on_connect=False
+                    )
+                return sock, addr
+
+        httpd = _Server((self.host, self.port), _Handler)
+        self.port = httpd.server_address[1]
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def requests(self, method: str | None = None, path_contains: str = "") -> list[LoggedRequest]:
+        with self.lock:
+            return [
+                r
+                for r in self.log
+                if (method is None or r.method == method) and path_contains in r.path
+            ]
