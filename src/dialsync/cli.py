@@ -1,0 +1,324 @@
+"""The `dialsync` command. A thin door: parse, build the engine, run, print.
+
+Exit codes: 0 the command did its work (rejected records included), 2 a configuration error
+(the message names the setting), 1 any other failure, as one line (a traceback with --debug).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import click
+
+from dialsync.errors import ConfigError, DialsyncError, LockBusy
+from dialsync.logs import redact, setup_logging
+from dialsync.settings import Settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(exc: BaseException, debug: bool) -> None:
+    if debug:
+        traceback.print_exc(file=sys.stderr)
+    if isinstance(exc, ConfigError):
+        click.echo(f"configuration error: {redact(exc.message)}", err=True)
+        sys.exit(2)
+    if isinstance(exc, DialsyncError):
+        click.echo(f"error: {redact(str(exc))}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"error: unexpected {exc.__class__.__name__}: {redact(str(exc))[:300]} "
+        "(run with --debug for the traceback)",
+        err=True,
+    )
+    sys.exit(1)
+
+
+def command(fn: F) -> F:
+    """Adds --debug and turns exceptions into one line and an exit code."""
+
+    @click.option("--debug", is_flag=True, help="Log at DEBUG level and show tracebacks.")
+    @functools.wraps(fn)
+    def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
+        try:
+            settings = load_settings()
+            setup_logging("DEBUG" if debug else settings.log_level, settings.log_format)
+            return fn(settings, *args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except BaseException as exc:
+            _fail(exc, debug)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _emit(data: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, default=_json_default, sort_keys=True))
+    else:
+        human()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dialsync")
+def main() -> None:
+    """Keep dialer record lists in step with Salesforce Contacts.
+
+    Settings come from DIALSYNC_* environment variables (and a .env file); see the README.
+    """
+
+
+@main.command()
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Read every contact, ignoring the cursor, and "
+    "remove records whose contact is gone. Unchanged contacts still cost no call.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show what would change; write nothing to the dialer and do not move the cursor.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the counts as one JSON object on the last line of stdout.",
+)
+@click.option(
+    "--wait",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for a sync already running to finish; then exit 0 without syncing.",
+)
+@command
+def sync(settings: Settings, full: bool, dry_run: bool, as_json: bool, wait: float) -> None:
+    """Run one complete sync cycle in this process (no broker needed)."""
+    from dialsync.store.locks import writer_lock
+    from dialsync.wiring import build_engine, build_store
+
+    store = build_store(settings)
+    engine = build_engine(settings, store)
+    try:
+        if dry_run:
+            report = engine.sync(full=full, dry_run=True)
+        else:
+            try:
+                with writer_lock(store.engine, "sync", wait):
+                    report = engine.sync(full=full)
+            except LockBusy:
+                click.echo(
+                    "another dialsync sync is running on this state database; nothing done",
+                    err=True,
+                )
+                _emit({"skipped_run": True, **dict.fromkeys(_COUNTERS, 0)}, as_json, lambda: None)
+                return
+    finally:
+        engine.close()
+    counts = report.as_dict()
+    label = "would " if dry_run else ""
+    _emit(
+        counts,
+        as_json,
+        lambda: click.echo(
+            f"{'plan' if dry_run else 'sync'} finished (run {report.run_id or '-'}): "
+            + ", ".join(
+                f"{label if k in ('created', 'updated', 'deleted') else ''}{k} {v}"
+                for k, v in counts.items()
+            )
+        ),
+    )
+
+
+_COUNTERS = (
+    "queried",
+    "created",
+    "updated",
+    "deleted",
+    "unchanged",
+    "skipped",
+    "rejected",
+    "retrying",
+)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@command
+def status(settings: Settings, as_json: bool) -> None:
+    """Records per state, the cursor and the last run."""
+    from dialsync.engine import CURSOR
+    from dialsync.wiring import build_store
+
+    store = build_store(settings)
+    records: dict[str, dict[str, dict[str, int]]] = {}
+    for (dest, list_id, state), n in sorted(store.status_counts().items()):
+        records.setdefault(dest, {}).setdefault(list_id, {})[state] = n
+    cursor = store.get_cursor(CURSOR)
+    runs = store.last_runs(1)
+    data = {
+        "records": records,
+        "cursor": {
+            "system_modstamp": cursor.modstamp,
+            "last_id": cursor.last_id,
+            "deleted_until": cursor.deleted_until,
+            "reconciled_at": cursor.reconciled_at,
+        },
+        "last_run": runs[0] if runs else None,
+    }
+
+    def human() -> None:
+        if not records:
+            click.echo("no records yet: run `dialsync sync`")
+        for dest, lists in records.items():
+            for list_id, states in lists.items():
+                click.echo(
+                    f"{dest} list {list_id}: " + ", ".join(f"{s} {n}" for s, n in states.items())
+                )
+        click.echo(
+            f"cursor: SystemModstamp {cursor.modstamp or '-'} (Id {cursor.last_id or '-'})"
+            f", deletes checked until {cursor.deleted_until or '-'}"
+            f", last reconciliation {cursor.reconciled_at or '-'}"
+        )
+        if runs:
+            r = runs[0]
+            click.echo(
+                f"last run: #{r['id']} {r['kind']} {r['status']} started {r['started_at']}"
+                f" finished {r['finished_at'] or '-'}"
+                + (f" error: {r['error']}" if r["error"] else "")
+            )
+
+    _emit(data, as_json, human)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--limit", type=int, default=1000, show_default=True)
+@command
+def errors(settings: Settings, as_json: bool, limit: int) -> None:
+    """Rejected, skipped and retrying records with their reason codes."""
+    from dialsync.wiring import build_store
+
+    rows = build_store(settings).problem_rows(limit)
+
+    def human() -> None:
+        if not rows:
+            click.echo("no rejected, skipped or retrying records")
+        for r in rows:
+            click.echo(
+                f"{r['status']:9} {r['external_id']} {r['reason_code'] or '-'}"
+                f"{': ' + r['reason_message'] if r['reason_message'] else ''}"
+            )
+
+    _emit({"records": rows}, as_json, human)
+
+
+@main.command()
+@click.option("--all", "all_", is_flag=True, help="Re-read every contact, ignoring the cursor.")
+@click.option(
+    "--contact",
+    "contacts",
+    multiple=True,
+    metavar="ID",
+    help="A Contact Id (15 or 18 characters); repeat for more.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@click.option(
+    "--wait",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for a running sync.",
+)
+@command
+def resync(
+    settings: Settings, all_: bool, contacts: tuple[str, ...], as_json: bool, wait: float
+) -> None:
+    """Re-read contacts from Salesforce, forget their hashes and send them again."""
+    from dialsync.salesforce_ids import normalize_id
+
+    if all_ == bool(contacts):
+        raise click.UsageError("give either --all or one or more --contact ID")
+    ids: list[str] = []
+    for raw in contacts:
+        try:
+            ids.append(normalize_id(raw))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--contact") from None
+    from dialsync.store.locks import writer_lock
+    from dialsync.wiring import build_engine, build_store
+
+    store = build_store(settings)
+    engine = build_engine(settings, store)
+    try:
+        with writer_lock(store.engine, "sync", wait):
+            report = engine.sync(force=True) if all_ else engine.resync(ids)
+    finally:
+        engine.close()
+    counts = report.as_dict()
+    _emit(
+        counts,
+        as_json,
+        lambda: click.echo("resync finished: " + ", ".join(f"{k} {v}" for k, v in counts.items())),
+    )
+
+
+@main.group()
+def db() -> None:
+    """The state database."""
+
+
+@db.command("upgrade")
+@command
+def db_upgrade(settings: Settings) -> None:
+    """Apply the Alembic migrations (SQLite is also upgraded automatically on first use)."""
+    from dialsync.store import migrate
+    from dialsync.store.store import open_store
+
+    store = open_store(settings.database_url, auto_migrate=False)
+    migrate.upgrade(store.engine)
+    click.echo(f"state database at revision {migrate.current_revision(store.engine)}")
+
+
+@main.command()
+@click.option(
+    "--contacts",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="How many contacts the sandbox org starts with.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where to keep the demo's state DB and certificates (default: a temp dir).",
+)
+@command
+def demo(settings: Settings, contacts: int, workdir: str | None) -> None:
+    """Run the whole sync against loopback sandboxes: no credentials, nothing to install."""
+    from dialsync.sandbox.demo import run_demo
+
+    ok = run_demo(contacts=contacts, workdir=workdir, echo=click.echo)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Dialers and other systems that receive contacts, behind one Destination protocol."""

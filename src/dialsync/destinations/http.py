@@ -1,0 +1,309 @@
+"""The one HTTP seam for destination APIs: tokens, bounded retries, rate limit, error mapping.
+
+httpx exceptions and statuses are translated here into ``dialsync.errors``; nothing above sees
+httpx. Whether a failed write may have been applied decides between retrying and raising
+AmbiguousWriteError, so that a create is never blindly repeated.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from dialsync.errors import (
+    AmbiguousWriteError,
+    AuthError,
+    RateLimited,
+    TerminalError,
+    TransientError,
+)
+
+log = logging.getLogger(__name__)
+
+# Never sent, so always safe to repeat.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class RequestRefused(TerminalError):
+    """A 4xx other than 401/403/404/429: the request itself is wrong (a bad record, a bad field)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        system: str,
+        status: int,
+        code: str | None,
+        fields: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message, system=system, status=status, code=code)
+        self.fields = fields or []
+
+
+class NotFound(TerminalError):
+    """404: the list, the organization or the record does not exist."""
+
+
+class RateLimiter(Protocol):
+    def acquire(self) -> None:
+        """Block until one request may be sent."""
+
+    def pause(self, seconds: float) -> None:
+        """Nobody sends for ``seconds`` (a 429's Retry-After)."""
+
+
+class LocalRateLimiter:
+    """Requests per second for this process; pauses apply to every thread of it."""
+
+    def __init__(
+        self,
+        per_second: float | None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.interval = 1.0 / per_second if per_second else 0.0
+        self.clock = clock
+        self.sleep = sleep
+        self._next = 0.0
+        self._paused_until = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self.clock()
+            at = max(now, self._next, self._paused_until)
+            self._next = at + self.interval
+        if at > now:
+            self.sleep(at - now)
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._paused_until = max(self._paused_until, self.clock() + seconds)
+
+
+class OAuthToken:
+    """A cached bearer token, renewed shortly before it expires and on demand after a 401."""
+
+    def __init__(
+        self, fetch: Callable[[], tuple[str, float]], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._fetch = fetch
+        self._clock = clock
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self, *, renew: bool = False) -> str:
+        with self._lock:
+            if renew or self._token is None or self._clock() >= self._expires_at:
+                token, expires_in = self._fetch()
+                # Renew at 90% of the lifetime, and at least 30 s early when it allows.
+                margin = min(max(expires_in * 0.1, 30.0), expires_in * 0.5)
+                self._token, self._expires_at = token, self._clock() + expires_in - margin
+            return self._token
+
+
+def error_fields(response: httpx.Response) -> tuple[str | None, str, list[dict[str, Any]]]:
+    """(code, message, fields) from a JSON error body, whatever its shape."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, response.text[:200], []
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        body = body[0]
+    if not isinstance(body, dict):
+        return None, str(body)[:200], []
+    code = body.get("code") or body.get("error") or body.get("errorCode")
+    message = body.get("message") or body.get("error_description") or body.get("Message") or ""
+    raw = body.get("fields")
+    fields = [f for f in raw if isinstance(f, dict)] if isinstance(raw, list) else []
+    return (str(code) if code is not None else None), str(message)[:500], fields
+
+
+def fetch_token(
+    client: httpx.Client,
+    system: str,
+    url: str,
+    *,
+    data: dict[str, str],
+    auth: tuple[str, str] | None = None,  # Basic auth
+    token_key: str = "access_token",
+) -> tuple[str, float]:
+    """POST a token request; (token, expires_in seconds). Never logs the secret."""
+    try:
+        response = client.post(url, data=data, auth=auth) if auth else client.post(url, data=data)
+    except httpx.TransportError as exc:
+        raise TransientError(
+            f"cannot reach the token endpoint {url}: {exc.__class__.__name__}", system=system
+        ) from None
+    if response.status_code >= 500 or response.status_code == 429:
+        raise TransientError(
+            "the token endpoint failed", system=system, status=response.status_code
+        )
+    if response.status_code >= 400:
+        code, message, _ = error_fields(response)
+        raise AuthError(
+            f"credentials refused by {url}: {message or code}",
+            system=system,
+            status=response.status_code,
+            code=code,
+        )
+    try:
+        body = response.json()
+        token = str(body[token_key])
+    except (ValueError, KeyError, TypeError):
+        raise TransientError(
+            "the token endpoint answered without a token",
+            system=system,
+            status=response.status_code,
+        ) from None
+    try:
+        expires_in = float(body.get("expires_in") or 3600)
+    except (TypeError, ValueError):
+        expires_in = 3600.0
+    return token, expires_in
+
+
+@dataclass
+class RetryPolicy:
+    max_attempts: int = 4
+    base_seconds: float = 0.5
+    max_backoff_seconds: float = 30.0
+
+    def backoff(self, attempt: int, rng: Callable[[], float]) -> float:
+        """Exponential with full jitter between half and all of the step."""
+        step = min(self.max_backoff_seconds, self.base_seconds * 2.0 ** (attempt - 1))
+        return float(step * (0.5 + rng() / 2))
+
+
+class ApiClient:
+    """Sends one request with the policy above; returns the 2xx response or raises."""
+
+    def __init__(
+        self,
+        *,
+        system: str,
+        base_url: str,
+        client: httpx.Client,
+        token: OAuthToken,
+        policy: RetryPolicy,
+        limiter: RateLimiter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+        extra_headers: dict[str, str] | None = None,
+    ) -> None:
+        self.system = system
+        self.base_url = base_url.rstrip("/")
+        self.client = client
+        self.token = token
+        self.policy = policy
+        self.limiter = limiter or LocalRateLimiter(None)
+        self.sleep = sleep
+        self.rng = rng
+        self.extra_headers = extra_headers or {}
+        self.status_counts: dict[int, int] = {}
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        idempotent: bool,
+        ok: Iterable[int] = (200, 201, 204),
+    ) -> httpx.Response:
+        url = path if path.startswith("http") else f"{self.base_url}{path}"
+        renewed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            self.limiter.acquire()
+            headers = {"Authorization": f"Bearer {self.token.get()}", **self.extra_headers}
+            try:
+                response = self.client.request(
+                    method, url, json=json, params=params, headers=headers
+                )
+            except _NOT_SENT as exc:
+                reason = f"cannot connect: {exc.__class__.__name__}"
+                if attempt < self.policy.max_attempts:
+                    self.sleep(self.policy.backoff(attempt, self.rng))
+                    continue
+                raise TransientError(f"{method} {path}: {reason}", system=self.system) from None
+            except httpx.TransportError as exc:
+                reason = f"{exc.__class__.__name__} after the request was sent"
+                if idempotent and attempt < self.policy.max_attempts:
+                    self.sleep(self.policy.backoff(attempt, self.rng))
+                    continue
+                cls = TransientError if idempotent else AmbiguousWriteError
+                raise cls(f"{method} {path}: {reason}", system=self.system) from None
+            status = response.status_code
+            self.status_counts[status] = self.status_counts.get(status, 0) + 1
+            if status in ok:
+                return response
+            code, message, fields = error_fields(response)
+            if status == 401 and not renewed:
+                renewed = True
+                attempt -= 1  # a renewal is not a failed attempt
+                self.token.get(renew=True)
+                continue
+            if status in (401, 403):
+                raise AuthError(
+                    f"{method} {path} refused: {message or code}",
+                    system=self.system,
+                    status=status,
+                    code=code,
+                )
+            if status == 404:
+                raise NotFound(message or "not found", system=self.system, status=404, code=code)
+            if status == 429:
+                retry_after = _retry_after(response)
+                wait = (
+                    retry_after
+                    if retry_after is not None
+                    else self.policy.backoff(attempt, self.rng)
+                )
+                self.limiter.pause(wait)
+                if attempt < self.policy.max_attempts and wait <= self.policy.max_backoff_seconds:
+                    log.info("%s: 429, waiting %.1fs", self.system, wait)
+                    self.sleep(wait)
+                    continue
+                raise RateLimited(
+                    f"{method} {path}: rate limited",
+                    system=self.system,
+                    status=429,
+                    code=code,
+                    retry_after=wait,
+                )
+            if status >= 500:
+                if idempotent and attempt < self.policy.max_attempts:
+                    self.sleep(self.policy.backoff(attempt, self.rng))
+                    continue
+                cls = TransientError if idempotent else AmbiguousWriteError
+                raise cls(
+                    f"{method} {path}: server error", system=self.system, status=status, code=code
+                )
+            raise RequestRefused(
+                f"{method} {path} refused: {message or code}",
+                system=self.system,
+                status=status,
+                code=code,
+                fields=fields,
+            )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff

@@ -1,0 +1,689 @@
+"""SyncEngine: pull a window -> map -> diff into the sync table -> push -> move the cursor.
+
+It knows only the protocols (a contact source, destinations, the store). The CLI, the Celery
+tasks and the tests all drive this one class.
+
+Durability order, which is what makes a crash at any point safe:
+1. a pulled batch is written to the sync table (desired state) in one transaction;
+2. only then the cursor moves to the batch's last SystemModstamp;
+3. a create is marked in flight (committed) before the dialer call, and the answer is recorded
+   after it; a create whose answer was lost is settled by scanning the list before it is sent
+   again, so a crash never duplicates a record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from dialsync.destinations.base import Destination, ItemResult, Outcome, TargetInfo, WriteItem
+from dialsync.destinations.http import RequestRefused
+from dialsync.errors import AmbiguousWriteError, DialsyncError, TerminalError, TransientError
+from dialsync.mapping import CONTACT_FIELDS, MappingConfig, map_contact
+from dialsync.models import DialerRecord, Skip, SkipReason, SourceContact
+from dialsync.store.decide import Desired, Status, Verdict
+from dialsync.store.store import SyncStore, WorkRow
+from dialsync.store.tables import RUN_COUNTERS
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+CURSOR = "salesforce:Contact"
+PULL_BATCH = 2000  # one Salesforce page: a batch is durable before the next page is read
+DELETED_REACH = timedelta(days=15)  # getDeleted answers for 15 days back at most
+LEASE_SECONDS = 300.0
+OPS = ("delete", "update", "create")  # deletes first: a removed number frees a unique phone
+
+
+class ContactSource(Protocol):
+    instance_url: str | None
+
+    def open(self) -> None: ...
+    def available(self, wanted: Iterable[str]) -> list[str]: ...
+    def window(
+        self, fields: list[str], start: datetime | None, end: datetime
+    ) -> Iterator[SourceContact]: ...
+    def by_ids(self, fields: list[str], ids: list[str]) -> Iterator[SourceContact]: ...
+    def ids(self, start: datetime | None = None, scoped: bool = True) -> Iterator[str]: ...
+    def deleted(self, start: datetime, end: datetime) -> Any: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class RunReport:
+    run_id: int | None
+    kind: str
+    counts: Counter[str] = field(default_factory=Counter)
+    reconciled: bool = False
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: int(self.counts.get(name, 0)) for name in RUN_COUNTERS}
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    lookback: timedelta = timedelta(seconds=600)
+    scoped: bool = False  # SOQL_WHERE is set: contacts outside it are removed
+    default_region: str = "US"
+    priority: int | None = 5
+    retry_base_seconds: float = 30.0
+    retry_max_seconds: float = 3600.0
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def canonical(payload: dict[str, Any]) -> tuple[str, str]:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text, hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        *,
+        source: ContactSource,
+        destinations: Sequence[Destination],
+        store: SyncStore,
+        options: EngineOptions | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.source = source
+        self.destinations = list(destinations)
+        self.store = store
+        self.options = options or EngineOptions()
+        self.clock = clock
+        self.rng = rng
+        self.targets: dict[str, TargetInfo] = {}
+        self._fields: list[str] | None = None
+        self._mapping: MappingConfig | None = None
+        self._scanned: set[str] = set()
+
+    # -- entry points ------------------------------------------------------------------------
+    def sync(self, *, full: bool = False, dry_run: bool = False, force: bool = False) -> RunReport:
+        """One cycle. ``full`` ignores the cursor; ``force`` (resync --all) resends everything."""
+        kind = "plan" if dry_run else "resync" if force else "full" if full else "sync"
+        return self._run(
+            kind, lambda report: self._cycle(report, full or force, dry_run, force), dry_run
+        )
+
+    def resync(self, contact_ids: Sequence[str]) -> RunReport:
+        """Re-read these contacts (18-char Ids, validated by the caller) and resend them."""
+        return self._run(
+            "resync", lambda report: self._refresh(report, list(contact_ids), force=True), False
+        )
+
+    def reconcile(self) -> RunReport:
+        """Compare every Salesforce Id with the table and the list; remove what is gone."""
+
+        def work(report: RunReport) -> None:
+            self._prepare(report, force_scan=True)
+            self._reconcile(report)
+            self._push(report, final=True)
+
+        return self._run("reconcile", work, False)
+
+    def push_due(self) -> RunReport:
+        """Send what is due (retries whose time has come) without pulling."""
+
+        def work(report: RunReport) -> None:
+            self._prepare(report)
+            self._push(report, final=True)
+
+        return self._run("push", work, False, needs_source=False)
+
+    # -- the run frame -----------------------------------------------------------------------
+    def _run(
+        self, kind: str, work: Callable[[RunReport], None], dry_run: bool, needs_source: bool = True
+    ) -> RunReport:
+        run_id = None if dry_run else self.store.start_run(kind)
+        report = RunReport(run_id, kind)
+        try:
+            self._open(needs_source)
+            work(report)
+        except BaseException as exc:
+            if run_id is not None:
+                message = str(exc) if isinstance(exc, DialsyncError) else exc.__class__.__name__
+                self.store.finish_run(run_id, "failed", report.as_dict(), error=message)
+            raise
+        if run_id is not None:
+            self.store.finish_run(run_id, "ok", report.as_dict())
+        log.info("run %s (%s) finished: %s", run_id, kind, report.as_dict())
+        return report
+
+    def _open(self, needs_source: bool) -> None:
+        if needs_source and self._fields is None:
+            self.source.open()
+            self._fields = self.source.available(CONTACT_FIELDS)
+            self._mapping = MappingConfig(
+                instance_url=(self.source.instance_url or "").rstrip("/"),
+                default_region=self.options.default_region,
+                priority=self.options.priority,
+            )
+        # Every run: the target must still exist, and its record count tells whether
+        # someone removed records by hand.
+        for dest in self.destinations:
+            self.targets[dest.name] = dest.open()
+        self._scanned.clear()
+
+    def close(self) -> None:
+        for dest in self.destinations:
+            dest.close()
+        self.source.close()
+
+    # -- the cycle ---------------------------------------------------------------------------
+    def _cycle(self, report: RunReport, full: bool, dry_run: bool, force: bool) -> None:
+        if not dry_run:
+            self._prepare(report)
+        cursor = self.store.get_cursor(CURSOR)
+        incremental = cursor.modstamp is not None and not full
+        # The window's end is fixed now; Salesforce stamps have one-second precision.
+        end = self.clock().replace(microsecond=0)
+        start = cursor.modstamp - self.options.lookback if incremental and cursor.modstamp else None
+        scope = set(self.source.ids(start)) if self.options.scoped else None
+        high, high_id = cursor.modstamp, cursor.last_id
+        assert self._fields is not None
+        for batch in chunked(self.source.window(self._fields, start, end), PULL_BATCH):
+            report.counts["queried"] += len(batch)
+            self._ingest(report, batch, scope, force=force, dry_run=dry_run)
+            if dry_run:
+                continue
+            last = batch[-1]
+            if high is None or last.system_modstamp >= high:
+                high, high_id = last.system_modstamp, last.id
+                self.store.set_cursor(CURSOR, modstamp=high, last_id=high_id)
+            self._push(report, final=False)
+        if dry_run:
+            return
+        if incremental and cursor.modstamp is not None:
+            self._deletes(
+                report,
+                cursor.deleted_until or cursor.modstamp,
+                end,
+                must_reconcile=cursor.reconciled_at is None,
+            )
+        else:
+            # A full pass saw every live contact: rows it did not see are gone from Salesforce.
+            self._sweep(report)
+            self.store.set_cursor(CURSOR, reconciled_at=end, deleted_until=end)
+        self._push(report, final=True)
+
+    def _ingest(
+        self,
+        report: RunReport,
+        contacts: Sequence[SourceContact],
+        scope: set[str] | None,
+        *,
+        force: bool,
+        dry_run: bool = False,
+    ) -> None:
+        assert self._mapping is not None
+        mapped: list[tuple[SourceContact, DialerRecord | Skip]] = []
+        for contact in contacts:
+            if scope is not None and not contact.is_deleted and contact.id not in scope:
+                result: DialerRecord | Skip = Skip(
+                    reason=SkipReason.OUT_OF_SCOPE,
+                    message="outside DIALSYNC_SALESFORCE__SOQL_WHERE",
+                )
+            else:
+                result = map_contact(contact, self._mapping)
+            mapped.append((contact, result))
+        for dest in self.destinations:
+            wants = []
+            for contact, result in mapped:
+                if isinstance(result, Skip):
+                    wants.append(
+                        Desired(
+                            contact.id,
+                            contact.system_modstamp,
+                            False,
+                            reason_code=result.reason.value,
+                            reason_message=result.message,
+                            force=force,
+                        )
+                    )
+                else:
+                    text, digest = canonical(dest.render(result))
+                    wants.append(
+                        Desired(
+                            contact.id, contact.system_modstamp, True, text, digest, force=force
+                        )
+                    )
+            self._apply(report, dest, wants, dry_run)
+
+    def _apply(
+        self, report: RunReport, dest: Destination, wants: Sequence[Desired], dry_run: bool
+    ) -> None:
+        verdicts = self.store.apply(dest.name, dest.target, wants, report.run_id, dry_run=dry_run)
+        report.counts["unchanged"] += verdicts[Verdict.UNCHANGED] + verdicts[Verdict.WAITING]
+        report.counts["skipped"] += verdicts[Verdict.SKIP]
+        if dry_run:
+            report.counts["created"] += verdicts[Verdict.CREATE]
+            report.counts["updated"] += verdicts[Verdict.UPDATE]
+            report.counts["deleted"] += verdicts[Verdict.DELETE]
+
+    def _absent(
+        self, report: RunReport, ids: Sequence[str], reason: SkipReason, message: str
+    ) -> None:
+        for dest in self.destinations:
+            maybe = self.store.ids_maybe_in_dialer(dest.name, dest.target, ids)
+            if maybe:
+                self._apply(
+                    report,
+                    dest,
+                    [
+                        Desired(i, None, False, reason_code=reason.value, reason_message=message)
+                        for i in maybe
+                    ],
+                    False,
+                )
+
+    # -- deletes and reconciliation ----------------------------------------------------------
+    def _deletes(
+        self, report: RunReport, since: datetime, end: datetime, must_reconcile: bool
+    ) -> None:
+        start = since - self.options.lookback
+        lost = start < self.clock() - DELETED_REACH + timedelta(minutes=5)
+        if not lost:
+            window = self.source.deleted(start, end)
+            if window.ids:
+                self._absent(report, window.ids, SkipReason.DELETED, "deleted in Salesforce")
+            earliest = window.earliest_available
+            lost = earliest is not None and earliest > start
+            self.store.set_cursor(CURSOR, deleted_until=window.latest_covered or end)
+        if lost or must_reconcile:
+            log.warning("deletes may have been missed (or never reconciled): reconciling Ids")
+            self._reconcile(report)
+
+    def _reconcile(self, report: RunReport) -> None:
+        assert report.run_id is not None
+        for ids in chunked(self.source.ids(None, scoped=True), PULL_BATCH):
+            for dest in self.destinations:
+                self.store.mark_seen(dest.name, dest.target, ids, report.run_id)
+        self._sweep(report)
+        self.store.set_cursor(CURSOR, reconciled_at=self.clock())
+        report.reconciled = True
+
+    def _sweep(self, report: RunReport) -> None:
+        assert report.run_id is not None
+        for dest in self.destinations:
+            gone = self.store.unseen_ids(dest.name, dest.target, report.run_id)
+            if gone:
+                log.info(
+                    "%s: %d records have no contact in Salesforce any more", dest.name, len(gone)
+                )
+                self._apply(
+                    report,
+                    dest,
+                    [
+                        Desired(
+                            i,
+                            None,
+                            False,
+                            reason_code=SkipReason.NOT_IN_SALESFORCE.value,
+                            reason_message="no such contact in Salesforce",
+                        )
+                        for i in gone
+                    ],
+                    False,
+                )
+
+    def _refresh(self, report: RunReport, ids: list[str], *, force: bool) -> None:
+        """Re-read contacts by Id; Ids Salesforce does not return are gone."""
+        self._prepare(report)
+        assert self._fields is not None
+        seen: set[str] = set()
+        scope = set(self._scope_of(ids)) if self.options.scoped else None
+        for batch in chunked(self.source.by_ids(self._fields, ids), PULL_BATCH):
+            report.counts["queried"] += len(batch)
+            seen.update(c.id for c in batch)
+            self._ingest(report, batch, scope, force=force)
+            self._push(report, final=False)
+        missing = [i for i in ids if i not in seen]
+        if missing:
+            self._absent(
+                report, missing, SkipReason.NOT_IN_SALESFORCE, "no such contact in Salesforce"
+            )
+        self._push(report, final=True)
+
+    def _scope_of(self, ids: list[str]) -> Iterator[str]:
+        wanted = set(ids)
+        return (i for i in self.source.ids(None, scoped=True) if i in wanted)
+
+    # -- preparing the destinations ----------------------------------------------------------
+    def _prepare(self, report: RunReport, force_scan: bool = False) -> None:
+        self.store.release_dead_claims()
+        for dest in self.destinations:
+            info = self.targets[dest.name]
+            first_use = not self.store.list_scanned(dest.name, dest.target)
+            uncertain = self.store.uncertain_creates(dest.name, dest.target)
+            ours = self.store.count_in_dialer(dest.name, dest.target)
+            # A list this table has never seen may hold our records already (a lost state DB,
+            # a previous tool); a create whose answer was lost may have happened; a list
+            # holding fewer records than we put there was edited by hand.
+            shrunk = info.records_count is not None and info.records_count < ours
+            if force_scan or uncertain or shrunk or (first_use and info.records_count != 0):
+                self._scan(report, dest)
+            elif first_use:
+                self.store.set_list_scanned(dest.name, dest.target, info.unique_identifier_type)
+
+    def _scan(self, report: RunReport, dest: Destination) -> None:
+        started = self.clock()
+        seen: set[str] = set()
+
+        def remote() -> Iterator[tuple[str, str]]:
+            for external_id, record_id in dest.scan():
+                seen.add(external_id)
+                yield external_id, record_id
+
+        adopted, duplicates, unknown = self.store.adopt(dest.name, dest.target, remote())
+        missing = self.store.forget_missing(dest.name, dest.target, seen, started)
+        settled = self.store.settle_uncertain_creates(dest.name, dest.target, started)
+        self.store.set_list_scanned(
+            dest.name, dest.target, self.targets[dest.name].unique_identifier_type
+        )
+        self._scanned.add(dest.name)
+        log.info(
+            "%s: list scanned: %d adopted, %d duplicates, %d unknown, %d removed by hand, "
+            "%d creates never applied",
+            dest.name,
+            adopted,
+            duplicates,
+            len(unknown),
+            missing,
+            settled,
+        )
+        if unknown and self.store.get_cursor(CURSOR).modstamp is not None:
+            # Records of ours the table did not know: ask Salesforce what they should be.
+            # (Before the first full pass there is no need: that pass reads them all.)
+            self._fetch_unknown(report, unknown)
+
+    def _fetch_unknown(self, report: RunReport, ids: list[str]) -> None:
+        if self._fields is None:
+            return  # push-only run: the next pull or reconciliation settles them
+        from dialsync.salesforce_ids import is_valid_id
+
+        valid = [i for i in ids if is_valid_id(i)]
+        seen: set[str] = set()
+        for batch in chunked(self.source.by_ids(self._fields, valid), PULL_BATCH):
+            seen.update(c.id for c in batch)
+            self._ingest(report, batch, None, force=True)
+        missing = [i for i in ids if i not in seen]
+        if missing:
+            self._absent(
+                report, missing, SkipReason.NOT_IN_SALESFORCE, "no such contact in Salesforce"
+            )
+
+    # -- the push ----------------------------------------------------------------------------
+    def _push(self, report: RunReport, *, final: bool) -> None:
+        """Drain due rows op by op in full batches; ``final`` also sends the partial ones."""
+        for dest in self.destinations:
+            self._settle_noops(dest)
+            for op in OPS:
+                while True:
+                    limit = dest.max_batch
+                    if not final and self.store.count_due(dest.name, dest.target) < limit:
+                        break
+                    rows = self.store.claim(dest.name, dest.target, op, limit, LEASE_SECONDS)
+                    if not rows:
+                        break
+                    if not final and len(rows) < limit:
+                        self.store.update_rows([{"_id": r.id} for r in rows])  # release
+                        break
+                    self._send(report, dest, op, rows)
+            if final:
+                self._push_orphans(dest)
+                if (
+                    self.store.uncertain_creates(dest.name, dest.target)
+                    and dest.name not in self._scanned
+                ):
+                    self._scan(report, dest)
+                    for op in OPS:
+                        while rows := self.store.claim(
+                            dest.name, dest.target, op, dest.max_batch, LEASE_SECONDS
+                        ):
+                            self._send(report, dest, op, rows)
+
+    def _settle_noops(self, dest: Destination) -> None:
+        while rows := self.store.claim(dest.name, dest.target, "noop", 500, LEASE_SECONDS):
+            self.store.update_rows(
+                [{"_id": r.id, "status": Status.SKIPPED, "inflight": None} for r in rows]
+            )
+
+    def _send(self, report: RunReport, dest: Destination, op: str, rows: Sequence[WorkRow]) -> None:
+        items = [WriteItem(r.external_id, r.record_id, r.payload) for r in rows]
+        if op == "create":
+            self.store.set_inflight([r.id for r in rows], "create")
+        try:
+            call = {"create": dest.create, "update": dest.update, "delete": dest.delete}[op]
+            results = call(items)
+        except RequestRefused as exc:
+            if len(rows) > 1:  # one poison record must not sink its batch: halve and retry
+                half = len(rows) // 2
+                self._send(report, dest, op, rows[:half])
+                self._send(report, dest, op, rows[half:])
+                return
+            results = [
+                ItemResult(
+                    items[0].external_id,
+                    Outcome.REJECTED,
+                    code=exc.code or f"HTTP_{exc.status}",
+                    message=exc.message,
+                )
+            ]
+        except AmbiguousWriteError as exc:
+            uncertain = op == "create" and not self.targets[dest.name].unique_by_external_id
+            self._retry_later(report, rows, exc, keep_inflight=uncertain)
+            return
+        except TransientError as exc:
+            self._retry_later(report, rows, exc, keep_inflight=False)
+            return
+        except TerminalError:
+            self.store.update_rows([{"_id": r.id, "inflight": None} for r in rows])
+            raise
+        self._record(report, dest, op, rows, results)
+
+    def _retry_later(
+        self,
+        report: RunReport,
+        rows: Sequence[WorkRow],
+        exc: TransientError,
+        *,
+        keep_inflight: bool,
+    ) -> None:
+        changes = []
+        for row in rows:
+            attempts = row.attempts + 1
+            changes.append(
+                {
+                    "_id": row.id,
+                    "status": Status.RETRYING,
+                    "attempts": attempts,
+                    "next_attempt_at": self._next_attempt(attempts, exc.retry_after),
+                    "reason_code": exc.code
+                    or (f"HTTP_{exc.status}" if exc.status else "TRANSIENT"),
+                    "reason_message": str(exc)[:500],
+                    "inflight": "create" if keep_inflight else None,
+                }
+            )
+        self.store.update_rows(changes)
+        report.counts["retrying"] += len(rows)
+        log.warning("%d rows will be retried: %s", len(rows), exc)
+
+    def _next_attempt(self, attempts: int, retry_after: float | None) -> datetime:
+        step = min(
+            self.options.retry_max_seconds,
+            self.options.retry_base_seconds * 2 ** min(attempts - 1, 16),
+        )
+        delay = max(step * (0.5 + self.rng() / 2), retry_after or 0.0)
+        return self.clock() + timedelta(seconds=delay)
+
+    def _record(
+        self,
+        report: RunReport,
+        dest: Destination,
+        op: str,
+        rows: Sequence[WorkRow],
+        results: Sequence[ItemResult],
+    ) -> None:
+        by_id = {r.external_id: r for r in rows}
+        changes: list[dict[str, Any]] = []
+        duplicates: list[tuple[WorkRow, ItemResult]] = []
+        answered = {res.external_id for res in results}
+        for res in results:
+            row = by_id.get(res.external_id)
+            if row is None:
+                continue
+            if res.outcome is Outcome.OK:
+                report.counts[
+                    {"create": "created", "update": "updated", "delete": "deleted"}[op]
+                ] += 1
+                if op == "delete":
+                    changes.append(
+                        {
+                            "_id": row.id,
+                            "status": Status.REMOVED,
+                            "record_id": None,
+                            "sent_hash": None,
+                            "inflight": None,
+                            "attempts": 0,
+                        }
+                    )
+                else:
+                    changes.append(
+                        {
+                            "_id": row.id,
+                            "status": Status.SYNCED,
+                            "record_id": res.record_id or row.record_id,
+                            "sent_hash": row.payload_hash,
+                            "inflight": None,
+                            "attempts": 0,
+                            "reason_code": None,
+                            "reason_message": None,
+                            "next_attempt_at": None,
+                        }
+                    )
+            elif res.outcome is Outcome.NOT_FOUND:
+                # Removed in the dialer by hand: create it again (or, for a delete, done).
+                done = op == "delete"
+                changes.append(
+                    {
+                        "_id": row.id,
+                        "record_id": None,
+                        "sent_hash": None,
+                        "inflight": None,
+                        "status": Status.REMOVED if done else Status.PENDING,
+                    }
+                )
+                if done:
+                    report.counts["deleted"] += 1
+            elif res.outcome is Outcome.DUPLICATE:
+                duplicates.append((row, res))
+            elif res.outcome is Outcome.UNKNOWN:
+                changes.append(
+                    {
+                        "_id": row.id,
+                        "status": Status.RETRYING,
+                        "attempts": row.attempts + 1,
+                        "next_attempt_at": self._next_attempt(row.attempts + 1, None),
+                        "inflight": "create" if op == "create" else None,
+                        "reason_code": "UNKNOWN",
+                        "reason_message": res.message,
+                    }
+                )
+                report.counts["retrying"] += 1
+            elif res.outcome is Outcome.TRANSIENT:
+                changes.append(
+                    {
+                        "_id": row.id,
+                        "status": Status.RETRYING,
+                        "attempts": row.attempts + 1,
+                        "next_attempt_at": self._next_attempt(row.attempts + 1, None),
+                        "inflight": None,
+                        "reason_code": res.code or "TRANSIENT",
+                        "reason_message": res.message,
+                    }
+                )
+                report.counts["retrying"] += 1
+            else:
+                changes.append(self._rejected(row, res.code, res.message))
+                report.counts["rejected"] += 1
+        for row in rows:
+            if row.external_id not in answered:
+                changes.append(
+                    {
+                        "_id": row.id,
+                        "status": Status.RETRYING,
+                        "attempts": row.attempts + 1,
+                        "reason_code": "UNKNOWN",
+                        "next_attempt_at": self._next_attempt(row.attempts + 1, None),
+                        "inflight": "create" if op == "create" else None,
+                    }
+                )
+                report.counts["retrying"] += 1
+        self.store.update_rows(changes)
+        if duplicates:
+            self._resolve_duplicates(report, dest, duplicates)
+
+    def _rejected(self, row: WorkRow, code: str | None, message: str) -> dict[str, Any]:
+        return {
+            "_id": row.id,
+            "status": Status.REJECTED,
+            "inflight": None,
+            "attempts": row.attempts + 1,
+            "reason_code": code or "OTHER",
+            "reason_message": message[:500] or None,
+            "next_attempt_at": None,
+        }
+
+    def _resolve_duplicates(
+        self, report: RunReport, dest: Destination, duplicates: list[tuple[WorkRow, ItemResult]]
+    ) -> None:
+        """A create clashed: the record may be ours (a lost answer, a lost table): adopt it."""
+        if dest.name not in self._scanned:
+            self.store.update_rows([{"_id": r.id, "inflight": None} for r, _ in duplicates])
+            self._scan(report, dest)
+        ids = self.store.record_ids(dest.name, dest.target, [r.external_id for r, _ in duplicates])
+        rejected = [
+            self._rejected(
+                row,
+                res.code,
+                "the dialer holds another record with this external id or phone number",
+            )
+            for row, res in duplicates
+            if not ids.get(row.external_id)
+        ]
+        report.counts["rejected"] += len(rejected)
+        self.store.update_rows(rejected)
+
+    def _push_orphans(self, dest: Destination) -> None:
+        while orphans := self.store.orphans(dest.name, dest.target, dest.max_batch):
+            try:
+                results = dest.delete_records([rid for _, rid in orphans])
+            except TransientError as exc:
+                log.warning("%s: duplicate records not removed yet: %s", dest.name, exc)
+                return
+            done = {res.record_id for res in results if res.outcome is Outcome.OK}
+            self.store.drop_orphans([oid for oid, rid in orphans if rid in done])
+            if len(done) < len(orphans):
+                log.warning(
+                    "%s: %d duplicate records could not be removed",
+                    dest.name,
+                    len(orphans) - len(done),
+                )
+                return

@@ -1,0 +1,197 @@
+"""One settings object, read once at start (env, then .env) and passed down.
+
+Nothing else in dialsync reads ``os.environ``. Every field maps to ``DIALSYNC_<FIELD>`` or
+``DIALSYNC_<SECTION>__<FIELD>``; ``env_name()`` gives that name back so errors can cite it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dialsync.errors import ConfigError
+
+ENV_PREFIX = "DIALSYNC_"
+
+
+def env_name(*path: str | int) -> str:
+    """``env_name("talkdesk", "record_list_id")`` -> ``DIALSYNC_TALKDESK__RECORD_LIST_ID``."""
+    return ENV_PREFIX + "__".join(str(p).upper() for p in path)
+
+
+class SalesforceSettings(BaseModel):
+    login_url: str = "https://login.salesforce.com"
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    username: str | None = None
+    private_key_file: Path | None = None
+    instance_url: str | None = None
+    access_token: SecretStr | None = None
+    api_version: str = "62.0"
+    soql_where: str | None = None
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    # Salesforce pages hold up to 2000 rows; 2000 means the fewest requests.
+    page_size: int = Field(default=2000, ge=200, le=2000)
+    lookback_seconds: int = Field(default=600, ge=0)
+
+    @field_validator("login_url", "instance_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be a URL starting with https://")
+        return value
+
+    @field_validator("api_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        value = value.strip().lstrip("v")
+        major, _, minor = value.partition(".")
+        if not major.isdigit() or (minor and not minor.isdigit()):
+            raise ValueError("must look like 62.0")
+        return value if minor else f"{value}.0"
+
+    def auth_mode(self) -> Literal["client_credentials", "jwt", "session"]:
+        """Which OAuth flow the settings describe; raises ConfigError naming what is missing."""
+        if self.client_id and self.client_secret:
+            return "client_credentials"
+        if self.client_id and self.username and self.private_key_file:
+            return "jwt"
+        if self.instance_url and self.access_token:
+            return "session"
+        if self.client_id and self.username:
+            missing = env_name("salesforce", "private_key_file")
+        elif self.client_id:
+            missing = env_name("salesforce", "client_secret")
+        elif self.instance_url or self.access_token:
+            missing = env_name(
+                "salesforce", "access_token" if self.instance_url else "instance_url"
+            )
+        else:
+            missing = env_name("salesforce", "client_id")
+        raise ConfigError(
+            f"{missing} is not set: Salesforce needs CLIENT_ID and CLIENT_SECRET "
+            "(client credentials), CLIENT_ID, USERNAME and PRIVATE_KEY_FILE (JWT bearer), "
+            "or INSTANCE_URL and ACCESS_TOKEN (a fixed session)",
+            setting=missing,
+        )
+
+
+class TalkdeskSettings(BaseModel):
+    api_url: str = "https://api.talkdeskapp.com"
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    record_list_id: str | None = None
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_requests_per_second: float | None = Field(default=None, gt=0)
+    # Bounded retries inside one call; after that the rows wait for a later cycle.
+    max_attempts: int = Field(default=4, ge=1, le=10)
+    max_backoff_seconds: float = Field(default=30.0, ge=0)
+
+    @field_validator("api_url", "token_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be a URL starting with https://")
+        return value
+
+    def require(self) -> None:
+        for name in ("token_url", "client_id", "client_secret", "record_list_id"):
+            if not getattr(self, name):
+                raise ConfigError(
+                    f"{env_name('talkdesk', name)} is not set (needed to reach the Talkdesk "
+                    "record list)",
+                    setting=env_name("talkdesk", name),
+                )
+
+
+class SyncSettings(BaseModel):
+    interval_seconds: int = Field(default=60, ge=1)
+    batch_size: int = Field(default=100, ge=1, le=100)  # Talkdesk bulk calls take 100 at most
+    retry_base_seconds: float = Field(default=30.0, gt=0)
+    retry_max_seconds: float = Field(default=3600.0, gt=0)
+
+
+class MappingSettings(BaseModel):
+    default_region: str = "US"
+    priority: int | None = Field(default=5, ge=1, le=10)
+    file: Path | None = None
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        import phonenumbers
+
+        value = value.strip().upper()
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("must be a two-letter region code such as US or GB")
+        return value
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _blank_priority(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip() == "" else value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    database_url: str = "sqlite:///dialsync.db"
+    broker_url: str | None = None
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    # The standard variables are honoured as well, for TLS to a private CA.
+    ca_bundle: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DIALSYNC_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"),
+    )
+    salesforce: SalesforceSettings = SalesforceSettings()
+    talkdesk: TalkdeskSettings = TalkdeskSettings()
+    sync: SyncSettings = SyncSettings()
+    mapping: MappingSettings = MappingSettings()
+
+    @field_validator("database_url")
+    @classmethod
+    def _db(cls, value: str) -> str:
+        value = value.strip()
+        if "://" not in value:
+            raise ValueError("must be an SQLAlchemy URL such as sqlite:///dialsync.db")
+        if value.startswith("postgres://"):  # Heroku-style URLs
+            value = "postgresql://" + value[len("postgres://") :]
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value[len("postgresql://") :]
+        return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment; a validation error becomes a ConfigError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [str(p) for p in first["loc"]]
+        name = env_name(*loc) if loc else ENV_PREFIX
+        raise ConfigError(f"{name} is invalid: {first['msg']}", setting=name) from None

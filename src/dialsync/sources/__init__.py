@@ -1,0 +1,1 @@
+"""Where contacts come from."""

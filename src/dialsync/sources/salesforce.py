@@ -1,0 +1,395 @@
+"""Salesforce Contacts through simple-salesforce, read the way reference/salesforce.md says.
+
+This client owns the token: it fetches it itself, builds ``Salesforce(session_id=...,
+instance_url=...)`` with a session whose every request has a timeout, and on
+``INVALID_SESSION_ID`` fetches a new token and repeats the same request (a page of a query
+included) once. simple-salesforce's own refresh is never used: it recurses without bound and
+drops headers. Every library exception is translated here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import jwt
+import requests
+from simple_salesforce.api import Salesforce, SFType
+from simple_salesforce.exceptions import (
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
+)
+
+from dialsync.errors import AuthError, ConfigError, RateLimited, TerminalError, TransientError
+from dialsync.models import SourceContact
+from dialsync.settings import SalesforceSettings, env_name
+
+log = logging.getLogger(__name__)
+SYSTEM = "salesforce"
+T = TypeVar("T")
+# Always read: the cursor, the deletes, and the key.
+BASE_FIELDS = ("Id", "IsDeleted", "MasterRecordId", "SystemModstamp")
+IDS_PER_QUERY = 200  # keeps `Id IN (...)` queries far below the URL and SOQL length limits
+DELETED_REACH = timedelta(days=15)  # getDeleted answers for the last 15 days only
+
+
+class TimeoutSession(requests.Session):
+    """simple-salesforce passes no timeout; without one a call can hang forever."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def request(
+        self,
+        method: str | bytes,
+        url: str | bytes,
+        *args: Any,
+        **kwargs: Any,
+    ) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        # requests lets REQUESTS_CA_BUNDLE override session.verify (psf/requests#3829); a bundle
+        # chosen in settings must win, and with none chosen the environment still applies.
+        kwargs.setdefault("verify", self.verify)
+        return super().request(method, url, *args, **kwargs)
+
+
+@dataclass(frozen=True)
+class DeletedWindow:
+    ids: list[str]
+    earliest_available: datetime | None
+    latest_covered: datetime | None
+
+
+def soql_datetime(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_sf_datetime(value: str) -> datetime:
+    # "2026-11-22T07:54:32.000+0000"
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
+
+
+def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested relationship objects become dotted names; ``attributes`` keys are dropped."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key == "attributes":
+            continue
+        if isinstance(value, dict) and "attributes" in value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def to_contact(record: dict[str, Any]) -> SourceContact:
+    fields = flatten(record)
+    return SourceContact(
+        id=str(fields["Id"]),
+        system_modstamp=parse_sf_datetime(str(fields["SystemModstamp"])),
+        is_deleted=bool(fields.get("IsDeleted")),
+        master_record_id=fields.get("MasterRecordId") or None,
+        fields=fields,
+    )
+
+
+class SalesforceSource:
+    def __init__(
+        self,
+        settings: SalesforceSettings,
+        *,
+        verify: str | bool = True,
+        session: requests.Session | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.mode = settings.auth_mode()
+        self.session = session or TimeoutSession(settings.timeout_seconds)
+        if verify is not True:
+            self.session.verify = verify
+        self.clock = clock
+        self.sleep = sleep
+        self.instance_url: str | None = None
+        self.api_usage: tuple[int, int] | None = None
+        self._sf: Salesforce | None = None
+        self._describe: set[str] | None = None
+
+    # -- auth --------------------------------------------------------------------------------
+    def open(self) -> None:
+        self._connect()
+
+    def _token(self) -> tuple[str, str]:
+        s = self.settings
+        if self.mode == "session":
+            assert s.access_token is not None and s.instance_url
+            return s.access_token.get_secret_value(), s.instance_url
+        url = f"{s.login_url}/services/oauth2/token"
+        if self.mode == "client_credentials":
+            assert s.client_secret is not None
+            data = {
+                "grant_type": "client_credentials",
+                "client_id": str(s.client_id),
+                "client_secret": s.client_secret.get_secret_value(),
+            }
+        else:
+            data = {
+                "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "assertion": self._jwt_assertion(),
+            }
+        try:
+            response = self.session.post(url, data=data)
+        except requests.RequestException as exc:
+            raise TransientError(
+                f"cannot reach {url}: {exc.__class__.__name__}", system=SYSTEM
+            ) from None
+        if response.status_code >= 500:
+            raise TransientError(
+                "the token endpoint failed", system=SYSTEM, status=response.status_code
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code != 200 or "access_token" not in body:
+            code = body.get("error") if isinstance(body, dict) else None
+            detail = body.get("error_description") if isinstance(body, dict) else None
+            raise AuthError(
+                f"Salesforce refused the credentials at {url}: "
+                f"{code or 'error'}: {detail or response.reason}",
+                system=SYSTEM,
+                status=response.status_code,
+                code=code,
+            )
+        return str(body["access_token"]), str(body.get("instance_url") or s.login_url)
+
+    def _jwt_assertion(self) -> str:
+        s = self.settings
+        assert s.private_key_file is not None
+        try:
+            key = s.private_key_file.read_bytes()
+        except OSError as exc:
+            name = env_name("salesforce", "private_key_file")
+            raise ConfigError(
+                f"{name}: cannot read {s.private_key_file}: {exc.strerror}", setting=name
+            ) from None
+        now = int(self.clock().timestamp())
+        claims = {"iss": s.client_id, "sub": s.username, "aud": s.login_url, "exp": now + 180}
+        try:
+            return jwt.encode(claims, key, algorithm="RS256")
+        except (ValueError, TypeError) as exc:
+            name = env_name("salesforce", "private_key_file")
+            raise ConfigError(
+                f"{name} is not a usable RSA private key: {exc}", setting=name
+            ) from None
+
+    def _connect(self) -> Salesforce:
+        token, instance_url = self._token()
+        self.instance_url = instance_url.rstrip("/")
+        self._sf = Salesforce(
+            session_id=token,
+            instance_url=self.instance_url,
+            version=self.settings.api_version,
+            session=self.session,
+        )
+        return self._sf
+
+    @property
+    def sf(self) -> Salesforce:
+        return self._sf or self._connect()
+
+    def _call(self, fn: Callable[[Salesforce], T]) -> T:
+        """Run one API call: renew the token once on 401, retry 5xx and network errors."""
+        renewed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                result = fn(self.sf)
+                usage = getattr(self.sf, "api_usage", {}).get("api-usage")
+                if usage is not None:
+                    self.api_usage = (int(usage.used), int(usage.total))
+                return result
+            except SalesforceExpiredSession:
+                if renewed or self.mode == "session":
+                    hint = (
+                        " (a fixed session cannot be renewed: use client credentials or JWT)"
+                        if self.mode == "session"
+                        else ""
+                    )
+                    raise AuthError(
+                        f"Salesforce session invalid{hint}",
+                        system=SYSTEM,
+                        status=401,
+                        code="INVALID_SESSION_ID",
+                    ) from None
+                renewed = True
+                log.info("salesforce: session expired, fetching a new token")
+                self._connect()
+            except SalesforceRefusedRequest as exc:
+                code = _error_code(exc)
+                if code == "REQUEST_LIMIT_EXCEEDED":
+                    raise RateLimited(
+                        "Salesforce API request limit exceeded; the cycle stops "
+                        "and a later one resumes",
+                        system=SYSTEM,
+                        status=403,
+                        code=code,
+                    ) from None
+                raise AuthError(
+                    f"Salesforce refused the request: {_error_message(exc)}",
+                    system=SYSTEM,
+                    status=403,
+                    code=code,
+                ) from None
+            except SalesforceMalformedRequest as exc:
+                code = _error_code(exc)
+                message = _error_message(exc)
+                if self.settings.soql_where and code in ("MALFORMED_QUERY", "INVALID_FIELD"):
+                    name = env_name("salesforce", "soql_where")
+                    raise ConfigError(
+                        f"Salesforce refused the query ({code}: {message}); check {name}",
+                        setting=name,
+                    ) from None
+                raise TerminalError(message, system=SYSTEM, status=400, code=code) from None
+            except SalesforceError as exc:
+                status = int(getattr(exc, "status", 0) or 0)
+                if status >= 500 and attempt < 4:
+                    self.sleep(min(8.0, 0.5 * 2**attempt))
+                    continue
+                if status >= 500:
+                    raise TransientError(
+                        "Salesforce server error",
+                        system=SYSTEM,
+                        status=status,
+                        code=_error_code(exc),
+                    ) from None
+                raise TerminalError(
+                    _error_message(exc), system=SYSTEM, status=status, code=_error_code(exc)
+                ) from None
+            except requests.RequestException as exc:
+                if attempt < 4:
+                    self.sleep(min(8.0, 0.5 * 2**attempt))
+                    continue
+                raise TransientError(
+                    f"cannot reach Salesforce: {exc.__class__.__name__}", system=SYSTEM
+                ) from None
+
+    # -- reads -------------------------------------------------------------------------------
+    def describe_fields(self) -> set[str]:
+        """Field names of Contact, with ``Rel.`` prefixes for relationships (Account.)."""
+        if self._describe is None:
+            body = self._call(lambda sf: _contact(sf).describe())
+            names: set[str] = set()
+            for field in body.get("fields", []):
+                names.add(str(field["name"]))
+                if field.get("relationshipName"):
+                    names.add(f"{field['relationshipName']}.")
+            self._describe = names
+        return self._describe
+
+    def available(self, wanted: Iterable[str]) -> list[str]:
+        """The wanted fields this org has (picklist code fields exist only in some orgs)."""
+        names = self.describe_fields()
+        out = list(BASE_FIELDS)
+        for field in wanted:
+            rel, dot, _ = field.partition(".")
+            ok = f"{rel}." in names if dot else field in names
+            if ok and field not in out:
+                out.append(field)
+        return out
+
+    def _query(self, soql: str, include_deleted: bool) -> Iterator[dict[str, Any]]:
+        """Page a query ourselves, so a page whose session expired is asked again."""
+        headers = {"Sforce-Query-Options": f"batchSize={self.settings.page_size}"}
+        page = self._call(
+            lambda sf: sf.query(soql, include_deleted=include_deleted, headers=headers)
+        )
+        while True:
+            yield from page.get("records", [])
+            if page.get("done", True) or not page.get("nextRecordsUrl"):
+                return
+            next_url = str(page["nextRecordsUrl"])
+            page = self._query_more(next_url, headers)
+
+    def _query_more(self, url: str, headers: dict[str, str]) -> dict[str, Any]:
+        page: dict[str, Any] = self._call(
+            lambda sf: sf.query_more(url, identifier_is_url=True, headers=headers)
+        )
+        return page
+
+    def window(
+        self, fields: list[str], start: datetime | None, end: datetime
+    ) -> Iterator[SourceContact]:
+        """Contacts (deleted ones included) with start <= SystemModstamp <= end, in order."""
+        where = [f"SystemModstamp <= {soql_datetime(end)}"]
+        if start is not None:
+            where.insert(0, f"SystemModstamp >= {soql_datetime(start)}")
+        soql = (
+            f"SELECT {', '.join(fields)} FROM Contact WHERE {' AND '.join(where)} "
+            "ORDER BY SystemModstamp, Id"
+        )
+        for record in self._query(soql, include_deleted=True):
+            yield to_contact(record)
+
+    def by_ids(self, fields: list[str], ids: list[str]) -> Iterator[SourceContact]:
+        """Contacts by Id (validated 18-char Ids only), deleted ones included."""
+        for i in range(0, len(ids), IDS_PER_QUERY):
+            quoted = ", ".join(f"'{cid}'" for cid in ids[i : i + IDS_PER_QUERY])
+            soql = f"SELECT {', '.join(fields)} FROM Contact WHERE Id IN ({quoted})"
+            for record in self._query(soql, include_deleted=True):
+                yield to_contact(record)
+
+    def ids(self, start: datetime | None = None, scoped: bool = True) -> Iterator[str]:
+        """Ids of live contacts (within SOQL_WHERE when scoped), optionally since ``start``."""
+        where = []
+        if start is not None:
+            where.append(f"SystemModstamp >= {soql_datetime(start)}")
+        if scoped and self.settings.soql_where:
+            where.append(f"({self.settings.soql_where})")
+        soql = "SELECT Id FROM Contact" + (f" WHERE {' AND '.join(where)}" if where else "")
+        for record in self._query(soql, include_deleted=False):
+            yield str(record["Id"])
+
+    def deleted(self, start: datetime, end: datetime) -> DeletedWindow:
+        body = self._call(lambda sf: _contact(sf).deleted(start, end))
+        ids = [str(r["id"]) for r in body.get("deletedRecords", []) if r.get("id")]
+        earliest = body.get("earliestDateAvailable")
+        latest = body.get("latestDateCovered")
+        return DeletedWindow(
+            ids,
+            parse_sf_datetime(earliest) if earliest else None,
+            parse_sf_datetime(latest) if latest else None,
+        )
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _contact(sf: Salesforce) -> SFType:
+    contact = sf.Contact
+    assert isinstance(contact, SFType)
+    return contact
+
+
+def _content(exc: SalesforceError) -> Any:
+    content = getattr(exc, "content", None)
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return content[0]
+    return content if isinstance(content, dict) else {}
+
+
+def _error_code(exc: SalesforceError) -> str | None:
+    code = _content(exc).get("errorCode")
+    return str(code) if code else None
+
+
+def _error_message(exc: SalesforceError) -> str:
+    return str(_content(exc).get("message") or exc.__class__.__name__)[:500]

@@ -1,0 +1,1 @@
+"""The sync table, cursor, runs and locks: the durable state of record."""

@@ -1,0 +1,840 @@
+"""SyncStore: every read and write of the state database goes through here.
+
+SQLAlchemy Core with bound parameters only. Each method is one short transaction, so a crash
+between two of them leaves a state the next run can read and finish.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from dialsync.errors import ConfigError, TransientError
+from dialsync.store import migrate
+from dialsync.store.decide import Desired, RowState, Status, Verdict, decide
+from dialsync.store.tables import (
+    RUN_COUNTERS,
+    cursors,
+    dialer_orphans,
+    list_state,
+    runs,
+    sync_records,
+)
+
+Clock = Callable[[], datetime]
+R = sync_records.c
+_CHUNK = 500  # ids per IN (...) clause: well under SQLite's and Postgres's parameter limits
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+@dataclass(frozen=True)
+class WorkRow:
+    """A claimed row with what the push needs."""
+
+    id: int
+    external_id: str
+    record_id: str | None
+    desired: str
+    payload: dict[str, Any] | None
+    payload_hash: str | None
+    sent_hash: str | None
+    attempts: int
+    inflight: str | None
+    reason_code: str | None
+
+
+@dataclass(frozen=True)
+class Cursor:
+    modstamp: datetime | None
+    last_id: str | None
+    deleted_until: datetime | None
+    reconciled_at: datetime | None
+
+
+class SyncStore:
+    def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _tx(self) -> Any:
+        try:
+            return self.engine.begin()
+        except SQLAlchemyError as exc:  # pragma: no cover - exercised by fault tests
+            raise TransientError(
+                f"state database unavailable: {exc.__class__.__name__}", system="store"
+            ) from exc
+
+    def _rows(
+        self, conn: Connection, destination: str, list_id: str, external_ids: Sequence[str]
+    ) -> dict[str, RowState]:
+        found: dict[str, RowState] = {}
+        cols = (
+            R.id,
+            R.external_id,
+            R.record_id,
+            R.status,
+            R.desired,
+            R.payload_hash,
+            R.sent_hash,
+            R.source_modstamp,
+            R.inflight,
+        )
+        for part in _chunks(list(external_ids)):
+            query = select(*cols).where(
+                R.destination == destination, R.list_id == list_id, R.external_id.in_(part)
+            )
+            for row in conn.execute(query):
+                found[row.external_id] = RowState(*row)
+        return found
+
+    # -- the pull side ---------------------------------------------------------------------
+    def apply(
+        self,
+        destination: str,
+        list_id: str,
+        wants: Sequence[Desired],
+        run_id: int | None,
+        *,
+        dry_run: bool = False,
+    ) -> Counter[Verdict]:
+        """Record what the contacts now imply; returns how many of each verdict."""
+        verdicts: Counter[Verdict] = Counter()
+        now = self.clock()
+        with self._tx() as conn:
+            existing = self._rows(conn, destination, list_id, [w.external_id for w in wants])
+            inserts: list[dict[str, Any]] = []
+            updates: list[dict[str, Any]] = []
+            for want in wants:
+                row = existing.get(want.external_id)
+                verdict = decide(row, want)
+                verdicts[verdict] += 1
+                if dry_run:
+                    continue
+                values = _values_for(verdict, row, want, run_id, now)
+                if row is None:
+                    inserts.append(
+                        {
+                            "destination": destination,
+                            "list_id": list_id,
+                            "external_id": want.external_id,
+                            "attempts": 0,
+                            **values,
+                        }
+                    )
+                else:
+                    updates.append({"_id": row.id, **values})
+            if inserts:
+                conn.execute(insert(sync_records), inserts)
+            for group in _group_by_keys(updates):
+                keys = [k for k in group[0] if k != "_id"]
+                stmt = (
+                    update(sync_records)
+                    .where(R.id == _bind("_id"))
+                    .values({k: _bind(k) for k in keys})
+                )
+                conn.execute(stmt, group)
+        return verdicts
+
+    def mark_seen(
+        self, destination: str, list_id: str, external_ids: Sequence[str], run_id: int
+    ) -> None:
+        with self._tx() as conn:
+            for part in _chunks(list(external_ids)):
+                conn.execute(
+                    update(sync_records)
+                    .where(
+                        R.destination == destination, R.list_id == list_id, R.external_id.in_(part)
+                    )
+                    .values(last_seen_run=run_id)
+                )
+
+    def unseen_ids(self, destination: str, list_id: str, run_id: int) -> list[str]:
+        """Rows that may be in the dialer but whose contact a full pass did not see."""
+        with self.engine.connect() as conn:
+            query = select(R.external_id).where(
+                R.destination == destination,
+                R.list_id == list_id,
+                or_(R.last_seen_run.is_(None), R.last_seen_run != run_id),
+                or_(R.desired == "present", R.record_id.is_not(None), R.inflight == "create"),
+            )
+            return list(conn.execute(query).scalars())
+
+    def ids_maybe_in_dialer(
+        self, destination: str, list_id: str, external_ids: Sequence[str]
+    ) -> list[str]:
+        with self.engine.connect() as conn:
+            out: list[str] = []
+            for part in _chunks(list(external_ids)):
+                out.extend(
+                    conn.execute(
+                        select(R.external_id).where(
+                            R.destination == destination,
+                            R.list_id == list_id,
+                            R.external_id.in_(part),
+                            or_(
+                                R.desired == "present",
+                                R.record_id.is_not(None),
+                                R.inflight == "create",
+                            ),
+                        )
+                    ).scalars()
+                )
+            return out
+
+    def forget_hashes(
+        self, destination: str, list_id: str, external_ids: Sequence[str] | None
+    ) -> None:
+        """Resync: the dialer is no longer trusted to hold what we sent."""
+        with self._tx() as conn:
+            base = update(sync_records).where(R.destination == destination, R.list_id == list_id)
+            if external_ids is None:
+                conn.execute(base.values(sent_hash=None, source_modstamp=None))
+                return
+            for part in _chunks(list(external_ids)):
+                conn.execute(
+                    base.where(R.external_id.in_(part)).values(sent_hash=None, source_modstamp=None)
+                )
+
+    # -- the push side ---------------------------------------------------------------------
+    def claim(
+        self, destination: str, list_id: str, op: str, limit: int, lease_seconds: float
+    ) -> list[WorkRow]:
+        """Claim up to ``limit`` due rows needing ``op`` (create, update, delete or noop).
+
+        Others skip claimed rows until the lease ends. One op per claim keeps every dialer call
+        full: n changes cost ceil(n / batch) calls per op, not more.
+        """
+        now = self.clock()
+        token = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        due = and_(
+            R.destination == destination,
+            R.list_id == list_id,
+            or_(
+                R.status == Status.PENDING,
+                and_(R.status == Status.RETRYING, R.next_attempt_at <= now),
+            ),
+            or_(R.claim_expires_at.is_(None), R.claim_expires_at < now),
+            _OPS[op],
+        )
+        with self._tx() as conn:
+            pick = select(R.id).where(due).order_by(R.id).limit(limit)
+            if conn.dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            ids = list(conn.execute(pick).scalars())
+            if not ids:
+                return []
+            conn.execute(
+                update(sync_records)
+                .where(R.id.in_(ids), due)
+                .values(claimed_by=token, claim_expires_at=now + timedelta(seconds=lease_seconds))
+            )
+            rows = conn.execute(
+                select(
+                    R.id,
+                    R.external_id,
+                    R.record_id,
+                    R.desired,
+                    R.payload,
+                    R.payload_hash,
+                    R.sent_hash,
+                    R.attempts,
+                    R.inflight,
+                    R.reason_code,
+                )
+                .where(R.claimed_by == token)
+                .order_by(R.id)
+            ).all()
+        return [
+            WorkRow(
+                r.id,
+                r.external_id,
+                r.record_id,
+                r.desired,
+                json.loads(r.payload) if r.payload else None,
+                r.payload_hash,
+                r.sent_hash,
+                r.attempts,
+                r.inflight,
+                r.reason_code,
+            )
+            for r in rows
+        ]
+
+    def set_inflight(self, row_ids: Sequence[int], op: str | None) -> None:
+        """Write-ahead: committed before the dialer call it describes."""
+        now = self.clock()
+        with self._tx() as conn:
+            conn.execute(
+                update(sync_records)
+                .where(R.id.in_(list(row_ids)))
+                .values(inflight=op, inflight_at=now if op else None)
+            )
+
+    def update_rows(self, changes: Sequence[dict[str, Any]]) -> None:
+        """Apply per-row outcomes: each dict has ``_id`` and the columns to set.
+
+        Claims are released with the outcome.
+        """
+        if not changes:
+            return
+        now = self.clock()
+        rows = [
+            {**c, "updated_at": now, "claimed_by": None, "claim_expires_at": None} for c in changes
+        ]
+        with self._tx() as conn:
+            for group in _group_by_keys(rows):
+                keys = [k for k in group[0] if k != "_id"]
+                conn.execute(
+                    update(sync_records)
+                    .where(R.id == _bind("_id"))
+                    .values({k: _bind(k) for k in keys}),
+                    group,
+                )
+
+    def release_dead_claims(self) -> int:
+        """Free claims of processes on this host that no longer exist (a killed worker)."""
+        host = socket.gethostname()[:30]
+        now = self.clock()
+        with self._tx() as conn:
+            owners = conn.execute(
+                select(R.claimed_by)
+                .where(R.claimed_by.is_not(None), R.claim_expires_at >= now)
+                .distinct()
+            ).scalars()
+            dead = [o for o in owners if _dead_here(o, host)]
+            if not dead:
+                return 0
+            result = conn.execute(
+                update(sync_records)
+                .where(R.claimed_by.in_(dead))
+                .values(claimed_by=None, claim_expires_at=None)
+            )
+            return int(result.rowcount or 0)
+
+    def record_ids(
+        self, destination: str, list_id: str, external_ids: Sequence[str]
+    ) -> dict[str, str | None]:
+        with self.engine.connect() as conn:
+            rows = self._rows(conn, destination, list_id, external_ids)
+        return {k: v.record_id for k, v in rows.items()}
+
+    def uncertain_creates(self, destination: str, list_id: str) -> int:
+        """Creates that were sent but whose answer was never recorded (a crash, a timeout)."""
+        now = self.clock()
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(sync_records)
+                    .where(
+                        R.destination == destination,
+                        R.list_id == list_id,
+                        R.inflight == "create",
+                        R.record_id.is_(None),
+                        or_(R.claim_expires_at.is_(None), R.claim_expires_at < now),
+                    )
+                ).scalar_one()
+            )
+
+    def adopt(
+        self, destination: str, list_id: str, remote: Iterable[tuple[str, str]]
+    ) -> tuple[int, int, list[str]]:
+        """Take over dialer records of ours found by a list scan: (external_id, record_id).
+
+        Returns (adopted, duplicates, unknown external ids). The first record seen for an
+        external id is kept; any other becomes an orphan to delete. Uncertain creates are
+        settled: found means created, not found means never created.
+        """
+        adopted = duplicates = 0
+        unknown: list[str] = []
+        now = self.clock()
+        batch: list[tuple[str, str]] = []
+
+        def flush() -> None:
+            nonlocal adopted, duplicates
+            with self._tx() as conn:
+                known = self._rows(conn, destination, list_id, [e for e, _ in batch])
+                for external_id, record_id in batch:
+                    row = known.get(external_id)
+                    if row is None:
+                        unknown.append(external_id)
+                        conn.execute(
+                            insert(sync_records).values(
+                                destination=destination,
+                                list_id=list_id,
+                                external_id=external_id,
+                                record_id=record_id,
+                                status=Status.UNVERIFIED,
+                                desired="absent",
+                                reason_code="adopted",
+                                attempts=0,
+                                updated_at=now,
+                            )
+                        )
+                        known[external_id] = RowState(
+                            0,
+                            external_id,
+                            record_id,
+                            Status.UNVERIFIED,
+                            "absent",
+                            None,
+                            None,
+                            None,
+                            None,
+                        )
+                        adopted += 1
+                    elif row.record_id is None:
+                        # Ours, and the table did not know its id (a lost answer, a lost DB):
+                        # the content is unknown, so it is sent again as an update.
+                        adopted += 1
+                        conn.execute(
+                            update(sync_records)
+                            .where(R.id == row.id)
+                            .values(
+                                record_id=record_id,
+                                sent_hash=None,
+                                inflight=None,
+                                status=Status.PENDING,
+                                next_attempt_at=None,
+                                updated_at=now,
+                            )
+                        )
+                        known[external_id] = RowState(
+                            row.id,
+                            external_id,
+                            record_id,
+                            Status.PENDING,
+                            row.desired,
+                            row.payload_hash,
+                            None,
+                            row.source_modstamp,
+                            None,
+                        )
+                    elif row.record_id == record_id:
+                        continue
+                    else:
+                        duplicates += 1
+                        self._add_orphan(
+                            conn, destination, list_id, record_id, external_id, "duplicate", now
+                        )
+            batch.clear()
+
+        for item in remote:
+            batch.append(item)
+            if len(batch) >= _CHUNK:
+                flush()
+        if batch:
+            flush()
+        return adopted, duplicates, unknown
+
+    def settle_uncertain_creates(
+        self, destination: str, list_id: str, scan_started: datetime
+    ) -> int:
+        """After a full scan: creates still uncertain were not applied; send them again.
+
+        Only creates sent before the scan began, and not claimed by a live worker, are settled.
+        """
+        now = self.clock()
+        with self._tx() as conn:
+            result = conn.execute(
+                update(sync_records)
+                .where(
+                    R.destination == destination,
+                    R.list_id == list_id,
+                    R.inflight == "create",
+                    R.record_id.is_(None),
+                    R.inflight_at < scan_started,
+                    or_(R.claim_expires_at.is_(None), R.claim_expires_at < now),
+                )
+                .values(inflight=None, status=Status.PENDING, next_attempt_at=None)
+            )
+            return int(result.rowcount or 0)
+
+    def forget_missing(
+        self, destination: str, list_id: str, seen: set[str], scan_started: datetime
+    ) -> int:
+        """After a full scan: our records the list no longer holds were removed by hand.
+
+        Rows written since the scan began are left alone (a concurrent create may be missing
+        from pages already read).
+        """
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(R.id, R.external_id, R.desired).where(
+                    R.destination == destination,
+                    R.list_id == list_id,
+                    R.record_id.is_not(None),
+                    R.updated_at < scan_started,
+                )
+            ).all()
+            missing = [r for r in rows if r.external_id not in seen]
+            for status, desired in ((Status.PENDING, "present"), (Status.REMOVED, "absent")):
+                ids = [r.id for r in missing if r.desired == desired]
+                for part in _chunks(ids):
+                    conn.execute(
+                        update(sync_records)
+                        .where(R.id.in_(part))
+                        .values(
+                            record_id=None,
+                            sent_hash=None,
+                            status=status,
+                            next_attempt_at=None,
+                            updated_at=self.clock(),
+                        )
+                    )
+            return len(missing)
+
+    def count_in_dialer(self, destination: str, list_id: str) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(sync_records)
+                    .where(
+                        R.destination == destination, R.list_id == list_id, R.record_id.is_not(None)
+                    )
+                ).scalar_one()
+            )
+
+    def _add_orphan(
+        self,
+        conn: Connection,
+        destination: str,
+        list_id: str,
+        record_id: str,
+        external_id: str | None,
+        reason: str,
+        now: datetime,
+    ) -> None:
+        exists = conn.execute(
+            select(dialer_orphans.c.id).where(
+                dialer_orphans.c.destination == destination,
+                dialer_orphans.c.list_id == list_id,
+                dialer_orphans.c.record_id == record_id,
+            )
+        ).first()
+        if exists is None:
+            conn.execute(
+                insert(dialer_orphans).values(
+                    destination=destination,
+                    list_id=list_id,
+                    record_id=record_id,
+                    external_id=external_id,
+                    reason=reason,
+                    created_at=now,
+                )
+            )
+
+    def orphans(self, destination: str, list_id: str, limit: int) -> list[tuple[int, str]]:
+        with self.engine.connect() as conn:
+            o = dialer_orphans.c
+            return [
+                (r.id, r.record_id)
+                for r in conn.execute(
+                    select(o.id, o.record_id)
+                    .where(o.destination == destination, o.list_id == list_id)
+                    .order_by(o.id)
+                    .limit(limit)
+                )
+            ]
+
+    def drop_orphans(self, ids: Sequence[int]) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(dialer_orphans).where(dialer_orphans.c.id.in_(list(ids))))
+
+    # -- list state, cursor ----------------------------------------------------------------
+    def list_scanned(self, destination: str, list_id: str) -> bool:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(list_state.c.scanned_at).where(
+                    list_state.c.destination == destination, list_state.c.list_id == list_id
+                )
+            ).first()
+            return row is not None and row.scanned_at is not None
+
+    def set_list_scanned(self, destination: str, list_id: str, unique_type: str | None) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                delete(list_state).where(
+                    list_state.c.destination == destination, list_state.c.list_id == list_id
+                )
+            )
+            conn.execute(
+                insert(list_state).values(
+                    destination=destination,
+                    list_id=list_id,
+                    scanned_at=self.clock(),
+                    unique_identifier_type=unique_type,
+                )
+            )
+
+    def get_cursor(self, name: str) -> Cursor:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(cursors).where(cursors.c.name == name)).first()
+        if row is None:
+            return Cursor(None, None, None, None)
+        return Cursor(row.modstamp, row.last_id, row.deleted_until, row.reconciled_at)
+
+    def set_cursor(self, name: str, **values: Any) -> None:
+        with self._tx() as conn:
+            values["updated_at"] = self.clock()
+            result = conn.execute(update(cursors).where(cursors.c.name == name).values(**values))
+            if not result.rowcount:
+                conn.execute(insert(cursors).values(name=name, **values))
+
+    def reset_cursor(self, name: str) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(cursors).where(cursors.c.name == name))
+
+    # -- runs ------------------------------------------------------------------------------
+    def start_run(
+        self, kind: str, window_start: datetime | None = None, window_end: datetime | None = None
+    ) -> int:
+        with self._tx() as conn:
+            result = conn.execute(
+                insert(runs).values(
+                    kind=kind,
+                    status="running",
+                    started_at=self.clock(),
+                    window_start=window_start,
+                    window_end=window_end,
+                    host=socket.gethostname()[:128],
+                    pid=os.getpid(),
+                    **{name: 0 for name in RUN_COUNTERS},
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        counts: dict[str, int],
+        error: str | None = None,
+        **extra: Any,
+    ) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    status=status,
+                    finished_at=self.clock(),
+                    error=error,
+                    **extra,
+                    **{k: int(v) for k, v in counts.items() if k in RUN_COUNTERS},
+                )
+            )
+
+    def last_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(runs).order_by(runs.c.id.desc()).limit(limit))
+            return [dict(r._mapping) for r in rows]
+
+    def status_counts(self) -> dict[tuple[str, str, str], int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(R.destination, R.list_id, R.status, func.count()).group_by(
+                    R.destination, R.list_id, R.status
+                )
+            )
+            return {(d, li, s): int(n) for d, li, s, n in rows}
+
+    def problem_rows(self, limit: int = 1000) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    R.destination,
+                    R.list_id,
+                    R.external_id,
+                    R.status,
+                    R.reason_code,
+                    R.reason_message,
+                    R.attempts,
+                    R.next_attempt_at,
+                    R.updated_at,
+                )
+                .where(R.status.in_([Status.REJECTED, Status.SKIPPED, Status.RETRYING]))
+                .order_by(R.status, R.external_id)
+                .limit(limit)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def count_due(self, destination: str, list_id: str) -> int:
+        now = self.clock()
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(sync_records)
+                    .where(
+                        R.destination == destination,
+                        R.list_id == list_id,
+                        or_(
+                            R.status == Status.PENDING,
+                            and_(R.status == Status.RETRYING, R.next_attempt_at <= now),
+                        ),
+                    )
+                ).scalar_one()
+            )
+
+
+# What each push operation takes. A create still marked in flight is not taken: it may have
+# happened, and only a scan of the list can tell (see settle_uncertain_creates).
+_OPS = {
+    "create": and_(
+        R.desired == "present",
+        R.record_id.is_(None),
+        or_(R.inflight.is_(None), R.inflight != "create"),
+    ),
+    "update": and_(R.desired == "present", R.record_id.is_not(None)),
+    "delete": and_(R.desired == "absent", R.record_id.is_not(None)),
+    "noop": and_(
+        R.desired == "absent",
+        R.record_id.is_(None),
+        or_(R.inflight.is_(None), R.inflight != "create"),
+    ),
+}
+
+
+def _bind(name: str) -> Any:
+    from sqlalchemy import bindparam
+
+    return bindparam(name)
+
+
+def _dead_here(owner: str, host: str) -> bool:
+    owner_host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if owner_host != host or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _group_by_keys(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """executemany needs every dict of one call to have the same keys."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    return list(groups.values())
+
+
+def _values_for(
+    verdict: Verdict, row: RowState | None, want: Desired, run_id: int | None, now: datetime
+) -> dict[str, Any]:
+    values: dict[str, Any] = {"updated_at": now, "last_seen_run": run_id}
+    if want.modstamp is not None:
+        values["source_modstamp"] = want.modstamp
+    if verdict is Verdict.WAITING:
+        return values
+    if verdict is Verdict.UNCHANGED:
+        if row is not None and row.source_modstamp == want.modstamp and not want.force:
+            return values  # a lookback re-read: leave the row as it is
+        values.update(
+            status=Status.SYNCED if want.present else row.status if row else Status.SKIPPED,
+            desired="present" if want.present else "absent",
+            payload=want.payload,
+            payload_hash=want.payload_hash,
+            reason_code=None if want.present else want.reason_code,
+            reason_message=None if want.present else want.reason_message,
+            next_attempt_at=None,
+            attempts=0,
+        )
+        return values
+    values.update(
+        desired="present" if want.present else "absent",
+        payload=want.payload,
+        payload_hash=want.payload_hash,
+        next_attempt_at=None,
+        attempts=0,
+        reason_code=want.reason_code,
+        reason_message=want.reason_message,
+    )
+    if want.force:
+        values["sent_hash"] = None
+    if verdict is Verdict.SKIP:
+        removed = row is not None and row.status == Status.REMOVED
+        values["status"] = Status.REMOVED if removed else Status.SKIPPED
+    else:
+        values["status"] = Status.PENDING
+    return values
+
+
+def open_store(url: str, *, clock: Clock = utcnow, auto_migrate: bool = True) -> SyncStore:
+    """Connect; SQLite is created and migrated on first use, Postgres needs `db upgrade`."""
+    sqlite = url.startswith("sqlite")
+    kwargs: dict[str, Any] = {"future": True}
+    if sqlite:
+        kwargs["connect_args"] = {"timeout": 30}
+    else:
+        kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=5)
+    try:
+        engine = create_engine(url, **kwargs)
+    except Exception as exc:
+        raise ConfigError(
+            f"DIALSYNC_DATABASE_URL is invalid: {exc}", setting="DIALSYNC_DATABASE_URL"
+        ) from None
+    if sqlite:
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            # WAL lets `dialsync status` read while a sync writes.
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+    try:
+        current = migrate.is_current(engine)
+    except SQLAlchemyError as exc:
+        raise TransientError(
+            f"cannot open the state database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
+            system="store",
+        ) from None
+    if not current:
+        if sqlite and auto_migrate:
+            migrate.upgrade(engine)
+        elif auto_migrate:
+            raise ConfigError(
+                "the state database is not at the current schema: run `dialsync db upgrade`",
+                setting="DIALSYNC_DATABASE_URL",
+            )
+    return SyncStore(engine, clock)

@@ -1,0 +1,143 @@
+"""SQLAlchemy Core tables; the same code runs on SQLite and PostgreSQL.
+
+Times are stored as naive UTC (SQLite has no time zones) and come back aware.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use aware UTC")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        parsed: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+metadata = MetaData()
+
+# One row per (destination, list, external id). Statuses:
+#   pending   the dialer must change (create, update or delete: derived from the columns)
+#   retrying  as pending, after a transient failure; due at next_attempt_at
+#   synced    the dialer holds payload_hash (sent_hash == payload_hash)
+#   rejected  the dialer refused the payload; reason_code says why
+#   skipped   must not be called and was never in the list (reason_code says why)
+#   removed   must not be called and was removed from the list
+sync_records = Table(
+    "sync_records",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("destination", String(32), nullable=False),
+    Column("list_id", String(64), nullable=False),
+    Column("external_id", String(64), nullable=False),
+    Column("record_id", String(64)),
+    Column("status", String(16), nullable=False),
+    Column("desired", String(8), nullable=False),  # present | absent
+    Column("payload", Text),  # the rendered destination payload, JSON
+    Column("payload_hash", String(64)),
+    Column("sent_hash", String(64)),  # what the dialer holds; NULL = unknown
+    Column("source_modstamp", UTCDateTime()),
+    Column("reason_code", String(64)),
+    Column("reason_message", Text),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime()),
+    # Write-ahead marker: set and committed before a dialer write, cleared with its result.
+    # A create still marked after a crash may have happened: the list is scanned before retrying.
+    Column("inflight", String(8)),
+    Column("inflight_at", UTCDateTime()),
+    Column("claimed_by", String(64)),
+    Column("claim_expires_at", UTCDateTime()),
+    Column("last_seen_run", Integer),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("destination", "list_id", "external_id", name="uq_sync_records_key"),
+    Index("ix_sync_records_due", "destination", "list_id", "status", "next_attempt_at"),
+    Index("ix_sync_records_inflight", "destination", "list_id", "inflight"),
+)
+
+# Dialer records of ours that no contact owns any more (duplicates found while adopting).
+dialer_orphans = Table(
+    "dialer_orphans",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("destination", String(32), nullable=False),
+    Column("list_id", String(64), nullable=False),
+    Column("record_id", String(64), nullable=False),
+    Column("external_id", String(64)),
+    Column("reason", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("destination", "list_id", "record_id", name="uq_dialer_orphans_key"),
+)
+
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("modstamp", UTCDateTime()),
+    Column("last_id", String(32)),
+    Column("deleted_until", UTCDateTime()),
+    Column("reconciled_at", UTCDateTime()),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+list_state = Table(
+    "list_state",
+    metadata,
+    Column("destination", String(32), primary_key=True),
+    Column("list_id", String(64), primary_key=True),
+    Column("scanned_at", UTCDateTime()),
+    Column("unique_identifier_type", String(32)),
+)
+
+RUN_COUNTERS = (
+    "queried",
+    "created",
+    "updated",
+    "deleted",
+    "unchanged",
+    "skipped",
+    "rejected",
+    "retrying",
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # running | ok | failed
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime()),
+    Column("window_start", UTCDateTime()),
+    Column("window_end", UTCDateTime()),
+    *(Column(name, Integer, nullable=False, default=0) for name in RUN_COUNTERS),
+    Column("error", Text),
+    Column("host", String(128)),
+    Column("pid", Integer),
+)
