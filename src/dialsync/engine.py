@@ -61,6 +61,8 @@ class RunReport:
     kind: str
     counts: Counter[str] = field(default_factory=Counter)
     reconciled: bool = False
+    # Destinations that failed this run (the others went on): name -> reason.
+    failed: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
         return {name: int(self.counts.get(name, 0)) for name in RUN_COUNTERS}
@@ -113,6 +115,7 @@ class SyncEngine:
         self._fields: list[str] | None = None
         self._mapping: MappingConfig | None = None
         self._scanned: set[str] = set()
+        self.failed: dict[str, DialsyncError] = {}
 
     # -- entry points ------------------------------------------------------------------------
     def sync(self, *, full: bool = False, dry_run: bool = False, force: bool = False) -> RunReport:
@@ -161,8 +164,11 @@ class SyncEngine:
                 message = str(exc) if isinstance(exc, DialsyncError) else exc.__class__.__name__
                 self.store.finish_run(run_id, "failed", report.as_dict(), error=message)
             raise
+        report.failed = {name: str(exc) for name, exc in self.failed.items()}
         if run_id is not None:
-            self.store.finish_run(run_id, "ok", report.as_dict())
+            status = "partial" if report.failed else "ok"
+            error = "; ".join(report.failed.values()) or None
+            self.store.finish_run(run_id, status, report.as_dict(), error=error)
         log.info("run %s (%s) finished: %s", run_id, kind, report.as_dict())
         return report
 
@@ -177,9 +183,26 @@ class SyncEngine:
             )
         # Every run: the target must still exist, and its record count tells whether
         # someone removed records by hand.
-        for dest in self.destinations:
-            self.targets[dest.name] = dest.open()
+        self.failed = {}
         self._scanned.clear()
+        self._each(lambda dest: self.targets.__setitem__(dest.name, dest.open()))
+
+    def _each(self, work: Callable[[Destination], None]) -> None:
+        """Run ``work`` per destination; one failing destination never holds back another.
+
+        With a single destination its error is the run's error. With several, the failed one
+        is left out for the rest of the run (its rows stay queued) and the run is "partial".
+        """
+        for dest in self.destinations:
+            if dest.name in self.failed:
+                continue
+            try:
+                work(dest)
+            except DialsyncError as exc:
+                if len(self.destinations) == 1:
+                    raise
+                log.error("%s failed this run, the other destinations go on: %s", dest.name, exc)
+                self.failed[dest.name] = exc
 
     def close(self) -> None:
         for dest in self.destinations:
@@ -368,19 +391,21 @@ class SyncEngine:
     # -- preparing the destinations ----------------------------------------------------------
     def _prepare(self, report: RunReport, force_scan: bool = False) -> None:
         self.store.release_dead_claims()
-        for dest in self.destinations:
-            info = self.targets[dest.name]
-            first_use = not self.store.list_scanned(dest.name, dest.target)
-            uncertain = self.store.uncertain_creates(dest.name, dest.target)
-            ours = self.store.count_in_dialer(dest.name, dest.target)
-            # A list this table has never seen may hold our records already (a lost state DB,
-            # a previous tool); a create whose answer was lost may have happened; a list
-            # holding fewer records than we put there was edited by hand.
-            shrunk = info.records_count is not None and info.records_count < ours
-            if force_scan or uncertain or shrunk or (first_use and info.records_count != 0):
-                self._scan(report, dest)
-            elif first_use:
-                self.store.set_list_scanned(dest.name, dest.target, info.unique_identifier_type)
+        self._each(lambda dest: self._prepare_one(report, dest, force_scan))
+
+    def _prepare_one(self, report: RunReport, dest: Destination, force_scan: bool) -> None:
+        info = self.targets[dest.name]
+        first_use = not self.store.list_scanned(dest.name, dest.target)
+        uncertain = self.store.uncertain_creates(dest.name, dest.target)
+        ours = self.store.count_in_dialer(dest.name, dest.target)
+        # A list this table has never seen may hold our records already (a lost state DB,
+        # a previous tool); a create whose answer was lost may have happened; a list
+        # holding fewer records than we put there was edited by hand.
+        shrunk = info.records_count is not None and info.records_count < ours
+        if force_scan or uncertain or shrunk or (first_use and info.records_count != 0):
+            self._scan(report, dest)
+        elif first_use:
+            self.store.set_list_scanned(dest.name, dest.target, info.unique_identifier_type)
 
     def _scan(self, report: RunReport, dest: Destination) -> None:
         started = self.clock()
@@ -432,32 +457,34 @@ class SyncEngine:
     # -- the push ----------------------------------------------------------------------------
     def _push(self, report: RunReport, *, final: bool) -> None:
         """Drain due rows op by op in full batches; ``final`` also sends the partial ones."""
-        for dest in self.destinations:
-            self._settle_noops(dest)
-            for op in OPS:
-                while True:
-                    limit = dest.max_batch
-                    if not final and self.store.count_due(dest.name, dest.target) < limit:
-                        break
-                    rows = self.store.claim(dest.name, dest.target, op, limit, LEASE_SECONDS)
-                    if not rows:
-                        break
-                    if not final and len(rows) < limit:
-                        self.store.update_rows([{"_id": r.id} for r in rows])  # release
-                        break
-                    self._send(report, dest, op, rows)
-            if final:
-                self._push_orphans(dest)
-                if (
-                    self.store.uncertain_creates(dest.name, dest.target)
-                    and dest.name not in self._scanned
-                ):
-                    self._scan(report, dest)
-                    for op in OPS:
-                        while rows := self.store.claim(
-                            dest.name, dest.target, op, dest.max_batch, LEASE_SECONDS
-                        ):
-                            self._send(report, dest, op, rows)
+        self._each(lambda dest: self._push_one(report, dest, final))
+
+    def _push_one(self, report: RunReport, dest: Destination, final: bool) -> None:
+        self._settle_noops(dest)
+        for op in OPS:
+            while True:
+                limit = dest.max_batch
+                if not final and self.store.count_due(dest.name, dest.target) < limit:
+                    break
+                rows = self.store.claim(dest.name, dest.target, op, limit, LEASE_SECONDS)
+                if not rows:
+                    break
+                if not final and len(rows) < limit:
+                    self.store.update_rows([{"_id": r.id} for r in rows])  # release
+                    break
+                self._send(report, dest, op, rows)
+        if final:
+            self._push_orphans(dest)
+            if (
+                self.store.uncertain_creates(dest.name, dest.target)
+                and dest.name not in self._scanned
+            ):
+                self._scan(report, dest)
+                for op in OPS:
+                    while rows := self.store.claim(
+                        dest.name, dest.target, op, dest.max_batch, LEASE_SECONDS
+                    ):
+                        self._send(report, dest, op, rows)
 
     def _settle_noops(self, dest: Destination) -> None:
         while rows := self.store.claim(dest.name, dest.target, "noop", 500, LEASE_SECONDS):
@@ -467,7 +494,7 @@ class SyncEngine:
 
     def _send(self, report: RunReport, dest: Destination, op: str, rows: Sequence[WorkRow]) -> None:
         items = [WriteItem(r.external_id, r.record_id, r.payload) for r in rows]
-        if op == "create":
+        if op == "create" and not dest.native_upsert:
             self.store.set_inflight([r.id for r in rows], "create")
         try:
             call = {"create": dest.create, "update": dest.update, "delete": dest.delete}[op]
@@ -487,7 +514,11 @@ class SyncEngine:
                 )
             ]
         except AmbiguousWriteError as exc:
-            uncertain = op == "create" and not self.targets[dest.name].unique_by_external_id
+            uncertain = (
+                op == "create"
+                and not dest.native_upsert
+                and not self.targets[dest.name].unique_by_external_id
+            )
             self._retry_later(report, rows, exc, keep_inflight=uncertain)
             return
         except TransientError as exc:
