@@ -77,3 +77,40 @@ def sandboxes(tmp_path: Path) -> Iterator[object]:
 
     with Sandboxes(tmp_path / "box") as box:
         yield box
+
+
+REDIS_URL = os.environ.get("DIALSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+REQUIRE_REDIS = os.environ.get("DIALSYNC_TEST_REQUIRE_REDIS") == "1"
+
+
+def _redis_ok() -> bool:
+    try:
+        import redis
+
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except Exception:
+        return False
+
+
+_REDIS = _redis_ok()
+_redis_db = iter(range(1, 16))
+
+
+@pytest.fixture
+def broker_url() -> str:
+    """A Redis database of its own for the test, emptied first."""
+    if not _REDIS:
+        if REQUIRE_REDIS:
+            pytest.fail(f"Redis is required but not reachable at {REDIS_URL}")
+        pytest.skip("Redis not reachable (set DIALSYNC_TEST_REDIS_URL)")
+    import redis
+
+    db = next(_redis_db, 15)
+    url = f"{REDIS_URL}/{db}"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture
+def pg_url() -> str:
+    return postgres_url()

@@ -145,6 +145,15 @@ def sync(settings: Settings, full: bool, dry_run: bool, as_json: bool, wait: flo
             )
         ),
     )
+    _report_failures(report.failed)
+
+
+def _report_failures(failed: dict[str, str]) -> None:
+    """Some destinations failed while the others synced: say which, and exit 1."""
+    for name, reason in failed.items():
+        click.echo(f"error: {name}: {redact(reason)}", err=True)
+    if failed:
+        sys.exit(1)
 
 
 _COUNTERS = (
@@ -247,9 +256,20 @@ def errors(settings: Settings, as_json: bool, limit: int) -> None:
     show_default=True,
     help="Seconds to wait for a running sync.",
 )
+@click.option(
+    "--inline",
+    is_flag=True,
+    help="Run here even when DIALSYNC_BROKER_URL is set (by default the resync is then "
+    "queued for the workers).",
+)
 @command
 def resync(
-    settings: Settings, all_: bool, contacts: tuple[str, ...], as_json: bool, wait: float
+    settings: Settings,
+    all_: bool,
+    contacts: tuple[str, ...],
+    as_json: bool,
+    wait: float,
+    inline: bool,
 ) -> None:
     """Re-read contacts from Salesforce, forget their hashes and send them again."""
     from dialsync.salesforce_ids import normalize_id
@@ -262,6 +282,16 @@ def resync(
             ids.append(normalize_id(raw))
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--contact") from None
+    if settings.broker_url and not inline:
+        from dialsync.worker.celery_app import app
+
+        result = app.send_task("dialsync.resync", kwargs={"all": all_, "contact_ids": ids})
+        _emit(
+            {"queued": result.id},
+            as_json,
+            lambda: click.echo(f"resync queued as task {result.id}; follow it in Flower"),
+        )
+        return
     from dialsync.store.locks import writer_lock
     from dialsync.wiring import build_engine, build_store
 
@@ -272,6 +302,7 @@ def resync(
             report = engine.sync(force=True) if all_ else engine.resync(ids)
     finally:
         engine.close()
+    _report_failures(report.failed)
     counts = report.as_dict()
     _emit(
         counts,
@@ -318,6 +349,87 @@ def demo(settings: Settings, contacts: int, workdir: str | None) -> None:
 
     ok = run_demo(contacts=contacts, workdir=workdir, echo=click.echo)
     sys.exit(0 if ok else 1)
+
+
+@main.command()
+@click.option("--concurrency", "-c", type=int, default=None, help="Worker processes.")
+@click.option("--queues", "-Q", default=None, help="Queues to consume (default: celery).")
+@command
+def worker(settings: Settings, concurrency: int | None, queues: str | None) -> None:
+    """Run a Celery worker (needs DIALSYNC_BROKER_URL). Scale out by running more."""
+    _require_broker(settings)
+    from dialsync.worker.celery_app import app
+
+    argv = ["worker", f"--loglevel={settings.log_level}", "--without-gossip", "--without-mingle"]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    if queues:
+        argv.append(f"--queues={queues}")
+    app.worker_main(argv)
+
+
+@main.command()
+@command
+def beat(settings: Settings) -> None:
+    """Run the Celery beat scheduler: one per deployment (an extra one does no harm)."""
+    _require_broker(settings)
+    from dialsync.worker.celery_app import app
+
+    app.start(
+        [
+            "beat",
+            f"--loglevel={settings.log_level}",
+            f"--schedule={settings.sync.beat_schedule_file}",
+        ]
+    )
+
+
+@main.command("run")
+@click.option("--cycles", type=int, default=None, help="Stop after this many cycles.")
+@command
+def run_cmd(settings: Settings, cycles: int | None) -> None:
+    """Pull, push and reconcile on a timer in this one process: no Redis, no Celery.
+
+    For a laptop or a small install. Limits: one process (no scale-out), no Flower; the
+    period is DIALSYNC_SYNC__INTERVAL_SECONDS.
+    """
+    from dialsync.worker.embedded import run_forever
+
+    run_forever(settings, max_cycles=cycles)
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="Default DIALSYNC_FLOWER__PORT (5555).")
+@command
+def flower(settings: Settings, port: int | None) -> None:
+    """Run Flower, the Celery monitor, with basic auth (DIALSYNC_FLOWER__USER/__PASSWORD)."""
+    _require_broker(settings)
+    f = settings.flower
+    if not f.user or f.password is None:
+        raise ConfigError(
+            "DIALSYNC_FLOWER__USER and DIALSYNC_FLOWER__PASSWORD must be set: Flower is never "
+            "served without authentication",
+            setting="DIALSYNC_FLOWER__PASSWORD",
+        )
+    from dialsync.worker.celery_app import app
+
+    app.start(
+        [
+            "flower",
+            f"--port={port or f.port}",
+            f"--address={f.address}",
+            f"--basic-auth={f.user}:{f.password.get_secret_value()}",
+        ]
+    )
+
+
+def _require_broker(settings: Settings) -> None:
+    if not settings.broker_url:
+        raise ConfigError(
+            "DIALSYNC_BROKER_URL is not set (e.g. redis://localhost:6379/0); without a broker "
+            "use `dialsync run` or `dialsync sync`",
+            setting="DIALSYNC_BROKER_URL",
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import random
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -116,6 +117,7 @@ class SyncEngine:
         self._mapping: MappingConfig | None = None
         self._scanned: set[str] = set()
         self.failed: dict[str, DialsyncError] = {}
+        self._pushing = True
 
     # -- entry points ------------------------------------------------------------------------
     def sync(self, *, full: bool = False, dry_run: bool = False, force: bool = False) -> RunReport:
@@ -141,14 +143,38 @@ class SyncEngine:
 
         return self._run("reconcile", work, False)
 
-    def push_due(self) -> RunReport:
-        """Send what is due (retries whose time has come) without pulling."""
+    def pull(self, *, full: bool = False) -> RunReport:
+        """Service mode: read the window into the sync table and move the cursor; push tasks
+        send the rows (the table is the queue of record)."""
+        self._pushing = False
+        try:
+            return self._run(
+                "full" if full else "pull",
+                lambda report: self._cycle(report, full, False, False),
+                False,
+            )
+        finally:
+            self._pushing = True
+
+    def push(self, *, deadline: float | None = None) -> RunReport:
+        """Service mode: send what is due, claiming rows so workers never send one twice.
+
+        Stops after the batch that passes ``deadline`` (time.monotonic()). No list scan here:
+        scans run in the pull, under the pull lock. Records no run when nothing is due.
+        """
+        if not any(self.store.count_due(d.name, d.target) for d in self.destinations) and not any(
+            self.store.orphans(d.name, d.target, 1) for d in self.destinations
+        ):
+            return RunReport(None, "push")
 
         def work(report: RunReport) -> None:
-            self._prepare(report)
-            self._push(report, final=True)
+            self.store.release_dead_claims()
+            self._push(report, final=True, deadline=deadline, scan_uncertain=False)
 
         return self._run("push", work, False, needs_source=False)
+
+    def due(self) -> int:
+        return sum(self.store.count_due(d.name, d.target) for d in self.destinations)
 
     # -- the run frame -----------------------------------------------------------------------
     def _run(
@@ -455,14 +481,29 @@ class SyncEngine:
             )
 
     # -- the push ----------------------------------------------------------------------------
-    def _push(self, report: RunReport, *, final: bool) -> None:
+    def _push(
+        self,
+        report: RunReport,
+        *,
+        final: bool,
+        deadline: float | None = None,
+        scan_uncertain: bool = True,
+    ) -> None:
         """Drain due rows op by op in full batches; ``final`` also sends the partial ones."""
-        self._each(lambda dest: self._push_one(report, dest, final))
+        if self._pushing:
+            self._each(lambda dest: self._push_one(report, dest, final, deadline, scan_uncertain))
 
-    def _push_one(self, report: RunReport, dest: Destination, final: bool) -> None:
+    def _push_one(
+        self,
+        report: RunReport,
+        dest: Destination,
+        final: bool,
+        deadline: float | None = None,
+        scan_uncertain: bool = True,
+    ) -> None:
         self._settle_noops(dest)
         for op in OPS:
-            while True:
+            while deadline is None or time.monotonic() < deadline:
                 limit = dest.max_batch
                 if not final and self.store.count_due(dest.name, dest.target) < limit:
                     break
@@ -476,7 +517,8 @@ class SyncEngine:
         if final:
             self._push_orphans(dest)
             if (
-                self.store.uncertain_creates(dest.name, dest.target)
+                scan_uncertain
+                and self.store.uncertain_creates(dest.name, dest.target)
                 and dest.name not in self._scanned
             ):
                 self._scan(report, dest)

@@ -121,11 +121,144 @@ class TalkdeskSettings(BaseModel):
                 )
 
 
+DESTINATIONS = ("talkdesk", "everbridge", "conga")
+# Everbridge delivery path per phone type: digits name a pathId, anything else a prompt. The
+# prompts are those of a new organization; an org that renamed its paths sets its own map.
+DEFAULT_EVERBRIDGE_PATHS = {
+    "MOBILE": "Mobile Phone",
+    "OFFICE": "Work Phone",
+    "HOME": "Home Phone",
+    "EXTRA_1": "Other Phone",
+    "EXTRA_2": "Other Phone",
+    "EXTRA_3": "Other Phone",
+}
+_PHONE_TYPES = frozenset(DEFAULT_EVERBRIDGE_PATHS)
+
+
+def parse_destinations(value: str) -> tuple[str, ...]:
+    """``"talkdesk, Everbridge"`` -> ``("talkdesk", "everbridge")``; ValueError names the bad."""
+    names: list[str] = []
+    for part in value.split(","):
+        name = part.strip().lower()
+        if not name:
+            continue
+        if name not in DESTINATIONS:
+            raise ValueError(f"unknown destination {name!r}: choose from {', '.join(DESTINATIONS)}")
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise ValueError(f"name at least one destination: {', '.join(DESTINATIONS)}")
+    return tuple(names)
+
+
+def _http_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if not value.startswith(("https://", "http://")):
+        raise ValueError("must be a URL starting with https://")
+    return value
+
+
+def _require(section: str, model: BaseModel, names: tuple[str, ...], why: str) -> None:
+    for name in names:
+        if not getattr(model, name):
+            setting = env_name(section, name)
+            raise ConfigError(f"{setting} is not set (needed {why})", setting=setting)
+
+
+class EverbridgeSettings(BaseModel):
+    """Everbridge Suite contacts (password grant; the id_token is the bearer)."""
+
+    api_url: str = "https://api.everbridge.net/rest"  # EU: https://api.everbridge.eu/rest
+    token_url: str = "https://api.everbridge.net/authorization/v1/tokens"
+    organization_id: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    # Every contact needs a record type; a new organization has "Employee". The id wins if set.
+    record_type_name: str | None = "Employee"
+    record_type_id: int | None = None
+    paths: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_EVERBRIDGE_PATHS))
+    email_path: str | None = None  # a pathId or prompt for the e-mail address; unset: not sent
+    # Contact attributes we own: the record's extra_data key -> the attribute's name in the org.
+    attributes: dict[str, str] = Field(default_factory=dict)
+    # The issue asks for E.164 values; the seed's example sends the national digits instead.
+    phone_format: Literal["e164", "national"] = "e164"
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    # "POST/PUT/PATCH 300 per minute" (reference): the client keeps under it on its own.
+    max_writes_per_minute: float | None = Field(default=300.0, gt=0)
+    max_attempts: int = Field(default=4, ge=1, le=10)
+    max_backoff_seconds: float = Field(default=30.0, ge=0)
+
+    @field_validator("api_url", "token_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _http_url(value)
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, value: dict[str, str]) -> dict[str, str]:
+        out = {str(k).strip().upper(): str(v).strip() for k, v in value.items()}
+        unknown = sorted(set(out) - _PHONE_TYPES)
+        if unknown:
+            raise ValueError(f"unknown phone types {unknown}: use {sorted(_PHONE_TYPES)}")
+        return {k: v for k, v in out.items() if v}
+
+    def require(self) -> None:
+        names = ("organization_id", "client_id", "client_secret", "username", "password")
+        _require("everbridge", self, names, "to reach the Everbridge organization")
+        if not self.record_type_name and self.record_type_id is None:
+            _require("everbridge", self, ("record_type_name",), "for every Everbridge contact")
+
+
+class CongaSettings(BaseModel):
+    """Conga Platform Data API contacts (client credentials)."""
+
+    api_url: str = "https://rls.congacloud.com"
+    # EU: login.congacloud.eu, AU: login.congacloud.au
+    token_url: str = "https://login-rls.congacloud.com/api/v1/auth/connect/token"
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    user_id: str | None = None  # API-to-API connections send it as the user-id header
+    # Contact fields not to send (comma-separated), for a schema that lacks some of them.
+    skip_fields: str = ""
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_requests_per_second: float | None = Field(default=None, gt=0)
+    max_attempts: int = Field(default=4, ge=1, le=10)
+    max_backoff_seconds: float = Field(default=30.0, ge=0)
+
+    @field_validator("api_url", "token_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _http_url(value)
+
+    @property
+    def skipped_fields(self) -> frozenset[str]:
+        return frozenset(f.strip() for f in self.skip_fields.split(",") if f.strip())
+
+    def require(self) -> None:
+        _require("conga", self, ("client_id", "client_secret"), "to reach Conga")
+
+
 class SyncSettings(BaseModel):
     interval_seconds: int = Field(default=60, ge=1)
     batch_size: int = Field(default=100, ge=1, le=100)  # Talkdesk bulk calls take 100 at most
     retry_base_seconds: float = Field(default=30.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)
+    # Service mode (Celery): how often every Id is compared, how many push tasks a pull fans
+    # out to, and the task time limits (a push batch must finish well inside its limit).
+    reconcile_seconds: int = Field(default=6 * 3600, ge=60)
+    push_parallelism: int = Field(default=4, ge=1, le=64)
+    pull_time_limit_seconds: int = Field(default=3600, ge=30)
+    push_time_limit_seconds: int = Field(default=300, ge=30)
+    beat_schedule_file: Path = Path("celerybeat-schedule")
+
+
+class FlowerSettings(BaseModel):
+    user: str | None = None
+    password: SecretStr | None = None
+    port: int = Field(default=5555, ge=1, le=65535)
+    address: str = "0.0.0.0"
 
 
 class MappingSettings(BaseModel):
@@ -172,6 +305,22 @@ class Settings(BaseSettings):
     talkdesk: TalkdeskSettings = TalkdeskSettings()
     sync: SyncSettings = SyncSettings()
     mapping: MappingSettings = MappingSettings()
+    flower: FlowerSettings = FlowerSettings()
+    everbridge: EverbridgeSettings = EverbridgeSettings()
+    conga: CongaSettings = CongaSettings()
+    # Comma-separated (a str: pydantic-settings would read a list as JSON); see
+    # destination_names for the parsed form.
+    destinations: str = "talkdesk"
+
+    @field_validator("destinations")
+    @classmethod
+    def _destinations(cls, value: str) -> str:
+        return ",".join(parse_destinations(value))
+
+    @property
+    def destination_names(self) -> tuple[str, ...]:
+        """The destinations fed from each pull, in the order they are pushed."""
+        return parse_destinations(self.destinations)
 
     @field_validator("database_url")
     @classmethod

@@ -6,8 +6,10 @@ import ssl
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from dialsync.destinations.base import Destination
+from dialsync.destinations.http import LocalRateLimiter, RateLimiter
 from dialsync.destinations.talkdesk import TalkdeskDestination
 from dialsync.engine import EngineOptions, SyncEngine
 from dialsync.errors import ConfigError
@@ -50,11 +52,31 @@ def build_store(settings: Settings) -> SyncStore:
     return open_store(settings.database_url)
 
 
-def build_destinations(settings: Settings, tls: Tls) -> list[Destination]:
-    return [TalkdeskDestination(settings.talkdesk, verify=tls.httpx_verify)]
+def rate_limiter(name: str, per_second: float | None, client: Any | None) -> RateLimiter:
+    """Shared by every worker through Redis when there is one; per process otherwise."""
+    if client is not None:
+        from dialsync.worker.ratelimit import RedisRateLimiter
+
+        return RedisRateLimiter(client, name, per_second)
+    return LocalRateLimiter(per_second)
 
 
-def build_engine(settings: Settings, store: SyncStore | None = None) -> SyncEngine:
+def build_destinations(
+    settings: Settings, tls: Tls, limiter_client: Any | None = None
+) -> list[Destination]:
+    td = settings.talkdesk
+    return [
+        TalkdeskDestination(
+            td,
+            verify=tls.httpx_verify,
+            limiter=rate_limiter("talkdesk", td.max_requests_per_second, limiter_client),
+        )
+    ]
+
+
+def build_engine(
+    settings: Settings, store: SyncStore | None = None, *, limiter_client: Any | None = None
+) -> SyncEngine:
     register_secrets(settings)
     settings.salesforce.auth_mode()  # a ConfigError naming the missing setting, before any I/O
     settings.talkdesk.require()
@@ -73,7 +95,7 @@ def build_engine(settings: Settings, store: SyncStore | None = None) -> SyncEngi
     )
     return SyncEngine(
         source=source,
-        destinations=build_destinations(settings, tls),
+        destinations=build_destinations(settings, tls, limiter_client),
         store=store or build_store(settings),
         options=options,
     )

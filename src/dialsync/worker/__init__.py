@@ -1,0 +1,1 @@
+"""The background service: Celery app, thin tasks, Redis lock and rate limit, embedded runner."""

@@ -1,0 +1,164 @@
+"""The deployed service: real Redis, PostgreSQL, Celery worker and beat processes, Flower."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dialsync.sandbox.harness import Sandboxes
+from dialsync.store.store import open_store
+from tests.integration.helpers import ours, person
+from tests.integration.service import free_port, processes, wait_until
+
+pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
+
+
+def service_env(box: Sandboxes, pg_url: str, broker_url: str, **extra: str) -> dict[str, str]:
+    return {
+        **box.env(pg_url),
+        "DIALSYNC_BROKER_URL": broker_url,
+        "DIALSYNC_SYNC__INTERVAL_SECONDS": "2",
+        **extra,
+    }
+
+
+def converged(box: Sandboxes, expected: set[str]) -> bool:
+    try:
+        return set(ours(box)) == expected
+    except AssertionError:
+        return False
+
+
+def test_change_reaches_the_dialer_with_no_manual_call(
+    tmp_path: Path, pg_url: str, broker_url: str
+) -> None:
+    with (
+        Sandboxes(tmp_path / "box") as box,
+        processes(service_env(box, pg_url, broker_url), tmp_path) as procs,
+    ):
+        sf = box.salesforce
+        ids = sf.insert_many([person(i) for i in range(150)])
+        assert procs.run("db", "upgrade").returncode == 0
+        procs.start("worker", "-c", "2", name="worker")
+        procs.start("beat", name="beat")
+        wait_until(lambda: converged(box, set(ids)), what="initial load")
+        time.sleep(1.1)
+        sf.update(ids[0], {"LastName": "Changed"})
+        sf.update(ids[1], {"DoNotCall": True})
+        wait_until(
+            lambda: (
+                converged(box, set(ids) - {ids[1]}) and ours(box)[ids[0]]["last_name"] == "Changed"
+            ),
+            what="the change",
+        )
+
+
+def test_resync_from_the_cli_and_from_flower(tmp_path: Path, pg_url: str, broker_url: str) -> None:
+    port = free_port()
+    env_extra = {
+        "DIALSYNC_FLOWER__USER": "ops",
+        "DIALSYNC_FLOWER__PASSWORD": "s3cret-pw",
+        "DIALSYNC_FLOWER__PORT": str(port),
+        "DIALSYNC_FLOWER__ADDRESS": "127.0.0.1",
+    }
+    with (
+        Sandboxes(tmp_path / "box") as box,
+        processes(service_env(box, pg_url, broker_url, **env_extra), tmp_path) as procs,
+    ):
+        ids = box.salesforce.insert_many([person(i) for i in range(20)])
+        assert procs.run("sync").returncode == 0
+        procs.start("worker", "-c", "1", name="worker")
+        procs.start("flower", name="flower")
+        store = open_store(pg_url)
+
+        def resync_runs() -> list[dict[str, object]]:
+            return [r for r in store.last_runs(50) if r["kind"] == "resync" and r["status"] == "ok"]
+
+        queued = procs.run("resync", "--all", "--json")
+        assert queued.returncode == 0, queued.stderr
+        assert json.loads(queued.stdout.strip().splitlines()[-1])["queued"]
+        wait_until(lambda: len(resync_runs()) == 1, what="the CLI resync")
+        assert resync_runs()[0]["updated"] == 20
+
+        base = f"http://127.0.0.1:{port}"
+
+        def flower_up() -> bool:
+            try:
+                return (
+                    httpx.get(
+                        f"{base}/api/workers", auth=("ops", "s3cret-pw"), timeout=2
+                    ).status_code
+                    == 200
+                )
+            except httpx.HTTPError:
+                return False
+
+        wait_until(flower_up, timeout=60, what="Flower")
+        assert httpx.get(f"{base}/api/tasks", timeout=5).status_code == 401  # never without auth
+        sent = httpx.post(
+            f"{base}/api/task/async-apply/dialsync.resync",
+            json={"kwargs": {"contact_ids": [ids[0]]}},
+            auth=("ops", "s3cret-pw"),
+            timeout=10,
+        )
+        assert sent.status_code == 200, sent.text
+        task_id = sent.json()["task-id"]
+        wait_until(lambda: len(resync_runs()) == 2, what="the Flower resync")
+
+        def listed() -> bool:
+            tasks = httpx.get(f"{base}/api/tasks", auth=("ops", "s3cret-pw"), timeout=5).json()
+            return task_id in tasks and tasks[task_id]["state"] == "SUCCESS"
+
+        wait_until(listed, what="the task in Flower's /api/tasks")
+
+
+def test_two_workers_and_two_beats_never_send_twice(
+    tmp_path: Path, pg_url: str, broker_url: str
+) -> None:
+    with (
+        Sandboxes(
+            tmp_path / "box", unique_identifier_type="NOTHING", talkdesk={"latency": 0.02}
+        ) as box,
+        processes(service_env(box, pg_url, broker_url), tmp_path) as procs,
+    ):
+        ids = box.salesforce.insert_many([person(i) for i in range(800)])
+        assert procs.run("db", "upgrade").returncode == 0
+        for n in (1, 2):
+            procs.start("worker", "-c", "2", name=f"worker{n}")
+            procs.start(
+                "beat",
+                name=f"beat{n}",
+                DIALSYNC_SYNC__BEAT_SCHEDULE_FILE=str(tmp_path / f"beat{n}"),
+            )
+        wait_until(lambda: converged(box, set(ids)), timeout=90, what="convergence")
+        time.sleep(5)  # a few more cycles: nothing more may be sent
+        stats = box.talkdesk.stats()
+        assert stats["records_created"] == 800  # every record sent exactly once
+        assert stats["records_updated"] == 0
+        assert len(box.talkdesk.records(box.list_id)) == 800
+
+
+def test_killing_a_worker_mid_batch_loses_nothing(
+    tmp_path: Path, pg_url: str, broker_url: str
+) -> None:
+    # A NOTHING list: a create sent twice would be a duplicate, so only the write-ahead marker
+    # and the list scan stand between a kill and a duplicate.
+    with (
+        Sandboxes(
+            tmp_path / "box", unique_identifier_type="NOTHING", talkdesk={"latency": 0.4}
+        ) as box,
+        processes(service_env(box, pg_url, broker_url), tmp_path) as procs,
+    ):
+        ids = box.salesforce.insert_many([person(i) for i in range(1500)])
+        assert procs.run("db", "upgrade").returncode == 0
+        first = procs.start("worker", "-c", "2", name="worker1")
+        procs.start("beat", name="beat")
+        wait_until(lambda: box.talkdesk.stats()["creates_bulk"] >= 3, what="some creates")
+        procs.kill(first)  # SIGKILL the whole process group, mid-batch
+        procs.start("worker", "-c", "2", name="worker2")
+        wait_until(lambda: converged(box, set(ids)), timeout=120, what="convergence")
+        assert len(box.talkdesk.records(box.list_id)) == 1500
