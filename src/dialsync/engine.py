@@ -77,6 +77,34 @@ class EngineOptions:
     priority: int | None = 5
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 3600.0
+    # The mapping: a contact -> record function and the Salesforce fields it reads (a mapping
+    # file replaces the default).
+    mapper: Callable[[SourceContact, MappingConfig], DialerRecord | Skip] = map_contact
+    fields: tuple[str, ...] = tuple(CONTACT_FIELDS)
+    # Routing: whether a destination (a record list) holds this contact's record. Contacts
+    # routed elsewhere are absent from it, with the reason "routed_elsewhere".
+    route: Callable[[SourceContact, DialerRecord, Destination], bool] | None = None
+
+
+class Observer:
+    """Hooks for progress bars and metrics; the default does nothing. Must not raise."""
+
+    def batch_pulled(self, report: RunReport, count: int) -> None:
+        """``count`` more contacts were read and recorded in the sync table."""
+
+    def batch_sent(self, dest: str, op: str, results: Sequence[ItemResult]) -> None:
+        """One dialer call answered (``dest`` is "name:target")."""
+
+    def batch_failed(self, dest: str, op: str, count: int, error: DialsyncError) -> None:
+        """One dialer call failed for the whole batch; its rows will be retried."""
+
+    def run_finished(self, report: RunReport, seconds: float, status: str) -> None:
+        """A run ended (status ok, partial or failed)."""
+
+
+def key(dest: Destination) -> str:
+    """A destination instance: one system may feed several targets (lists) at once."""
+    return f"{dest.name}:{dest.target}"
 
 
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -118,6 +146,7 @@ class SyncEngine:
         self._scanned: set[str] = set()
         self.failed: dict[str, DialsyncError] = {}
         self._pushing = True
+        self.observer = Observer()
 
     # -- entry points ------------------------------------------------------------------------
     def sync(self, *, full: bool = False, dry_run: bool = False, force: bool = False) -> RunReport:
@@ -182,6 +211,7 @@ class SyncEngine:
     ) -> RunReport:
         run_id = None if dry_run else self.store.start_run(kind)
         report = RunReport(run_id, kind)
+        started = time.monotonic()
         try:
             self._open(needs_source)
             work(report)
@@ -189,6 +219,7 @@ class SyncEngine:
             if run_id is not None:
                 message = str(exc) if isinstance(exc, DialsyncError) else exc.__class__.__name__
                 self.store.finish_run(run_id, "failed", report.as_dict(), error=message)
+            self.observer.run_finished(report, time.monotonic() - started, "failed")
             raise
         report.failed = {name: str(exc) for name, exc in self.failed.items()}
         if run_id is not None:
@@ -196,12 +227,15 @@ class SyncEngine:
             error = "; ".join(report.failed.values()) or None
             self.store.finish_run(run_id, status, report.as_dict(), error=error)
         log.info("run %s (%s) finished: %s", run_id, kind, report.as_dict())
+        self.observer.run_finished(
+            report, time.monotonic() - started, "partial" if report.failed else "ok"
+        )
         return report
 
     def _open(self, needs_source: bool) -> None:
         if needs_source and self._fields is None:
             self.source.open()
-            self._fields = self.source.available(CONTACT_FIELDS)
+            self._fields = self.source.available(self.options.fields)
             self._mapping = MappingConfig(
                 instance_url=(self.source.instance_url or "").rstrip("/"),
                 default_region=self.options.default_region,
@@ -211,7 +245,7 @@ class SyncEngine:
         # someone removed records by hand.
         self.failed = {}
         self._scanned.clear()
-        self._each(lambda dest: self.targets.__setitem__(dest.name, dest.open()))
+        self._each(lambda dest: self.targets.__setitem__(key(dest), dest.open()))
 
     def _each(self, work: Callable[[Destination], None]) -> None:
         """Run ``work`` per destination; one failing destination never holds back another.
@@ -220,15 +254,15 @@ class SyncEngine:
         is left out for the rest of the run (its rows stay queued) and the run is "partial".
         """
         for dest in self.destinations:
-            if dest.name in self.failed:
+            if key(dest) in self.failed:
                 continue
             try:
                 work(dest)
             except DialsyncError as exc:
                 if len(self.destinations) == 1:
                     raise
-                log.error("%s failed this run, the other destinations go on: %s", dest.name, exc)
-                self.failed[dest.name] = exc
+                log.error("%s failed this run, the other destinations go on: %s", key(dest), exc)
+                self.failed[key(dest)] = exc
 
     def close(self) -> None:
         for dest in self.destinations:
@@ -250,6 +284,7 @@ class SyncEngine:
         for batch in chunked(self.source.window(self._fields, start, end), PULL_BATCH):
             report.counts["queried"] += len(batch)
             self._ingest(report, batch, scope, force=force, dry_run=dry_run)
+            self.observer.batch_pulled(report, len(batch))
             if dry_run:
                 continue
             last = batch[-1]
@@ -290,11 +325,16 @@ class SyncEngine:
                     message="outside DIALSYNC_SALESFORCE__SOQL_WHERE",
                 )
             else:
-                result = map_contact(contact, self._mapping)
+                result = self.options.mapper(contact, self._mapping)
             mapped.append((contact, result))
+        route = self.options.route
         for dest in self.destinations:
             wants = []
             for contact, result in mapped:
+                if isinstance(result, DialerRecord) and route and not route(contact, result, dest):
+                    result = Skip(
+                        reason=SkipReason.ROUTED_ELSEWHERE, message="routed to another list"
+                    )
                 if isinstance(result, Skip):
                     wants.append(
                         Desired(
@@ -402,6 +442,7 @@ class SyncEngine:
             report.counts["queried"] += len(batch)
             seen.update(c.id for c in batch)
             self._ingest(report, batch, scope, force=force)
+            self.observer.batch_pulled(report, len(batch))
             self._push(report, final=False)
         missing = [i for i in ids if i not in seen]
         if missing:
@@ -420,7 +461,7 @@ class SyncEngine:
         self._each(lambda dest: self._prepare_one(report, dest, force_scan))
 
     def _prepare_one(self, report: RunReport, dest: Destination, force_scan: bool) -> None:
-        info = self.targets[dest.name]
+        info = self.targets[key(dest)]
         first_use = not self.store.list_scanned(dest.name, dest.target)
         uncertain = self.store.uncertain_creates(dest.name, dest.target)
         ours = self.store.count_in_dialer(dest.name, dest.target)
@@ -446,9 +487,9 @@ class SyncEngine:
         missing = self.store.forget_missing(dest.name, dest.target, seen, started)
         settled = self.store.settle_uncertain_creates(dest.name, dest.target, started)
         self.store.set_list_scanned(
-            dest.name, dest.target, self.targets[dest.name].unique_identifier_type
+            dest.name, dest.target, self.targets[key(dest)].unique_identifier_type
         )
-        self._scanned.add(dest.name)
+        self._scanned.add(key(dest))
         log.info(
             "%s: list scanned: %d adopted, %d duplicates, %d unknown, %d removed by hand, "
             "%d creates never applied",
@@ -519,7 +560,7 @@ class SyncEngine:
             if (
                 scan_uncertain
                 and self.store.uncertain_creates(dest.name, dest.target)
-                and dest.name not in self._scanned
+                and key(dest) not in self._scanned
             ):
                 self._scan(report, dest)
                 for op in OPS:
@@ -559,16 +600,19 @@ class SyncEngine:
             uncertain = (
                 op == "create"
                 and not dest.native_upsert
-                and not self.targets[dest.name].unique_by_external_id
+                and not self.targets[key(dest)].unique_by_external_id
             )
+            self.observer.batch_failed(key(dest), op, len(rows), exc)
             self._retry_later(report, rows, exc, keep_inflight=uncertain)
             return
         except TransientError as exc:
+            self.observer.batch_failed(key(dest), op, len(rows), exc)
             self._retry_later(report, rows, exc, keep_inflight=False)
             return
         except TerminalError:
             self.store.update_rows([{"_id": r.id, "inflight": None} for r in rows])
             raise
+        self.observer.batch_sent(key(dest), op, results)
         self._record(report, dest, op, rows, results)
 
     def _retry_later(
@@ -728,7 +772,7 @@ class SyncEngine:
         self, report: RunReport, dest: Destination, duplicates: list[tuple[WorkRow, ItemResult]]
     ) -> None:
         """A create clashed: the record may be ours (a lost answer, a lost table): adopt it."""
-        if dest.name not in self._scanned:
+        if key(dest) not in self._scanned:
             self.store.update_rows([{"_id": r.id, "inflight": None} for r, _ in duplicates])
             self._scan(report, dest)
         ids = self.store.record_ids(dest.name, dest.target, [r.external_id for r, _ in duplicates])

@@ -29,6 +29,7 @@ class SkipReason(StrEnum):
     NO_VALID_PHONE = "no_valid_phone"
     OUT_OF_SCOPE = "out_of_scope"
     NOT_IN_SALESFORCE = "not_in_salesforce"
+    ROUTED_ELSEWHERE = "routed_elsewhere"
 
 
 class SourceContact(BaseModel):
