@@ -13,13 +13,16 @@ Durability order, which is what makes a crash at any point safe:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -84,6 +87,8 @@ class EngineOptions:
     # Routing: whether a destination (a record list) holds this contact's record. Contacts
     # routed elsewhere are absent from it, with the reason "routed_elsewhere".
     route: Callable[[SourceContact, DialerRecord, Destination], bool] | None = None
+    # Dialer calls in flight at once within one process (the service fans out tasks instead).
+    push_threads: int = 4
 
 
 class Observer:
@@ -144,6 +149,7 @@ class SyncEngine:
         self._fields: list[str] | None = None
         self._mapping: MappingConfig | None = None
         self._scanned: set[str] = set()
+        self._scan_lock = threading.Lock()
         self.failed: dict[str, DialsyncError] = {}
         self._pushing = True
         self.observer = Observer()
@@ -281,17 +287,18 @@ class SyncEngine:
         scope = set(self.source.ids(start)) if self.options.scoped else None
         high, high_id = cursor.modstamp, cursor.last_id
         assert self._fields is not None
-        for batch in chunked(self.source.window(self._fields, start, end), PULL_BATCH):
-            report.counts["queried"] += len(batch)
-            self._ingest(report, batch, scope, force=force, dry_run=dry_run)
-            self.observer.batch_pulled(report, len(batch))
-            if dry_run:
-                continue
-            last = batch[-1]
-            if high is None or last.system_modstamp >= high:
-                high, high_id = last.system_modstamp, last.id
-                self.store.set_cursor(CURSOR, modstamp=high, last_id=high_id)
-            self._push(report, final=False)
+        with self._background_push(report, enabled=not dry_run) as wake:
+            for batch in chunked(self.source.window(self._fields, start, end), PULL_BATCH):
+                report.counts["queried"] += len(batch)
+                self._ingest(report, batch, scope, force=force, dry_run=dry_run)
+                self.observer.batch_pulled(report, len(batch))
+                if dry_run:
+                    continue
+                last = batch[-1]
+                if high is None or last.system_modstamp >= high:
+                    high, high_id = last.system_modstamp, last.id
+                    self.store.set_cursor(CURSOR, modstamp=high, last_id=high_id)
+                wake()
         if dry_run:
             return
         if incremental and cursor.modstamp is not None:
@@ -543,18 +550,20 @@ class SyncEngine:
         scan_uncertain: bool = True,
     ) -> None:
         self._settle_noops(dest)
+        threads = self.options.push_threads
         for op in OPS:
-            while deadline is None or time.monotonic() < deadline:
-                limit = dest.max_batch
-                if not final and self.store.count_due(dest.name, dest.target) < limit:
-                    break
-                rows = self.store.claim(dest.name, dest.target, op, limit, LEASE_SECONDS)
-                if not rows:
-                    break
-                if not final and len(rows) < limit:
-                    self.store.update_rows([{"_id": r.id} for r in rows])  # release
-                    break
-                self._send(report, dest, op, rows)
+            if threads <= 1:
+                report.counts.update(self._drain(report, dest, op, final, deadline).counts)
+                continue
+            # Dialer round trips dominate a push; rows are claimed, so several calls in flight
+            # never send one row twice (the rate limiter still spaces them).
+            with ThreadPoolExecutor(threads, thread_name_prefix=f"push-{op}") as pool:
+                futures = [
+                    pool.submit(self._drain, report, dest, op, final, deadline)
+                    for _ in range(threads)
+                ]
+                for future in futures:
+                    report.counts.update(future.result().counts)
         if final:
             self._push_orphans(dest)
             if (
@@ -568,6 +577,78 @@ class SyncEngine:
                         dest.name, dest.target, op, dest.max_batch, LEASE_SECONDS
                     ):
                         self._send(report, dest, op, rows)
+
+    @contextlib.contextmanager
+    def _background_push(self, report: RunReport, *, enabled: bool) -> Iterator[Callable[[], None]]:
+        """While the main thread pulls and maps, threads send every full batch that is due.
+
+        Yields a function to call when new rows were recorded. On exit the threads finish the
+        batches they hold and stop; the caller's final push sends the partial ones. An error in
+        a thread is raised here, after the others stopped.
+        """
+        threads = self.options.push_threads
+        if not (enabled and self._pushing and threads > 1):
+            yield lambda: None
+            return
+        wake, done = threading.Event(), threading.Event()
+        reports: list[RunReport] = []
+        errors: list[BaseException] = []
+
+        def loop() -> None:
+            local = RunReport(report.run_id, report.kind)
+
+            def drain_full_batches(dest: Destination) -> None:
+                for op in OPS:
+                    local.counts.update(self._drain(local, dest, op, False, None).counts)
+
+            try:
+                while not done.is_set():
+                    self._each(drain_full_batches)
+                    wake.wait(0.5)
+                    wake.clear()
+            except BaseException as exc:
+                errors.append(exc)
+                done.set()
+            reports.append(local)
+
+        pool = [threading.Thread(target=loop, name=f"push-{i}") for i in range(threads)]
+        for thread in pool:
+            thread.start()
+        try:
+            yield wake.set
+        finally:
+            done.set()
+            wake.set()
+            for thread in pool:
+                thread.join()
+            for local in reports:
+                report.counts.update(local.counts)
+        if errors:
+            raise errors[0]
+
+    def _drain(
+        self,
+        report: RunReport,
+        dest: Destination,
+        op: str,
+        final: bool,
+        deadline: float | None,
+    ) -> RunReport:
+        """Claim and send batches of one op until none is due; counts go to a report of its
+        own (merged by the caller), so threads never share a counter."""
+        local = RunReport(report.run_id, report.kind)
+        limit = dest.max_batch
+        while deadline is None or time.monotonic() < deadline:
+            if not final and self.store.count_due(dest.name, dest.target) < limit:
+                break
+            rows = self.store.claim(dest.name, dest.target, op, limit, LEASE_SECONDS)
+            if not rows:
+                break
+            if not final and len(rows) < limit:
+                self.store.update_rows([{"_id": r.id} for r in rows])  # release
+                break
+            self._send(local, dest, op, rows)
+        return local
 
     def _settle_noops(self, dest: Destination) -> None:
         while rows := self.store.claim(dest.name, dest.target, "noop", 500, LEASE_SECONDS):
@@ -772,9 +853,10 @@ class SyncEngine:
         self, report: RunReport, dest: Destination, duplicates: list[tuple[WorkRow, ItemResult]]
     ) -> None:
         """A create clashed: the record may be ours (a lost answer, a lost table): adopt it."""
-        if key(dest) not in self._scanned:
-            self.store.update_rows([{"_id": r.id, "inflight": None} for r, _ in duplicates])
-            self._scan(report, dest)
+        with self._scan_lock:  # pushes run in threads: one scan per run is enough
+            if key(dest) not in self._scanned:
+                self.store.update_rows([{"_id": r.id, "inflight": None} for r, _ in duplicates])
+                self._scan(report, dest)
         ids = self.store.record_ids(dest.name, dest.target, [r.external_id for r, _ in duplicates])
         rejected = [
             self._rejected(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from dialsync.engine import RunReport, SyncEngine
@@ -19,9 +20,12 @@ def engine_for(box: Sandboxes, db_url: str, **overrides: Any) -> SyncEngine:
 def run(box: Sandboxes, db_url: str, **kw: Any) -> RunReport:
     overrides = kw.pop("settings", {})
     clock = kw.pop("clock", None)
+    prepare: Callable[[SyncEngine], None] | None = kw.pop("prepare", None)
     engine = engine_for(box, db_url, **overrides)
     if clock is not None:
         engine.clock = engine.store.clock = clock
+    if prepare is not None:  # a test's hook into the built engine (record sleeps, observers)
+        prepare(engine)
     try:
         with writer_lock(engine.store.engine, "sync"):
             return engine.sync(**kw)

@@ -6,9 +6,11 @@ between two of them leaves a state the next run can read and finish.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -29,7 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from dialsync.errors import ConfigError, TransientError
 from dialsync.store import migrate
@@ -85,15 +87,28 @@ class SyncStore:
     def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
         self.engine = engine
         self.clock = clock
+        # Marks this store's claims, so a run can free those an earlier run left behind.
+        self._instance = uuid.uuid4().hex[:8]
+        # SQLite has one writer at a time, and threads of one process waiting on its busy
+        # handler sleep in growing steps: queueing them on a lock here is far faster.
+        self._write_lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
 
     # -- plumbing ------------------------------------------------------------------------
-    def _tx(self) -> Any:
-        try:
-            return self.engine.begin()
-        except SQLAlchemyError as exc:  # pragma: no cover - exercised by fault tests
-            raise TransientError(
-                f"state database unavailable: {exc.__class__.__name__}", system="store"
-            ) from exc
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """One write transaction. A lost or locked database is transient, not a crash."""
+        with self._write_lock:
+            try:
+                with self.engine.begin() as conn:
+                    yield conn
+            except (OperationalError, InterfaceError) as exc:
+                raise TransientError(
+                    f"state database unavailable: {exc.__class__.__name__}: "
+                    f"{str(exc.orig).splitlines()[0] if exc.orig else ''}",
+                    system="store",
+                ) from exc
 
     def _rows(
         self, conn: Connection, destination: str, list_id: str, external_ids: Sequence[str]
@@ -236,14 +251,11 @@ class SyncStore:
         full: n changes cost ceil(n / batch) calls per op, not more.
         """
         now = self.clock()
-        token = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        token = f"{self._claim_prefix()}{uuid.uuid4().hex[:12]}"
         due = and_(
             R.destination == destination,
             R.list_id == list_id,
-            or_(
-                R.status == Status.PENDING,
-                and_(R.status == Status.RETRYING, R.next_attempt_at <= now),
-            ),
+            _is_due(now),
             or_(R.claim_expires_at.is_(None), R.claim_expires_at < now),
             _OPS[op],
         )
@@ -272,7 +284,7 @@ class SyncStore:
                     R.inflight,
                     R.reason_code,
                 )
-                .where(R.claimed_by == token)
+                .where(R.id.in_(ids), R.claimed_by == token)
                 .order_by(R.id)
             ).all()
         return [
@@ -322,9 +334,16 @@ class SyncStore:
                     group,
                 )
 
+    def _claim_prefix(self) -> str:
+        return f"{socket.gethostname()[:30]}:{os.getpid()}:{self._instance}."
+
     def release_dead_claims(self) -> int:
-        """Free claims of processes on this host that no longer exist (a killed worker)."""
+        """Free claims of processes on this host that no longer exist (a killed worker), and
+        this store's own claims left by an earlier run that failed before it could record
+        them (the database went away mid-batch). Called as a run starts: a store runs one run
+        at a time, so none of its claims is live then."""
         host = socket.gethostname()[:30]
+        mine = self._claim_prefix()
         now = self.clock()
         with self._tx() as conn:
             owners = conn.execute(
@@ -332,7 +351,7 @@ class SyncStore:
                 .where(R.claimed_by.is_not(None), R.claim_expires_at >= now)
                 .distinct()
             ).scalars()
-            dead = [o for o in owners if _dead_here(o, host)]
+            dead = [o for o in owners if o.startswith(mine) or _dead_here(o, host)]
             if not dead:
                 return 0
             result = conn.execute(
@@ -634,7 +653,9 @@ class SyncStore:
                     **{name: 0 for name in RUN_COUNTERS},
                 )
             )
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
     def finish_run(
         self,
@@ -701,13 +722,19 @@ class SyncStore:
                     .where(
                         R.destination == destination,
                         R.list_id == list_id,
-                        or_(
-                            R.status == Status.PENDING,
-                            and_(R.status == Status.RETRYING, R.next_attempt_at <= now),
-                        ),
+                        _is_due(now),
                     )
                 ).scalar_one()
             )
+
+
+def _is_due(now: datetime) -> Any:
+    """Pending, or retrying and its time has come. Written as one IN on the indexed status
+    (pending rows carry no next attempt time) so the index answers it at any table size."""
+    return and_(
+        R.status.in_([Status.PENDING, Status.RETRYING]),
+        or_(R.next_attempt_at.is_(None), R.next_attempt_at <= now),
+    )
 
 
 # What each push operation takes. A create still marked in flight is not taken: it may have

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 
 import redis
 
@@ -49,7 +50,10 @@ def engine() -> SyncEngine:
         if _engine is None:
             from dialsync.wiring import build_engine
 
-            _engine = build_engine(settings(), limiter_client=redis_client())
+            engine = build_engine(settings(), limiter_client=redis_client())
+            # Parallelism comes from the push tasks the pull fans out, one call each.
+            engine.options = replace(engine.options, push_threads=1)
+            _engine = engine
         return _engine
 
 
