@@ -30,6 +30,12 @@ def main(argv: list[str] | None = None) -> None:
         default=3600.0,
         help="seconds in the past the seeded contacts are stamped",
     )
+    parser.add_argument(
+        "--spread-days",
+        type=float,
+        default=30.0,
+        help="the seeded stamps spread over this many days",
+    )
     parser.add_argument("--sf-latency", type=float, default=0.0, help="seconds per request")
     parser.add_argument("--td-latency", type=float, default=0.0, help="seconds per request")
     parser.add_argument("--td-max-rps", type=float, default=None)
@@ -44,13 +50,19 @@ def main(argv: list[str] | None = None) -> None:
         talkdesk={"latency": args.td_latency, "max_requests_per_second": args.td_max_rps},
     )
     box.start()
-    stamp = datetime.now(UTC) - timedelta(seconds=args.stamp_age)
-    chunk = 20_000
-    for start in range(0, args.contacts, chunk):
+    # Stamps spread over the last --spread-days (oldest first), the newest --stamp-age seconds
+    # ago, as in an org whose contacts changed over time: a lookback then re-reads only the
+    # last few minutes of changes, not the whole org.
+    chunk = 1000
+    chunks = max(1, -(-args.contacts // chunk))
+    newest = datetime.now(UTC) - timedelta(seconds=args.stamp_age)
+    spread = timedelta(days=args.spread_days)
+    for k, start in enumerate(range(0, args.contacts, chunk)):
         count = min(chunk, args.contacts - start)
         rows = seed.contacts(count, seed=args.seed + start)
         for i, row in enumerate(rows):
             row["Email"] = f"contact{start + i}@example.com"
+        stamp = newest - spread * (chunks - 1 - k) / chunks
         box.salesforce.insert_many(rows, stamp=stamp)
     env = box.env(args.database_url)
     env["SANDBOX_SALESFORCE_URL"] = box.salesforce.url
