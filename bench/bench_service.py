@@ -31,7 +31,7 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import Sandbox, machine, sandbox, table  # noqa: E402
+from bench.common import Sandbox, machine, sandbox, table
 
 PG_ADMIN = os.environ.get(
     "DIALSYNC_BENCH_POSTGRES_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import machine, run_dialsync, sandbox, table  # noqa: E402
-from bench.naive import run_naive  # noqa: E402
+from bench.common import machine, run_dialsync, sandbox, table
+from bench.naive import run_naive
 
 
 def load(n: int, td_latency: float, sf_latency: float) -> dict[str, object]:
@@ -82,7 +82,7 @@ def main() -> None:
     to_write = counts["created"] + counts["updated"] + counts["deleted"]
     floor = math.ceil(to_write / 100)
     inc, inc_counts, inc_writes, inc_sf, changed = big["incremental"]  # type: ignore[misc]
-    noop, noop_counts, noop_writes, noop_sf = big["noop"]  # type: ignore[misc]
+    noop, _, noop_writes, noop_sf = big["noop"]  # type: ignore[misc]
     small_first = small["initial"][0]  # type: ignore[index]
     naive, ours = naive_vs_dialsync(args.naive, args.td_latency, args.sf_latency)
     rows = [
@@ -121,7 +121,8 @@ def main() -> None:
             f"{args.naive:,} contacts",
             f"naive {naive['seconds']:.1f} s vs dialsync {ours['seconds']:.1f} s "
             f"({naive['seconds'] / ours['seconds']:.1f}x)",
-            f"dialer calls naive {naive['dialer_calls']:.0f} vs dialsync {ours['dialer_calls']:.0f} "
+            f"dialer calls naive {naive['dialer_calls']:.0f} "
+            f"vs dialsync {ours['dialer_calls']:.0f} "
             f"({naive['dialer_calls'] / max(1, ours['dialer_calls']):.0f}x fewer)",
             "",
         ),

@@ -13,9 +13,9 @@ import httpx
 import requests
 from simple_salesforce.api import Salesforce
 
+from dialsync.destinations.talkdesk import render_record
 from dialsync.mapping import MappingConfig, map_contact
 from dialsync.models import DialerRecord
-from dialsync.destinations.talkdesk import render_record
 from dialsync.sources.salesforce import to_contact
 
 
