@@ -6,72 +6,15 @@ Exit codes: 0 the command did its work (rejected records included), 2 a configur
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
-import traceback
-from collections.abc import Callable
-from datetime import datetime
-from typing import Any, TypeVar
 
 import click
 
-from dialsync.errors import ConfigError, DialsyncError, LockBusy
-from dialsync.logs import redact, setup_logging
-from dialsync.settings import Settings, load_settings
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(exc: BaseException, debug: bool) -> None:
-    if debug:
-        traceback.print_exc(file=sys.stderr)
-    if isinstance(exc, ConfigError):
-        click.echo(f"configuration error: {redact(exc.message)}", err=True)
-        sys.exit(2)
-    if isinstance(exc, DialsyncError):
-        click.echo(f"error: {redact(str(exc))}", err=True)
-        sys.exit(1)
-    click.echo(
-        f"error: unexpected {exc.__class__.__name__}: {redact(str(exc))[:300]} "
-        "(run with --debug for the traceback)",
-        err=True,
-    )
-    sys.exit(1)
-
-
-def command(fn: F) -> F:
-    """Adds --debug and turns exceptions into one line and an exit code."""
-
-    @click.option("--debug", is_flag=True, help="Log at DEBUG level and show tracebacks.")
-    @functools.wraps(fn)
-    def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
-        try:
-            settings = load_settings()
-            setup_logging("DEBUG" if debug else settings.log_level, settings.log_format)
-            return fn(settings, *args, **kwargs)
-        except (click.exceptions.Exit, click.ClickException, SystemExit):
-            raise
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-        except BaseException as exc:
-            _fail(exc, debug)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _emit(data: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
-    if as_json:
-        click.echo(json.dumps(data, default=_json_default, sort_keys=True))
-    else:
-        human()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
+from dialsync.clikit import command
+from dialsync.clikit import emit as _emit
+from dialsync.errors import ConfigError, LockBusy
+from dialsync.logs import redact
+from dialsync.settings import Settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -93,7 +36,8 @@ def main() -> None:
 @click.option(
     "--dry-run",
     is_flag=True,
-    help="Show what would change; write nothing to the dialer and do not move the cursor.",
+    help="Show the plan (`dialsync plan`): what would change and why; write nothing to the "
+    "dialer and do not move the cursor.",
 )
 @click.option(
     "--json",
@@ -114,35 +58,37 @@ def sync(settings: Settings, full: bool, dry_run: bool, as_json: bool, wait: flo
     from dialsync.store.locks import writer_lock
     from dialsync.wiring import build_engine, build_store
 
+    if dry_run:  # the plan: the same engine on a copy of the state, no dialer writes
+        from dialsync.cli_ops import show_plan
+
+        show_plan(settings, full=full, as_json=as_json)
+        return
     store = build_store(settings)
     engine = build_engine(settings, store)
+    if not as_json:
+        from dialsync.progress import terminal_progress
+
+        engine.observer = terminal_progress(engine.due) or engine.observer
     try:
-        if dry_run:
-            report = engine.sync(full=full, dry_run=True)
-        else:
-            try:
-                with writer_lock(store.engine, "sync", wait):
-                    report = engine.sync(full=full)
-            except LockBusy:
-                click.echo(
-                    "another dialsync sync is running on this state database; nothing done",
-                    err=True,
-                )
-                _emit({"skipped_run": True, **dict.fromkeys(_COUNTERS, 0)}, as_json, lambda: None)
-                return
+        try:
+            with writer_lock(store.engine, "sync", wait):
+                report = engine.sync(full=full)
+        except LockBusy:
+            click.echo(
+                "another dialsync sync is running on this state database; nothing done",
+                err=True,
+            )
+            _emit({"skipped_run": True, **dict.fromkeys(_COUNTERS, 0)}, as_json, lambda: None)
+            return
     finally:
         engine.close()
     counts = report.as_dict()
-    label = "would " if dry_run else ""
     _emit(
         counts,
         as_json,
         lambda: click.echo(
-            f"{'plan' if dry_run else 'sync'} finished (run {report.run_id or '-'}): "
-            + ", ".join(
-                f"{label if k in ('created', 'updated', 'deleted') else ''}{k} {v}"
-                for k, v in counts.items()
-            )
+            f"sync finished (run {report.run_id or '-'}): "
+            + ", ".join(f"{k} {v}" for k, v in counts.items())
         ),
     )
     _report_failures(report.failed)
@@ -342,13 +288,31 @@ def db_upgrade(settings: Settings) -> None:
     default=None,
     help="Where to keep the demo's state DB and certificates (default: a temp dir).",
 )
+@click.option(
+    "--destinations",
+    default="talkdesk",
+    show_default=True,
+    callback=lambda _ctx, _param, value: _demo_destinations(value),
+    help="Comma-separated: talkdesk, everbridge, conga. All are fed from one pull.",
+)
 @command
-def demo(settings: Settings, contacts: int, workdir: str | None) -> None:
+def demo(
+    settings: Settings, contacts: int, workdir: str | None, destinations: tuple[str, ...]
+) -> None:
     """Run the whole sync against loopback sandboxes: no credentials, nothing to install."""
     from dialsync.sandbox.demo import run_demo
 
-    ok = run_demo(contacts=contacts, workdir=workdir, echo=click.echo)
+    ok = run_demo(contacts=contacts, workdir=workdir, echo=click.echo, destinations=destinations)
     sys.exit(0 if ok else 1)
+
+
+def _demo_destinations(value: str) -> tuple[str, ...]:
+    from dialsync.settings import parse_destinations
+
+    try:
+        return parse_destinations(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @main.command()
@@ -431,6 +395,15 @@ def _require_broker(settings: Settings) -> None:
             setting="DIALSYNC_BROKER_URL",
         )
 
+
+def _add_operator_commands() -> None:
+    from dialsync.cli_ops import COMMANDS
+
+    for cmd in COMMANDS:
+        main.add_command(cmd)
+
+
+_add_operator_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,7 +1,9 @@
 """Logging to stderr, text or JSON, with secrets and personal data kept out.
 
 Secrets are redacted by value (every secret setting is registered at start); phone numbers are
-masked by shape. Names are never logged by dialsync's own code.
+masked by shape. dialsync's own code never logs names, but a remote's error message may quote
+a record ("first_name": "Ada", LastName = 'Smith' in a SOQL error): values of name keys are
+masked by shape too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,14 @@ from datetime import UTC, datetime
 _PHONE = re.compile(r"(?<![\w./:-])\+?\(?\d[\d ()./-]{6,}\d(?![\w:-])")
 _NOT_PHONE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,3}(\.\d{1,3}){3}|^\d+\.\d+$")
 _secrets: set[str] = set()
+# A name key (first_name, LastName, "Name", full_name ...), then = or :, then a quoted value or
+# one bare word. Over-masking a list's name is harmless; a person's name in a log is not.
+_NAME = re.compile(
+    r"""(?ix)
+    (?P<key>["']?\b(?:first_?name|last_?name|full_?name|name)\b["']?\s*[:=]\s*)
+    (?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.|'')*'|[^\s,;)}\]]+)
+    """
+)
 
 
 def register_secret(value: str | None) -> None:
@@ -35,10 +45,19 @@ def mask_phone(text: str) -> str:
     return _PHONE.sub(_mask, text)
 
 
+def mask_names(text: str) -> str:
+    def mask(match: re.Match[str]) -> str:
+        value = match.group("value")
+        quote = value[0] if value[0] in "\"'" else ""
+        return f"{match.group('key')}{quote}***{quote}"
+
+    return _NAME.sub(mask, text)
+
+
 def redact(text: str) -> str:
     for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
-    return mask_phone(text)
+    return mask_names(mask_phone(text))
 
 
 class RedactingFilter(logging.Filter):

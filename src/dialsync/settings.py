@@ -261,6 +261,21 @@ class FlowerSettings(BaseModel):
     address: str = "0.0.0.0"
 
 
+class MetricsSettings(BaseModel):
+    """The Prometheus endpoint a Celery worker serves (blank port: none)."""
+
+    port: int | None = Field(default=9808, ge=1, le=65535)
+    address: str = "0.0.0.0"
+    # Where the worker's processes keep their counters (prometheus multiprocess mode); emptied
+    # when the worker starts. Unset: a new temporary directory per worker.
+    dir: Path | None = None
+
+    @field_validator("port", mode="before")
+    @classmethod
+    def _blank_port(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip() == "" else value
+
+
 class MappingSettings(BaseModel):
     default_region: str = "US"
     priority: int | None = Field(default=5, ge=1, le=10)
@@ -306,6 +321,7 @@ class Settings(BaseSettings):
     sync: SyncSettings = SyncSettings()
     mapping: MappingSettings = MappingSettings()
     flower: FlowerSettings = FlowerSettings()
+    metrics: MetricsSettings = MetricsSettings()
     everbridge: EverbridgeSettings = EverbridgeSettings()
     conga: CongaSettings = CongaSettings()
     # Comma-separated (a str: pydantic-settings would read a list as JSON); see

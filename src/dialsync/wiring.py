@@ -9,12 +9,20 @@ from pathlib import Path
 from typing import Any
 
 from dialsync.destinations.base import Destination
+from dialsync.destinations.conga import CongaDestination
+from dialsync.destinations.everbridge import EverbridgeDestination
 from dialsync.destinations.http import LocalRateLimiter, RateLimiter
 from dialsync.destinations.talkdesk import TalkdeskDestination
 from dialsync.engine import EngineOptions, SyncEngine
 from dialsync.errors import ConfigError
 from dialsync.logs import register_secret
-from dialsync.settings import Settings, env_name
+from dialsync.settings import (
+    CongaSettings,
+    EverbridgeSettings,
+    Settings,
+    TalkdeskSettings,
+    env_name,
+)
 from dialsync.sources.salesforce import SalesforceSource
 from dialsync.store.store import SyncStore, open_store
 
@@ -43,6 +51,9 @@ def register_secrets(settings: Settings) -> None:
         settings.salesforce.client_secret,
         settings.salesforce.access_token,
         settings.talkdesk.client_secret,
+        settings.everbridge.client_secret,
+        settings.everbridge.password,
+        settings.conga.client_secret,
     ):
         if secret is not None:
             register_secret(secret.get_secret_value())
@@ -64,14 +75,41 @@ def rate_limiter(name: str, per_second: float | None, client: Any | None) -> Rat
 def build_destinations(
     settings: Settings, tls: Tls, limiter_client: Any | None = None
 ) -> list[Destination]:
-    td = settings.talkdesk
-    return [
-        TalkdeskDestination(
-            td,
-            verify=tls.httpx_verify,
-            limiter=rate_limiter("talkdesk", td.max_requests_per_second, limiter_client),
-        )
-    ]
+    """One adapter per name in DIALSYNC_DESTINATIONS, each with its own rate limit."""
+    built: list[Destination] = []
+    for name in settings.destination_names:
+        if name == "talkdesk":
+            td = settings.talkdesk
+            built.append(
+                TalkdeskDestination(
+                    td,
+                    verify=tls.httpx_verify,
+                    limiter=rate_limiter(name, td.max_requests_per_second, limiter_client),
+                )
+            )
+        elif name == "everbridge":
+            eb = settings.everbridge
+            per_minute = eb.max_writes_per_minute
+            built.append(
+                EverbridgeDestination(
+                    eb,
+                    verify=tls.httpx_verify,
+                    # the limiter paces writes only: Everbridge throttles POST/PUT/PATCH
+                    limiter=rate_limiter(
+                        name, per_minute / 60.0 if per_minute else None, limiter_client
+                    ),
+                )
+            )
+        else:
+            cg = settings.conga
+            built.append(
+                CongaDestination(
+                    cg,
+                    verify=tls.httpx_verify,
+                    limiter=rate_limiter(name, cg.max_requests_per_second, limiter_client),
+                )
+            )
+    return built
 
 
 def build_engine(
@@ -79,12 +117,36 @@ def build_engine(
 ) -> SyncEngine:
     register_secrets(settings)
     settings.salesforce.auth_mode()  # a ConfigError naming the missing setting, before any I/O
-    settings.talkdesk.require()
+    sections: dict[str, TalkdeskSettings | EverbridgeSettings | CongaSettings] = {
+        "talkdesk": settings.talkdesk,
+        "everbridge": settings.everbridge,
+        "conga": settings.conga,
+    }
+    for name in settings.destination_names:  # a ConfigError naming what is missing
+        sections[name].require()
     if settings.mapping.file is not None and not settings.mapping.file.is_file():
         name = env_name("mapping", "file")
         raise ConfigError(f"{name}: no such file {settings.mapping.file}", setting=name)
     tls = tls_from(settings)
     source = SalesforceSource(settings.salesforce, verify=tls.requests_verify)
+    mapped: dict[str, Any] = {}
+    router = None
+    if settings.mapping.file is not None:
+        # A mapping file: its mapper, its fields (refused when the org lacks one), and one
+        # Talkdesk destination per list it routes to. Read first: an invalid file stops here.
+        from dialsync.mapping.file import load_mapping_file
+        from dialsync.sources.mapped import MappedSalesforceSource
+
+        mapping = load_mapping_file(settings.mapping.file)
+        router = mapping.router(settings.talkdesk.record_list_id)
+        source = MappedSalesforceSource(settings.salesforce, mapping, verify=tls.requests_verify)
+        mapped = {"mapper": mapping.mapper(), "fields": mapping.spec.fields()}
+    destinations = build_destinations(settings, tls, limiter_client)
+    if router is not None:
+        from dialsync.routing import routed_destinations
+
+        mapped["route"] = router
+        destinations = routed_destinations(destinations, router, tls.httpx_verify)
     options = EngineOptions(
         lookback=timedelta(seconds=settings.salesforce.lookback_seconds),
         scoped=bool(settings.salesforce.soql_where),
@@ -92,10 +154,16 @@ def build_engine(
         priority=settings.mapping.priority,
         retry_base_seconds=settings.sync.retry_base_seconds,
         retry_max_seconds=settings.sync.retry_max_seconds,
+        **mapped,
     )
-    return SyncEngine(
+    engine = SyncEngine(
         source=source,
-        destinations=build_destinations(settings, tls, limiter_client),
+        destinations=destinations,
         store=store or build_store(settings),
         options=options,
     )
+    from dialsync import metrics
+
+    if metrics.collecting():  # a worker serving /metrics: count what this engine does
+        metrics.instrument(engine)
+    return engine

@@ -12,11 +12,23 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from dialsync.sandbox.harness import Sandboxes
+
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def service_env(box: Sandboxes, pg_url: str, broker_url: str, **extra: str) -> dict[str, str]:
+    """The environment of `dialsync worker/beat/...` against the sandboxes, beat every 2 s."""
+    return {
+        **box.env(pg_url),
+        "DIALSYNC_BROKER_URL": broker_url,
+        "DIALSYNC_SYNC__INTERVAL_SECONDS": "2",
+        **extra,
+    }
 
 
 def wait_until(

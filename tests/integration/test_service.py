@@ -12,18 +12,9 @@ import pytest
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.store.store import open_store
 from tests.integration.helpers import ours, person
-from tests.integration.service import free_port, processes, wait_until
+from tests.integration.service import free_port, processes, service_env, wait_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
-
-
-def service_env(box: Sandboxes, pg_url: str, broker_url: str, **extra: str) -> dict[str, str]:
-    return {
-        **box.env(pg_url),
-        "DIALSYNC_BROKER_URL": broker_url,
-        "DIALSYNC_SYNC__INTERVAL_SECONDS": "2",
-        **extra,
-    }
 
 
 def converged(box: Sandboxes, expected: set[str]) -> bool:

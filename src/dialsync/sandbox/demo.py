@@ -1,7 +1,8 @@
 """`dialsync demo`: the whole sync against loopback sandboxes, narrated.
 
 Seeds a sandbox org, syncs, edits and deletes some contacts in Salesforce, syncs again, syncs a
-third time to show that nothing unchanged costs a call, and checks the list each time.
+third time to show that nothing unchanged costs a call, and checks each destination each time:
+Talkdesk by default, or any of Talkdesk, Everbridge and Conga, all fed from the same pull.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from dialsync.destinations.common import is_contact_id
 from dialsync.engine import RunReport
 from dialsync.mapping import MappingConfig, map_contact
 from dialsync.models import DialerRecord, SourceContact
@@ -47,22 +49,61 @@ def _flat(fields: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def held(box: Sandboxes, name: str) -> tuple[Counter[str], list[str]]:
+    """(our external ids with their counts, the other sources' keys) in one destination."""
+    if name == "talkdesk":
+        records = box.talkdesk.records(box.list_id)
+        ours = [r.get("external_id") for r in records if r.get("external_provider") == "salesforce"]
+        others = [
+            r.get("external_id") for r in records if r.get("external_provider") != "salesforce"
+        ]
+    else:
+        key = "externalId" if name == "everbridge" else "ExternalId"
+        found = box.everbridge.contacts() if name == "everbridge" else box.conga.contacts()
+        ours = [c[key] for c in found if is_contact_id(c[key])]
+        others = [c[key] for c in found if not is_contact_id(c[key])]
+    return Counter(str(i) for i in ours), [str(i) for i in others]
+
+
 def check_list(box: Sandboxes, echo: Echo) -> bool:
-    records = box.talkdesk.records(box.list_id)
-    ours = Counter(
-        r.get("external_id") for r in records if r.get("external_provider") == "salesforce"
-    )
-    others = [r for r in records if r.get("external_provider") != "salesforce"]
+    """Every destination holds exactly the callable contacts, once each."""
     want = expected_ids(box)
-    duplicates = sum(n - 1 for n in ours.values() if n > 1)
-    missing, extra = want - set(ours), set(ours) - want
-    ok = not missing and not extra and not duplicates
-    echo(
-        f"  list check: {len(ours)} of our records, {len(others)} from other sources, "
-        f"{len(missing)} missing, {len(extra)} that should not be there, "
-        f"{duplicates} duplicates -> {'OK' if ok else 'MISMATCH'}"
-    )
+    ok = True
+    for name in box.destinations:
+        ours, others = held(box, name)
+        duplicates = sum(n - 1 for n in ours.values() if n > 1)
+        missing, extra = want - set(ours), set(ours) - want
+        good = not missing and not extra and not duplicates
+        ok &= good
+        echo(
+            f"  {name} check: {len(ours)} of our records, {len(others)} from other sources, "
+            f"{len(missing)} missing, {len(extra)} that should not be there, "
+            f"{duplicates} duplicates -> {'OK' if good else 'MISMATCH'}"
+        )
     return ok
+
+
+def _add_foreign(box: Sandboxes) -> None:
+    """One record from another source in each destination: it must survive every sync."""
+    if "talkdesk" in box.destinations:
+        box.talkdesk.add_record(
+            box.list_id,
+            {
+                "first_name": "Csv",
+                "last_name": "Upload",
+                "phone_numbers": [{"phone_number": "+14155550100", "phone_type": "OFFICE"}],
+                "external_provider": "csv",
+                "external_id": "row-1",
+            },
+        )
+    if "everbridge" in box.destinations:
+        box.everbridge.add_contact({"externalId": "hr-1", "firstName": "Hr", "lastName": "Import"})
+    if "conga" in box.destinations:
+        box.conga.add_contact({"ExternalId": "erp-1", "FirstName": "Erp", "LastName": "Import"})
+
+
+def _writes(box: Sandboxes) -> int:
+    return sum(int(box.sandbox(name).stats()["writes"]) for name in box.destinations)
 
 
 class DemoClock:
@@ -76,12 +117,17 @@ class DemoClock:
         return datetime.now(UTC) + self.offset
 
 
-def run_demo(contacts: int = 1000, workdir: str | None = None, echo: Echo = print) -> bool:
+def run_demo(
+    contacts: int = 1000,
+    workdir: str | None = None,
+    echo: Echo = print,
+    destinations: tuple[str, ...] = ("talkdesk",),
+) -> bool:
     tmp = None if workdir else tempfile.TemporaryDirectory(prefix="dialsync-demo-")
     root = Path(workdir or tmp.name)  # type: ignore[union-attr]
     clock = DemoClock()
     try:
-        with Sandboxes(root, salesforce={"clock": clock}) as box:
+        with Sandboxes(root, salesforce={"clock": clock}, destinations=destinations) as box:
             return _narrate(box, contacts, echo, clock)
     finally:
         if tmp is not None:
@@ -93,7 +139,7 @@ def _sync(box: Sandboxes, label: str, echo: Echo, clock: DemoClock) -> RunReport
     store = build_store(settings)
     engine = build_engine(settings, store)
     engine.clock = store.clock = clock
-    writes_before = box.talkdesk.stats()["writes"]
+    writes_before = _writes(box)
     started = time.perf_counter()
     try:
         with writer_lock(store.engine, "sync"):
@@ -101,21 +147,23 @@ def _sync(box: Sandboxes, label: str, echo: Echo, clock: DemoClock) -> RunReport
     finally:
         engine.close()
     elapsed = time.perf_counter() - started
-    writes = box.talkdesk.stats()["writes"] - writes_before
+    writes = _writes(box) - writes_before
     counts = report.as_dict()
     echo(
         f"{label}: "
         + ", ".join(f"{k} {v}" for k, v in counts.items() if v)
         + f" | {writes} dialer write calls, {elapsed:.1f}s"
+        + (f" | FAILED: {report.failed}" if report.failed else "")
     )
     return report
 
 
 def _narrate(box: Sandboxes, n: int, echo: Echo, clock: DemoClock) -> bool:
-    sf, td = box.salesforce, box.talkdesk
+    sf = box.salesforce
+    where = ", ".join(f"{name} at {box.sandbox(name).url}" for name in box.destinations)
     echo(
-        f"sandbox Salesforce at {sf.url} (TLS), sandbox Talkdesk at {td.url}, "
-        f"record list {box.list_id}; state DB {box.workdir / 'dialsync.db'}"
+        f"sandbox Salesforce at {sf.url} (TLS), sandbox {where}; "
+        f"state DB {box.workdir / 'dialsync.db'}"
     )
     accounts = [
         sf.insert_account(name, kind)
@@ -126,19 +174,10 @@ def _narrate(box: Sandboxes, n: int, echo: Echo, clock: DemoClock) -> bool:
         ]
     ]
     ids = sf.insert_many(seed.contacts(n, seed=42, account_ids=accounts))
-    td.add_record(
-        box.list_id,
-        {
-            "first_name": "Csv",
-            "last_name": "Upload",
-            "phone_numbers": [{"phone_number": "+14155550100", "phone_type": "OFFICE"}],
-            "external_provider": "csv",
-            "external_id": "row-1",
-        },
-    )
+    _add_foreign(box)
     echo(
         f"seeded {len(ids)} contacts (some DoNotCall, some without a usable phone) and one "
-        "record from another source in the list"
+        "record from another source in each destination"
     )
     ok = True
     _sync(box, "first sync (initial load)", echo, clock)
@@ -189,10 +228,14 @@ def _narrate(box: Sandboxes, n: int, echo: Echo, clock: DemoClock) -> bool:
     ok &= check_list(box, echo)
     report = _sync(box, "third sync (nothing changed)", echo, clock)
     ok &= check_list(box, echo)
-    others = [r for r in td.records(box.list_id) if r.get("external_provider") == "csv"]
-    echo(f"the other source's record is {'untouched' if len(others) == 1 else 'MISSING'}")
-    ok &= len(others) == 1
+    for name in box.destinations:
+        others = held(box, name)[1]
+        echo(f"{name}: the other source's record is {'kept' if len(others) == 1 else 'MISSING'}")
+        ok &= len(others) == 1
     writes = report.counts["created"] + report.counts["updated"] + report.counts["deleted"]
     ok &= writes == 0
-    echo("demo " + ("passed: the list holds exactly the callable contacts" if ok else "FAILED"))
+    echo(
+        "demo "
+        + ("passed: each destination holds exactly the callable contacts" if ok else "FAILED")
+    )
     return ok

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from dialsync.settings import Settings, load_settings
 
@@ -54,6 +54,14 @@ def create_app(settings: Settings | None = None) -> Celery:
     app = Celery("dialsync", include=["dialsync.worker.tasks"])
     configure(app, settings or load_settings())
     return app
+
+
+@worker_init.connect
+def _serve_metrics(**_: Any) -> None:
+    """The Prometheus endpoint, in the main process before the pool forks (see metrics.py)."""
+    from dialsync import metrics
+
+    metrics.start(load_settings())
 
 
 @worker_process_init.connect

@@ -1,0 +1,198 @@
+"""The operator's commands: plan, runs, preview, mapping check, doctor. Thin doors, like cli.py:
+the work is in plan.py, preview.py, doctor.py and mapping/, the words in render.py."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from dialsync.clikit import command, emit
+from dialsync.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from dialsync.engine import Observer, SyncEngine
+
+
+def show_plan(settings: Settings, *, full: bool, as_json: bool, examples: int = 3) -> None:
+    """`plan` and `sync --dry-run`."""
+    from dialsync.plan import make_plan
+    from dialsync.progress import terminal_progress
+    from dialsync.render import plan_lines
+
+    def observe(engine: SyncEngine) -> Observer | None:
+        return None if as_json else terminal_progress(engine.due, would=True)
+
+    plan = make_plan(settings, full=full, examples=examples, observe=observe)
+    emit(plan.as_dict(), as_json, lambda: click.echo("\n".join(plan_lines(plan))))
+    if plan.failed:
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--full", is_flag=True, help="Plan a `sync --full`: every contact, any cursor.")
+@click.option(
+    "--examples",
+    type=click.IntRange(0, 50),
+    default=3,
+    show_default=True,
+    help="Example records per category and list.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object; its top-level counts are the ones `sync --json` will print.",
+)
+@command
+def plan(settings: Settings, full: bool, examples: int, as_json: bool) -> None:
+    """What a sync would create, update, remove and skip, with reasons and examples.
+
+    Reads Salesforce and the dialer lists as a sync does; writes nothing to the dialer, and
+    neither the cursor nor the state database changes. Same as `sync --dry-run`.
+    """
+    show_plan(settings, full=full, as_json=as_json, examples=examples)
+
+
+@click.command()
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    metavar="KIND",
+    help="Only runs of this kind (sync, full, pull, push, resync, reconcile); repeat.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@command
+def runs(settings: Settings, limit: int, kinds: tuple[str, ...], as_json: bool) -> None:
+    """The last runs: when, how long, the counts, and errors."""
+    from dialsync.render import runs_lines
+    from dialsync.store.views import recent_runs
+    from dialsync.wiring import build_store
+
+    found = recent_runs(build_store(settings), limit, kinds)
+    for run in found:
+        done = run.get("finished_at")
+        run["seconds"] = (done - run["started_at"]).total_seconds() if done else None
+    emit({"runs": found}, as_json, lambda: click.echo("\n".join(runs_lines(found))))
+
+
+@click.command()
+@click.option(
+    "--contact",
+    "contact_id",
+    required=True,
+    metavar="ID",
+    help="A Contact Id (15 or 18 characters).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@command
+def preview(settings: Settings, contact_id: str, as_json: bool) -> None:
+    """One Contact, the record it maps to in each list, and what the next sync does with it."""
+    from dialsync.preview import make_preview
+    from dialsync.render import preview_lines
+    from dialsync.salesforce_ids import normalize_id
+
+    try:
+        cid = normalize_id(contact_id)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--contact") from None
+    found = make_preview(settings, cid)
+    emit(found.as_dict(), as_json, lambda: click.echo("\n".join(preview_lines(found))))
+    if not found.found:
+        sys.exit(1)
+
+
+@click.group()
+def mapping() -> None:
+    """The mapping file (DIALSYNC_MAPPING__FILE)."""
+
+
+@mapping.command("check")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The file to check (default: DIALSYNC_MAPPING__FILE).",
+)
+@click.option("--offline", is_flag=True, help="Check the file only, not against the org.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@command
+def mapping_check(settings: Settings, path: Path | None, offline: bool, as_json: bool) -> None:
+    """Validate a mapping file, then compare its fields with the org's Contact describe()."""
+    from dialsync.mapping.file import MappingFileError, Problem, load_mapping_file
+    from dialsync.render import mapping_lines
+
+    path = path or settings.mapping.file
+    if path is None:
+        raise click.UsageError("give --file PATH or set DIALSYNC_MAPPING__FILE")
+    try:
+        loaded = load_mapping_file(path)
+        errors: list[Problem] = []
+        warnings: list[Problem] = []
+        if not offline:
+            from dialsync.sources.salesforce import SalesforceSource
+            from dialsync.wiring import register_secrets, tls_from
+
+            register_secrets(settings)
+            verify = tls_from(settings).requests_verify
+            source = SalesforceSource(settings.salesforce, verify=verify)
+            try:
+                errors, warnings = loaded.check_fields(source.describe_fields())
+            finally:
+                source.close()
+        if errors:
+            raise MappingFileError(path, errors)
+    except MappingFileError as exc:
+        if not as_json:
+            raise
+        emit({"valid": False, "errors": [str(p) for p in exc.problems]}, True, lambda: None)
+        sys.exit(2)
+    router = loaded.router(settings.talkdesk.record_list_id)
+    data = {
+        "valid": True,
+        "file": str(path),
+        "fields": list(loaded.spec.fields()),
+        "checked_against_org": not offline,
+        "warnings": [str(p) for p in warnings],
+        "lists": list(router.lists) if router else [],
+    }
+
+    def human() -> None:
+        click.echo(f"{path}: valid")
+        lines = mapping_lines(
+            loaded.spec, settings.mapping.priority, settings.talkdesk.record_list_id
+        )
+        click.echo("\n".join(lines))
+        if not offline:
+            click.echo("every field it names exists in this org's Contact (describe())")
+        for warning in warnings:
+            click.echo(f"warning: {warning}")
+
+    emit(data, as_json, human)
+
+
+@click.command()
+@click.option("--no-scan", is_flag=True, help="Skip reading whole lists for duplicates.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--debug", is_flag=True, help="Log at DEBUG level.")
+def doctor(no_scan: bool, as_json: bool, debug: bool) -> None:
+    """Check settings, Salesforce, the dialer lists, the database and the broker; print a
+    checklist with the fix for each failure. Exit 1 when a check fails."""
+    from dialsync.doctor import render, run_doctor
+    from dialsync.logs import setup_logging
+
+    # Settings may be what is broken, so they are loaded inside the checklist, not before it.
+    setup_logging("DEBUG" if debug else "WARNING")
+    checks = run_doctor(load_settings, scan=not no_scan)
+    data = {"ok": checks.ok, "checks": [vars(c) for c in checks.checks]}
+    emit(data, as_json, lambda: click.echo("\n".join(render(checks))))
+    if not checks.ok:
+        sys.exit(1)
+
+
+COMMANDS = (plan, runs, preview, mapping, doctor)

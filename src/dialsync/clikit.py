@@ -1,0 +1,71 @@
+"""What every `dialsync` command shares: the --debug option, one-line errors with exit codes,
+and JSON or human output. Kept apart from cli.py so command modules can use it too."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import click
+
+from dialsync.errors import ConfigError, DialsyncError
+from dialsync.logs import redact, setup_logging
+from dialsync.settings import load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(exc: BaseException, debug: bool) -> None:
+    if debug:
+        traceback.print_exc(file=sys.stderr)
+    if isinstance(exc, ConfigError):
+        click.echo(f"configuration error: {redact(exc.message)}", err=True)
+        sys.exit(2)
+    if isinstance(exc, DialsyncError):
+        click.echo(f"error: {redact(str(exc))}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"error: unexpected {exc.__class__.__name__}: {redact(str(exc))[:300]} "
+        "(run with --debug for the traceback)",
+        err=True,
+    )
+    sys.exit(1)
+
+
+def command(fn: F) -> F:
+    """Adds --debug and turns exceptions into one line and an exit code."""
+
+    @click.option("--debug", is_flag=True, help="Log at DEBUG level and show tracebacks.")
+    @functools.wraps(fn)
+    def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
+        try:
+            settings = load_settings()
+            setup_logging("DEBUG" if debug else settings.log_level, settings.log_format)
+            return fn(settings, *args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except BaseException as exc:
+            fail(exc, debug)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit(data: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, default=json_default, sort_keys=True))
+    else:
+        human()
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)

@@ -1,0 +1,264 @@
+"""Prometheus metrics, served by each Celery worker on DIALSYNC_METRICS__PORT.
+
+How the prefork pool is handled: the work happens in pool processes, the endpoint lives in
+the worker's main process. Two kinds of numbers, two paths:
+
+* What the pool processes see (records by result, HTTP requests by status, 429s, runs, the
+  Salesforce API usage from ``Sforce-Limit-Info``) uses prometheus-client's multiprocess mode:
+  each process writes its samples to files in one directory, which the main process sums on
+  each scrape. The directory is set (and emptied) in the main process before the pool forks,
+  so every pool process, including those forked later to replace one, writes there. Counters
+  of a process that exited stay in the sum, so they never go backwards.
+* State (rows by status, the backlog, the cursor's lag, the last successful run of each kind)
+  is read from the state database on each scrape, by the main process, over a connection
+  opened for the scrape only: no pooled connection is ever inherited by a forked process.
+
+A scrape is therefore cheap in the pool and costs four small queries. Flower serves its own
+``/metrics`` (task events: counts, runtimes, queue wait); this endpoint covers the sync itself.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import requests
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import values as prometheus_values
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
+from dialsync.destinations.base import ItemResult
+from dialsync.engine import CURSOR, Observer, RunReport, SyncEngine
+from dialsync.errors import DialsyncError
+from dialsync.settings import Settings
+from dialsync.store.store import SyncStore
+from dialsync.store.views import last_success
+
+log = logging.getLogger(__name__)
+_LIMIT_INFO = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
+_directory: Path | None = None  # set in the worker's main process, inherited by the pool
+
+
+class _Metrics:
+    """Created on first use in a process, after the multiprocess directory is set."""
+
+    def __init__(self) -> None:
+        self.records = Counter(
+            "dialsync_records_total",
+            "Records a destination answered (or a failed call covered), by operation and result",
+            ["destination", "list", "op", "result"],
+        )
+        self.requests = Counter(
+            "dialsync_http_requests_total",
+            "HTTP answers from Salesforce and the dialers, by status code",
+            ["system", "status"],
+        )
+        self.rate_limited = Counter(
+            "dialsync_rate_limited_total", "429 Too Many Requests answers", ["system"]
+        )
+        self.runs = Counter(
+            "dialsync_runs_total", "Engine runs finished, by kind and status", ["kind", "status"]
+        )
+        self.run_seconds = Histogram(
+            "dialsync_run_duration_seconds",
+            "Duration of engine runs",
+            ["kind"],
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+        )
+        self.api_used = Gauge(
+            "dialsync_salesforce_api_requests_used",
+            "Salesforce API requests used in the last 24 h (Sforce-Limit-Info)",
+            multiprocess_mode="mostrecent",
+        )
+        self.api_limit = Gauge(
+            "dialsync_salesforce_api_requests_limit",
+            "The org's Salesforce API requests allowed per 24 h (Sforce-Limit-Info)",
+            multiprocess_mode="mostrecent",
+        )
+
+
+_metrics: _Metrics | None = None
+
+
+def _get() -> _Metrics:
+    global _metrics
+    if _metrics is None:
+        _metrics = _Metrics()
+    return _metrics
+
+
+def collecting() -> bool:
+    """Whether this process belongs to a worker serving metrics (so engines are counted)."""
+    return _directory is not None
+
+
+def start(settings: Settings) -> None:
+    """In the worker's main process, before the pool starts: set up and serve /metrics."""
+    global _directory
+    m = settings.metrics
+    if m.port is None:
+        return
+    if m.dir:
+        directory = Path(m.dir)
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="dialsync-metrics-"))
+        atexit.register(_remove_if_owner, directory, os.getpid())
+    shutil.rmtree(directory, ignore_errors=True)  # samples of a previous run would be summed
+    directory.mkdir(parents=True, exist_ok=True)
+    # prometheus-client reads its directory from the environment, in this process and in the
+    # forked pool; its value class is chosen again in case the library was imported earlier.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    prometheus_values.ValueClass = prometheus_values.get_value_class()  # type: ignore[no-untyped-call]
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
+    registry.register(StateCollector(settings.database_url))
+    try:
+        start_http_server(m.port, addr=m.address, registry=registry)
+    except OSError as exc:  # a second worker on this host: it works on, without an endpoint
+        log.error("metrics: cannot listen on %s:%s (%s); no /metrics here", m.address, m.port, exc)
+        return
+    _directory = directory
+    log.info("metrics: serving http://%s:%s/metrics", m.address, m.port)
+
+
+def _remove_if_owner(directory: Path, owner: int) -> None:
+    # Pool processes inherit the exit hook; only the worker's main process cleans up.
+    if os.getpid() == owner:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def instrument(engine: SyncEngine) -> None:
+    """Count what this engine does: its observer, and a response hook on each HTTP client."""
+    metrics = _get()
+    engine.observer = MetricsObserver(metrics)
+    session = getattr(engine.source, "session", None)
+    if isinstance(session, requests.Session):
+        session.hooks["response"].append(_salesforce_hook(metrics))
+    hooked: set[int] = set()
+    for dest in engine.destinations:
+        client = getattr(getattr(dest, "api", None), "client", None)
+        if isinstance(client, httpx.Client) and id(client) not in hooked:
+            hooked.add(id(client))
+            client.event_hooks["response"].append(_dialer_hook(metrics, dest.name))
+
+
+def _count(metrics: _Metrics, system: str, status: int) -> None:
+    metrics.requests.labels(system, str(status)).inc()
+    if status == 429:
+        metrics.rate_limited.labels(system).inc()
+
+
+def _salesforce_hook(metrics: _Metrics) -> Any:
+    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        _count(metrics, "salesforce", response.status_code)
+        found = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
+        if found:
+            metrics.api_used.set(int(found.group(1)))
+            metrics.api_limit.set(int(found.group(2)))
+
+    return hook
+
+
+def _dialer_hook(metrics: _Metrics, system: str) -> Any:
+    def hook(response: httpx.Response) -> None:
+        _count(metrics, system, response.status_code)
+
+    return hook
+
+
+class MetricsObserver(Observer):
+    def __init__(self, metrics: _Metrics) -> None:
+        self.metrics = metrics
+
+    def batch_sent(self, dest: str, op: str, results: Sequence[ItemResult]) -> None:
+        name, _, target = dest.partition(":")
+        for result in results:
+            self.metrics.records.labels(name, target, op, result.outcome.value).inc()
+
+    def batch_failed(self, dest: str, op: str, count: int, error: DialsyncError) -> None:
+        name, _, target = dest.partition(":")
+        self.metrics.records.labels(name, target, op, "failed").inc(count)
+
+    def run_finished(self, report: RunReport, seconds: float, status: str) -> None:
+        self.metrics.runs.labels(report.kind, status).inc()
+        self.metrics.run_seconds.labels(report.kind).observe(seconds)
+
+
+class StateCollector(Collector):
+    """Gauges read from the state database at scrape time, in the main process."""
+
+    def __init__(self, database_url: str) -> None:
+        self.store = SyncStore(create_engine(database_url, poolclass=NullPool))
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # nothing to check at registration: the database is read per scrape
+
+    def collect(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily("dialsync_state_db_up", "1 when the state database answered")
+        try:
+            counts = self.store.status_counts()
+            cursor = self.store.get_cursor(CURSOR)
+            finished = last_success(self.store)
+        except Exception as exc:  # a scrape must answer, saying the database did not
+            log.warning("metrics: state database unreadable: %s", exc.__class__.__name__)
+            up.add_metric([], 0)
+            return [up]
+        up.add_metric([], 1)
+        rows = GaugeMetricFamily(
+            "dialsync_sync_records",
+            "Rows of the sync table by state",
+            labels=["destination", "list", "status"],
+        )
+        backlog = GaugeMetricFamily(
+            "dialsync_backlog_rows",
+            "Rows waiting to be sent to the dialer (pending or retrying)",
+            labels=["destination", "list"],
+        )
+        waiting: dict[tuple[str, str], int] = {}
+        for (dest, list_id, status), n in sorted(counts.items()):
+            rows.add_metric([dest, list_id, status], n)
+            if status in ("pending", "retrying"):
+                waiting[(dest, list_id)] = waiting.get((dest, list_id), 0) + n
+            else:
+                waiting.setdefault((dest, list_id), 0)
+        for (dest, list_id), n in waiting.items():
+            backlog.add_metric([dest, list_id], n)
+        out: list[Metric] = [up, rows, backlog]
+        if cursor.modstamp is not None:
+            out.append(
+                GaugeMetricFamily(
+                    "dialsync_sync_lag_seconds",
+                    "Seconds since the SystemModstamp of the newest contact synced (the cursor);"
+                    " grows in a quiet org too",
+                    value=(datetime.now(UTC) - cursor.modstamp).total_seconds(),
+                )
+            )
+            out.append(
+                GaugeMetricFamily(
+                    "dialsync_cursor_timestamp_seconds",
+                    "The cursor: SystemModstamp of the newest contact synced, as a Unix time",
+                    value=cursor.modstamp.timestamp(),
+                )
+            )
+        last = GaugeMetricFamily(
+            "dialsync_last_success_timestamp_seconds",
+            "When a run of each kind last finished ok, as a Unix time",
+            labels=["kind"],
+        )
+        for kind, at in sorted(finished.items()):
+            last.add_metric([kind], at.timestamp())
+        out.append(last)
+        return out

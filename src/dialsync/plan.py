@@ -1,0 +1,353 @@
+"""`dialsync plan`: what the next sync would create, update, remove and skip, and why.
+
+The plan runs the engine itself, unchanged, on a snapshot of the state database (a temporary
+SQLite copy), with destinations that read the real lists but answer every write with success
+instead of sending it. So the plan goes through exactly the sync's steps (the window and its
+lookback, list scans and adoption, getDeleted, reconciliation, retries that are due, routing)
+and its counts are the sync's counts as long as the dialer accepts every record. Salesforce
+is read as a sync reads it; nothing is written to the dialer, the live database or the cursor.
+
+The cost is the copy: a SQLite state database is copied page by page (100,000 rows in a
+fraction of a second), a PostgreSQL one row by row (about 5 s per 100,000 rows).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from dialsync.destinations.base import Destination, ItemResult, Outcome, TargetInfo, WriteItem
+from dialsync.engine import CURSOR, Observer, RunReport, SyncEngine
+from dialsync.models import DialerRecord
+from dialsync.settings import Settings
+from dialsync.store.decide import Desired, Verdict, decide
+from dialsync.store.store import SyncStore, open_store, utcnow
+from dialsync.store.views import RowInfo, copy_state, rows_by_ids
+
+EXAMPLES = 3
+_CHUNK = 2000
+CATEGORIES = ("create", "update", "delete", "skip")
+
+
+class RecordingStore(SyncStore):
+    """The plan's copy of the state; notes every decision the engine takes on it."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow) -> None:
+        super().__init__(engine, clock)
+        # (destination, list) -> (external id, verdict, reason code, reason message)
+        self.decisions: dict[tuple[str, str], list[tuple[str, Verdict, str | None, str | None]]] = (
+            defaultdict(list)
+        )
+
+    def apply(
+        self,
+        destination: str,
+        list_id: str,
+        wants: Sequence[Desired],
+        run_id: int | None,
+        *,
+        dry_run: bool = False,
+    ) -> Counter[Verdict]:
+        with self.engine.connect() as conn:
+            rows = self._rows(conn, destination, list_id, [w.external_id for w in wants])
+        self.decisions[(destination, list_id)].extend(
+            (w.external_id, decide(rows.get(w.external_id), w), w.reason_code, w.reason_message)
+            for w in wants
+        )
+        return super().apply(destination, list_id, wants, run_id, dry_run=dry_run)
+
+
+class DryRunDestination:
+    """Reads the real list (open, scan); answers writes with success and keeps their ids."""
+
+    def __init__(self, real: Destination) -> None:
+        self.real = real
+        self.name = real.name
+        self.target = real.target
+        self.max_batch = real.max_batch
+        self.native_upsert = real.native_upsert
+        self.full_replacement = real.full_replacement
+        self.sent: dict[str, list[str]] = {"create": [], "update": [], "delete": []}
+        self.orphans = 0
+        self._lock = threading.Lock()  # the engine's push threads call in concurrently
+        self.scanned = False
+        self.info: TargetInfo | None = None
+
+    def render(self, record: DialerRecord) -> dict[str, Any]:
+        return self.real.render(record)
+
+    def open(self) -> TargetInfo:
+        self.info = self.real.open()
+        return self.info
+
+    def _ok(self, op: str, items: Sequence[WriteItem]) -> list[ItemResult]:
+        out = []
+        with self._lock:
+            for item in items:
+                self.sent[op].append(item.external_id)
+                record_id = item.record_id or f"plan-{len(self.sent['create'])}"
+                out.append(ItemResult(item.external_id, Outcome.OK, record_id))
+        return out
+
+    def create(self, items: Sequence[WriteItem]) -> list[ItemResult]:
+        return self._ok("create", items)
+
+    def update(self, items: Sequence[WriteItem]) -> list[ItemResult]:
+        return self._ok("update", items)
+
+    def delete(self, items: Sequence[WriteItem]) -> list[ItemResult]:
+        return self._ok("delete", items)
+
+    def delete_records(self, record_ids: Sequence[str]) -> list[ItemResult]:
+        with self._lock:
+            self.orphans += len(record_ids)
+        return [ItemResult("", Outcome.OK, rid) for rid in record_ids]
+
+    def scan(self) -> Iterator[tuple[str, str]]:
+        self.scanned = True
+        return self.real.scan()
+
+    def close(self) -> None:
+        self.real.close()
+
+
+@dataclass
+class ListPlan:
+    destination: str
+    list_id: str
+    name: str
+    records_now: int
+    records_after: int
+    counts: dict[str, int]  # create, update, delete, skip, unchanged
+    reasons: dict[str, dict[str, int]]
+    examples: dict[str, list[dict[str, Any]]]
+    scanned: bool = False
+    orphans: int = 0
+
+
+@dataclass
+class Plan:
+    counts: dict[str, int]  # what `sync --json` will report
+    lists: list[ListPlan]
+    window: str
+    notes: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.counts,
+            "window": self.window,
+            "lists": [vars(item) for item in self.lists],
+            "notes": self.notes,
+            "failed": self.failed,
+        }
+
+
+def make_plan(
+    settings: Settings,
+    *,
+    full: bool = False,
+    examples: int = EXAMPLES,
+    observe: Callable[[SyncEngine], Observer | None] | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Plan:
+    """``observe`` gives the plan's engine an observer (a progress bar); ``clock`` is for
+    tests that move time."""
+    from dialsync.wiring import build_engine, build_store
+
+    with tempfile.TemporaryDirectory(prefix="dialsync-plan-") as tmp:
+        url = make_url(settings.database_url)
+        if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+            # Nothing synced yet: plan from an empty state rather than create the real one.
+            live = open_store(f"sqlite:///{Path(tmp) / 'empty.db'}")
+        else:
+            live = build_store(settings)
+        base = open_store(f"sqlite:///{Path(tmp) / 'plan.db'}")
+        copy = RecordingStore(base.engine, clock or utcnow)
+        copy_state(live, copy)
+        built = build_engine(settings, copy)
+        dests = [DryRunDestination(d) for d in built.destinations]
+        engine = SyncEngine(
+            source=built.source, destinations=dests, store=copy, options=built.options
+        )
+        if clock is not None:
+            engine.clock = clock
+        observer = observe(engine) if observe else None
+        if observer is not None:
+            engine.observer = observer
+        # The plan's own run is not news: the engine's INFO lines ("run 1 finished") would
+        # read like a real sync. Warnings and errors still show; --debug shows everything.
+        engine_log = logging.getLogger("dialsync.engine")
+        level = engine_log.level
+        if not engine_log.isEnabledFor(logging.DEBUG):
+            engine_log.setLevel(logging.WARNING)
+        try:
+            report = engine.sync(full=full)
+            window = _window(live, engine.options.lookback, full)
+            lists = [_list_plan(live, copy, dest, examples) for dest in dests]
+        finally:
+            engine_log.setLevel(level)
+            engine.close()
+            copy.engine.dispose()
+            live.engine.dispose()
+    return Plan(report.as_dict(), lists, window, _notes(report, dests), dict(report.failed))
+
+
+def _window(live: SyncStore, lookback: timedelta, full: bool) -> str:
+    cursor = live.get_cursor(CURSOR)
+    if full:
+        return "every contact (--full)"
+    if cursor.modstamp is None:
+        return "every contact (first sync)"
+    since = (cursor.modstamp - lookback).isoformat()
+    seconds = f"{lookback.total_seconds():g}"
+    return f"contacts changed since {since} (the cursor minus the {seconds} s lookback)"
+
+
+def _notes(report: RunReport, dests: Sequence[DryRunDestination]) -> list[str]:
+    notes = []
+    if report.reconciled:
+        notes.append("every Salesforce Id is compared with the sync table (reconciliation)")
+    for dest in dests:
+        if dest.scanned:
+            notes.append(f"{dest.name} list {dest.target} is read in full first, to adopt records")
+        if dest.orphans:
+            notes.append(f"{dest.orphans} duplicate records are removed from list {dest.target}")
+    return notes
+
+
+def _list_plan(live: SyncStore, copy: RecordingStore, dest: DryRunDestination, n: int) -> ListPlan:
+    decisions = copy.decisions.get((dest.name, dest.target), [])
+    verdicts = Counter(verdict for _, verdict, _, _ in decisions)
+    reasons: dict[str, Counter[str]] = {c: Counter() for c in CATEGORIES}
+    picks = {c: _Examples(n) for c in CATEGORIES}
+    for external_id, verdict, code, message in decisions:
+        if verdict is Verdict.SKIP:
+            reason = code or "-"
+            reasons["skip"][reason] += 1
+            picks["skip"].add(reason, {"id": external_id, "reason": reason, "message": message})
+    for op in ("create", "update", "delete"):
+        for start in range(0, len(dest.sent[op]), _CHUNK):
+            ids = dest.sent[op][start : start + _CHUNK]
+            before = rows_by_ids(live, dest.name, dest.target, ids)
+            after = rows_by_ids(copy, dest.name, dest.target, ids)
+            for external_id in ids:
+                old, new = before.get(external_id), after.get(external_id)
+                for reason, example in _explain(op, external_id, old, new):
+                    reasons[op][reason] += 1
+                    picks[op].add(reason, example)
+    return ListPlan(
+        destination=dest.name,
+        list_id=dest.target,
+        name=dest.info.name if dest.info else dest.target,
+        records_now=live.count_in_dialer(dest.name, dest.target),
+        records_after=copy.count_in_dialer(dest.name, dest.target),
+        counts={
+            "create": len(dest.sent["create"]),
+            "update": len(dest.sent["update"]),
+            "delete": len(dest.sent["delete"]),
+            "skip": verdicts[Verdict.SKIP],
+            "unchanged": verdicts[Verdict.UNCHANGED] + verdicts[Verdict.WAITING],
+        },
+        reasons={c: dict(r.most_common()) for c, r in reasons.items()},
+        examples={c: p.pick(reasons[c]) for c, p in picks.items()},
+        scanned=dest.scanned,
+        orphans=dest.orphans,
+    )
+
+
+def _explain(
+    op: str,
+    external_id: str,
+    old: RowInfo | None,
+    new: RowInfo | None,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(reason, example) pairs for one record sent; an update gives one per changed field."""
+    payload = new.payload if new and new.payload else {}
+    example: dict[str, Any] = {"id": external_id, **_summary(payload)}
+    if op == "create":
+        reason = _create_reason(old)
+        yield reason, {**example, "reason": reason}
+    elif op == "delete":
+        # The copy's row holds the reason the engine recorded for the removal.
+        row = new if new is not None and new.reason_code else old
+        reason = (row.reason_code if row else None) or "-"
+        message = row.reason_message if row else None
+        yield reason, {"id": external_id, "reason": reason, "message": message}
+    else:
+        before = old.payload if old else None
+        if before is None:
+            yield "adopted from the list", {**example, "reason": "adopted from the list"}
+            return
+        changed = sorted(k for k in set(before) | set(payload) if before.get(k) != payload.get(k))
+        if not changed:
+            yield "resend", {**example, "reason": "resend"}
+        changes = {k: [before.get(k), payload.get(k)] for k in changed}
+        for key in changed:
+            yield key, {**example, "reason": ", ".join(changed), "changes": changes}
+
+
+def _create_reason(old: RowInfo | None) -> str:
+    if old is None:
+        return "new"
+    if old.record_id is not None:
+        return "removed from the list by hand"
+    if old.reason_code == "routed_elsewhere":
+        return "moved here from another list"
+    if old.status in ("skipped", "removed"):
+        return f"callable again (was {old.reason_code or old.status})"
+    if old.status == "rejected":
+        return f"changed since the dialer refused it ({old.reason_code or '-'})"
+    if old.status in ("pending", "retrying"):
+        return f"queued earlier{f' ({old.reason_code})' if old.reason_code else ''}"
+    return "new"
+
+
+def _summary(payload: dict[str, Any]) -> dict[str, Any]:
+    """Name and phones of a rendered record, whichever destination's shape it has."""
+    first = payload.get("first_name") or payload.get("firstName") or payload.get("FirstName")
+    last = payload.get("last_name") or payload.get("lastName") or payload.get("LastName")
+    phones = [
+        p.get("phone_number")
+        for p in payload.get("phone_numbers") or []
+        if isinstance(p, dict) and p.get("phone_number")
+    ]
+    out: dict[str, Any] = {}
+    if first or last:
+        out["name"] = " ".join(str(x) for x in (first, last) if x)
+    if phones:
+        out["phones"] = phones
+    return out
+
+
+class _Examples:
+    """A few examples per category, as many different reasons as fit, the commonest first."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.by_reason: dict[str, list[dict[str, Any]]] = {}
+
+    def add(self, reason: str, example: dict[str, Any]) -> None:
+        kept = self.by_reason.setdefault(reason, [])
+        if len(kept) < self.n:
+            kept.append(example)
+
+    def pick(self, counts: Counter[str]) -> list[dict[str, Any]]:
+        order = [r for r, _ in counts.most_common() if r in self.by_reason]
+        out: list[dict[str, Any]] = []
+        for depth in range(self.n):
+            for reason in order:
+                kept = self.by_reason[reason]
+                if depth < len(kept) and len(out) < self.n and kept[depth] not in out:
+                    out.append(kept[depth])
+        return out
