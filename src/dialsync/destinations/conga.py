@@ -35,6 +35,7 @@ from dialsync.destinations.http import (
     RateLimiter,
     RetryPolicy,
     fetch_token,
+    http_client,
 )
 from dialsync.errors import AuthError, ConfigError
 from dialsync.models import DialerRecord, PhoneType
@@ -125,15 +126,7 @@ class CongaDestination:
         # Rows are keyed by the connection's client id: one client per tenant, so another
         # tenant behind the same host never shares rows with this one.
         self.target = settings.client_id
-        timeout = httpx.Timeout(
-            settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds)
-        )
-        self._http = httpx.Client(
-            timeout=timeout,
-            verify=verify,
-            transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "dialsync"},
-        )
+        self._http = http_client(settings.timeout_seconds, verify=verify, transport=transport)
         form = {
             "grant_type": "client_credentials",
             "client_id": settings.client_id,

@@ -36,6 +36,7 @@ from dialsync.destinations.http import (
     RequestRefused,
     RetryPolicy,
     fetch_token,
+    http_client,
 )
 from dialsync.errors import AuthError
 from dialsync.models import DialerRecord, Phone
@@ -115,15 +116,7 @@ class EverbridgeDestination:
         assert settings.client_secret is not None and settings.password is not None
         self.settings = settings
         self.target = settings.organization_id
-        timeout = httpx.Timeout(
-            settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds)
-        )
-        self._http = httpx.Client(
-            timeout=timeout,
-            verify=verify,
-            transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "dialsync"},
-        )
+        self._http = http_client(settings.timeout_seconds, verify=verify, transport=transport)
         form = {
             "grant_type": "password",
             "client_id": settings.client_id,

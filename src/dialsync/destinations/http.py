@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -29,6 +30,21 @@ log = logging.getLogger(__name__)
 
 # Never sent, so always safe to repeat.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def http_client(
+    timeout_seconds: float,
+    *,
+    verify: ssl.SSLContext | bool = True,
+    transport: httpx.BaseTransport | None = None,
+) -> httpx.Client:
+    """The client every destination uses: its timeout, connects capped at 10 s, JSON asked."""
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds)),
+        verify=verify,
+        transport=transport,
+        headers={"Accept": "application/json", "User-Agent": "dialsync"},
+    )
 
 
 class RequestRefused(TerminalError):

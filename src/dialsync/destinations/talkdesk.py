@@ -21,6 +21,7 @@ from dialsync.destinations.http import (
     RateLimiter,
     RetryPolicy,
     fetch_token,
+    http_client,
 )
 from dialsync.errors import TerminalError
 from dialsync.models import DialerRecord
@@ -76,15 +77,7 @@ class TalkdeskDestination:
         self.settings = settings
         self.target = settings.record_list_id
         self.provider = provider
-        timeout = httpx.Timeout(
-            settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds)
-        )
-        self._http = httpx.Client(
-            timeout=timeout,
-            verify=verify,
-            transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "dialsync"},
-        )
+        self._http = http_client(settings.timeout_seconds, verify=verify, transport=transport)
         secret = settings.client_secret.get_secret_value()
         token_url, client_id = settings.token_url, settings.client_id
         token = OAuthToken(
