@@ -361,6 +361,13 @@ class SyncStore:
             )
             return int(result.rowcount or 0)
 
+    def row_states(
+        self, destination: str, list_id: str, external_ids: Sequence[str]
+    ) -> dict[str, RowState]:
+        """What ``decide()`` reads for these contacts (previews and plans)."""
+        with self.engine.connect() as conn:
+            return self._rows(conn, destination, list_id, external_ids)
+
     def record_ids(
         self, destination: str, list_id: str, external_ids: Sequence[str]
     ) -> dict[str, str | None]:

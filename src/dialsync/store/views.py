@@ -136,5 +136,4 @@ def row_states(
     store: SyncStore, destination: str, list_id: str, external_ids: Sequence[str]
 ) -> dict[str, RowState]:
     """What ``decide()`` reads, for a preview of what the next sync does with a contact."""
-    with store.engine.connect() as conn:
-        return store._rows(conn, destination, list_id, list(external_ids))
+    return store.row_states(destination, list_id, list(external_ids))
