@@ -43,6 +43,10 @@ PULL_BATCH = 2000  # one Salesforce page: a batch is durable before the next pag
 DELETED_REACH = timedelta(days=15)  # getDeleted answers for 15 days back at most
 LEASE_SECONDS = 300.0
 OPS = ("delete", "update", "create")  # deletes first: a removed number frees a unique phone
+# Whole batches failing in a row (each after its own bounded retries) that mark a destination
+# down for the rest of the run: its rows keep their backoff and wait for a later run, instead
+# of every due batch being tried against a dialer that is not answering.
+DOWN_AFTER = 2
 
 
 class ContactSource(Protocol):
@@ -150,6 +154,8 @@ class SyncEngine:
         self._mapping: MappingConfig | None = None
         self._scanned: set[str] = set()
         self._scan_lock = threading.Lock()
+        self._strikes: Counter[str] = Counter()  # whole-batch failures in a row, per destination
+        self._strikes_lock = threading.Lock()
         self.failed: dict[str, DialsyncError] = {}
         self._pushing = True
         self.observer = Observer()
@@ -251,6 +257,7 @@ class SyncEngine:
         # someone removed records by hand.
         self.failed = {}
         self._scanned.clear()
+        self._strikes.clear()
         self._each(lambda dest: self.targets.__setitem__(key(dest), dest.open()))
 
     def _each(self, work: Callable[[Destination], None]) -> None:
@@ -492,7 +499,10 @@ class SyncEngine:
 
         adopted, duplicates, unknown = self.store.adopt(dest.name, dest.target, remote())
         missing = self.store.forget_missing(dest.name, dest.target, seen, started)
-        settled = self.store.settle_uncertain_creates(dest.name, dest.target, started)
+        # A create the client gave up on (a timeout) may still land after this scan: only
+        # creates sent longer ago than the destination's settle time are taken as never made.
+        grace = timedelta(seconds=float(getattr(dest, "settle_seconds", 0.0)))
+        settled = self.store.settle_uncertain_creates(dest.name, dest.target, started - grace)
         self.store.set_list_scanned(
             dest.name, dest.target, self.targets[key(dest)].unique_identifier_type
         )
@@ -564,7 +574,7 @@ class SyncEngine:
                 ]
                 for future in futures:
                     report.counts.update(future.result().counts)
-        if final:
+        if final and not self._down(dest):
             self._push_orphans(dest)
             if (
                 scan_uncertain
@@ -573,8 +583,10 @@ class SyncEngine:
             ):
                 self._scan(report, dest)
                 for op in OPS:
-                    while rows := self.store.claim(
-                        dest.name, dest.target, op, dest.max_batch, LEASE_SECONDS
+                    while not self._down(dest) and (
+                        rows := self.store.claim(
+                            dest.name, dest.target, op, dest.max_batch, LEASE_SECONDS
+                        )
                     ):
                         self._send(report, dest, op, rows)
 
@@ -639,6 +651,8 @@ class SyncEngine:
         local = RunReport(report.run_id, report.kind)
         limit = dest.max_batch
         while deadline is None or time.monotonic() < deadline:
+            if self._down(dest):
+                break
             if not final and self.store.count_due(dest.name, dest.target) < limit:
                 break
             rows = self.store.claim(dest.name, dest.target, op, limit, LEASE_SECONDS)
@@ -685,16 +699,35 @@ class SyncEngine:
             )
             self.observer.batch_failed(key(dest), op, len(rows), exc)
             self._retry_later(report, rows, exc, keep_inflight=uncertain)
+            self._strike(dest, exc)
             return
         except TransientError as exc:
             self.observer.batch_failed(key(dest), op, len(rows), exc)
             self._retry_later(report, rows, exc, keep_inflight=False)
+            self._strike(dest, exc)
             return
         except TerminalError:
             self.store.update_rows([{"_id": r.id, "inflight": None} for r in rows])
             raise
+        with self._strikes_lock:
+            self._strikes[key(dest)] = 0  # it answered
         self.observer.batch_sent(key(dest), op, results)
         self._record(report, dest, op, rows, results)
+
+    def _strike(self, dest: Destination, exc: TransientError) -> None:
+        with self._strikes_lock:
+            self._strikes[key(dest)] += 1
+            down = self._strikes[key(dest)] == DOWN_AFTER
+        if down:
+            log.warning(
+                "%s: %d batches in a row failed (%s); the rest wait for a later run",
+                key(dest),
+                DOWN_AFTER,
+                exc,
+            )
+
+    def _down(self, dest: Destination) -> bool:
+        return self._strikes[key(dest)] >= DOWN_AFTER
 
     def _retry_later(
         self,
@@ -852,10 +885,13 @@ class SyncEngine:
     def _resolve_duplicates(
         self, report: RunReport, dest: Destination, duplicates: list[tuple[WorkRow, ItemResult]]
     ) -> None:
-        """A create clashed: the record may be ours (a lost answer, a lost table): adopt it."""
+        """A create clashed: the record may be ours (a lost answer, a lost table): adopt it.
+
+        The rows stay claimed until they are settled: released earlier, another push (a thread,
+        a worker) would send the same create again while the scan runs.
+        """
         with self._scan_lock:  # pushes run in threads: one scan per run is enough
             if key(dest) not in self._scanned:
-                self.store.update_rows([{"_id": r.id, "inflight": None} for r, _ in duplicates])
                 self._scan(report, dest)
         ids = self.store.record_ids(dest.name, dest.target, [r.external_id for r, _ in duplicates])
         rejected = [
@@ -868,7 +904,8 @@ class SyncEngine:
             if not ids.get(row.external_id)
         ]
         report.counts["rejected"] += len(rejected)
-        self.store.update_rows(rejected)
+        adopted = [{"_id": row.id} for row, _ in duplicates if ids.get(row.external_id)]
+        self.store.update_rows(rejected + adopted)  # adopted: released, to be sent as updates
 
     def _push_orphans(self, dest: Destination) -> None:
         while orphans := self.store.orphans(dest.name, dest.target, dest.max_batch):

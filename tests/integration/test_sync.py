@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
+from datetime import timedelta
 
 from dialsync.sandbox.harness import Sandboxes
 from tests.integration.helpers import engine_for, ours, person, run, writes
@@ -140,7 +137,6 @@ def test_small_pages_and_late_commit_inside_the_lookback(
     # A long transaction commits a row stamped before the cursor: the lookback finds it.
     time.sleep(1.1)
     sf.insert(person(999))
-    from datetime import timedelta
 
     from dialsync.engine import CURSOR
 
@@ -149,42 +145,6 @@ def test_small_pages_and_late_commit_inside_the_lookback(
     late = sf.insert_late(person(1000), cursor - timedelta(seconds=120))
     run(sandboxes, sqlite_url, settings={"salesforce": small})
     assert late in ours(sandboxes)
-
-
-@pytest.mark.parametrize("unique", ["EXTERNAL", "NOTHING", "PHONE_NUMBER"])
-def test_fresh_state_db_adopts_existing_records(
-    tmp_path: object, unique: str, sqlite_url: str
-) -> None:
-    from pathlib import Path
-
-    with Sandboxes(Path(str(tmp_path)) / "box", unique_identifier_type=unique) as box:
-        sf, td = box.salesforce, box.talkdesk
-        ids = sf.insert_many([person(i) for i in range(120)])
-        gone = ids[:3]
-        run(box, sqlite_url)
-        other = td.add_record(
-            box.list_id,
-            {
-                "first_name": "Csv",
-                "last_name": "Row",
-                "phone_numbers": [{"phone_number": "+14155550000", "phone_type": "HOME"}],
-                "external_provider": "csv",
-                "external_id": "1",
-            },
-        )
-        for cid in gone:
-            sf.hard_delete(cid)
-        # A DoNotCall set while no state DB existed must still remove the record.
-        sf.update(ids[10], {"DoNotCall": True})
-        fresh = str(sqlite_url).replace("state.db", "fresh.db")
-        before = writes(box)
-        run(box, fresh)
-        listed = ours(box)
-        assert set(listed) == set(ids) - set(gone) - {ids[10]}
-        assert any(r["id"] == other for r in td.records(box.list_id))
-        assert td.stats()["creates_bulk"] == 2  # only the first run's two creates
-        # adopted records are brought to our payload (content unknown): updates + one delete
-        assert writes(box) - before <= math.ceil(120 / 100) + 2
 
 
 def test_record_deleted_in_the_dialer_by_hand_is_restored(
@@ -231,36 +191,3 @@ def test_changes_cost_at_most_ceil_n_over_100_plus_constant(
     report = run(sandboxes, sqlite_url)
     assert report.counts["updated"] == 250
     assert writes(sandboxes) - before <= math.ceil(250 / 100) + 1
-
-
-class Clock:
-    """A shared clock for the sandbox org and the engine, so minutes can pass instantly."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-
-def test_hard_delete_found_by_get_deleted_and_lost_deletes_reconciled(
-    tmp_path: Path, sqlite_url: str
-) -> None:
-    clock = Clock()
-    with Sandboxes(tmp_path / "box", salesforce={"clock": clock}) as box:
-        sf = box.salesforce
-        ids = sf.insert_many([person(i) for i in range(6)])
-        run(box, sqlite_url, clock=clock)
-        clock.offset += timedelta(seconds=5)
-        sf.hard_delete(ids[0])  # never in the recycle bin: only getDeleted reports it
-        run(box, sqlite_url, clock=clock)
-        clock.offset += timedelta(minutes=2)  # getDeleted works in whole minutes
-        run(box, sqlite_url, clock=clock)
-        assert set(ours(box)) == set(ids) - {ids[0]}
-        # 20 days without a sync: getDeleted cannot reach back; a reconciliation of Ids runs
-        clock.offset += timedelta(days=20)
-        sf.hard_delete(ids[1])
-        sf.purge_deleted_before(clock())
-        report = run(box, sqlite_url, clock=clock)
-        assert report.reconciled
-        assert set(ours(box)) == set(ids) - {ids[0], ids[1]}

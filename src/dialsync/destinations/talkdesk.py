@@ -103,6 +103,9 @@ class TalkdeskDestination:
         )
         self._list_path = f"/record-lists/{self.target}"
         self._unique_external = False
+        # A create the client timed out on may still be applied by the dialer a little later;
+        # a list scan concludes "never created" only for creates older than this.
+        self.settle_seconds = 2 * settings.timeout_seconds
 
     def render(self, record: DialerRecord) -> dict[str, Any]:
         return render_record(record)
