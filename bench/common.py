@@ -117,22 +117,33 @@ class Timed:
 
 
 def run_dialsync(args: list[str], env: dict[str, str], cwd: Path) -> Timed:
-    """Run `dialsync ...` and measure its wall time and its own peak RSS (wait4)."""
+    """Run `dialsync ...`; its wall time and its own peak RSS come from bench/measure.py.
+
+    A child forked from this (large, long-lived) benchmark process would count our pages in
+    its peak RSS; measure.py is a small process in between that forks the real one.
+    """
     base = {k: v for k, v in os.environ.items() if not k.startswith("DIALSYNC_")}
-    out, err = cwd / "out.txt", cwd / "err.txt"
-    with out.open("w") as o, err.open("w") as e:
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dialsync.cli", *args],
-            env={**base, **env},
-            cwd=cwd,
-            stdout=o,
-            stderr=e,
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return Timed(seconds, usage.ru_maxrss / 1024, out.read_text(), err.read_text(), proc.returncode)
+    report = cwd / "measure.json"
+    command = [
+        sys.executable,
+        str(ROOT / "bench" / "measure.py"),
+        str(report),
+        "--",
+        sys.executable,
+        "-m",
+        "dialsync.cli",
+        *args,
+    ]
+    with (cwd / "out.txt").open("w") as out, (cwd / "err.txt").open("w") as err:
+        subprocess.run(command, env={**base, **env}, cwd=cwd, stdout=out, stderr=err, check=False)
+    measured = json.loads(report.read_text())
+    return Timed(
+        measured["seconds"],
+        measured["maxrss_kb"] / 1024,
+        (cwd / "out.txt").read_text(),
+        (cwd / "err.txt").read_text(),
+        measured["returncode"],
+    )
 
 
 def machine() -> str:
