@@ -191,3 +191,21 @@ def test_changes_cost_at_most_ceil_n_over_100_plus_constant(
     report = run(sandboxes, sqlite_url)
     assert report.counts["updated"] == 250
     assert writes(sandboxes) - before <= math.ceil(250 / 100) + 1
+
+
+def test_a_run_that_never_recorded_its_end_is_marked_interrupted(
+    sandboxes: Sandboxes, sqlite_url: str
+) -> None:
+    from sqlalchemy import update
+
+    from dialsync.store.tables import runs
+
+    sandboxes.salesforce.insert_many([person(i) for i in range(3)])
+    run(sandboxes, sqlite_url)
+    store = engine_for(sandboxes, sqlite_url).store
+    with store.engine.begin() as conn:  # as if the process was killed mid-run
+        conn.execute(update(runs).values(status="running", finished_at=None, pid=2**22 + 7))
+    run(sandboxes, sqlite_url)
+    last, previous = store.last_runs(2)
+    assert last["status"] == "ok"
+    assert previous["status"] == "interrupted" and "killed" in previous["error"]

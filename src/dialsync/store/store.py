@@ -648,6 +648,7 @@ class SyncStore:
         self, kind: str, window_start: datetime | None = None, window_end: datetime | None = None
     ) -> int:
         with self._tx() as conn:
+            self._end_orphaned_runs(conn)
             result = conn.execute(
                 insert(runs).values(
                     kind=kind,
@@ -663,6 +664,25 @@ class SyncStore:
             key = result.inserted_primary_key
             assert key is not None
             return int(key[0])
+
+    def _end_orphaned_runs(self, conn: Connection) -> None:
+        """Runs of this host still 'running' whose process is gone, or is this one (a process
+        runs one run at a time), ended without recording it: a kill, a lost state DB."""
+        host = socket.gethostname()[:128]
+        stale = conn.execute(
+            select(runs.c.id, runs.c.pid).where(runs.c.status == "running", runs.c.host == host)
+        ).all()
+        ended = [r.id for r in stale if r.pid == os.getpid() or _pid_gone(r.pid)]
+        if ended:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id.in_(ended))
+                .values(
+                    status="interrupted",
+                    finished_at=self.clock(),
+                    error="ended without recording its end (process killed or state DB lost)",
+                )
+            )
 
     def finish_run(
         self,
@@ -771,14 +791,18 @@ def _bind(name: str) -> Any:
 def _dead_here(owner: str, host: str) -> bool:
     owner_host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
-    if owner_host != host or not pid_text.isdigit():
+    return owner_host == host and pid_text.isdigit() and _pid_gone(int(pid_text))
+
+
+def _pid_gone(pid: int | None) -> bool:
+    if not pid:
         return False
     try:
-        os.kill(int(pid_text), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:
-        return False
+        return False  # alive, another user's
     return False
 
 
