@@ -29,6 +29,13 @@ def env_name(*path: str | int) -> str:
     return ENV_PREFIX + "__".join(str(p).upper() for p in path)
 
 
+def _http_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if not value.startswith(("https://", "http://")):
+        raise ValueError("must be a URL starting with https://")
+    return value
+
+
 class SalesforceSettings(BaseModel):
     login_url: str = "https://login.salesforce.com"
     client_id: str | None = None
@@ -47,12 +54,7 @@ class SalesforceSettings(BaseModel):
     @field_validator("login_url", "instance_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = value.strip().rstrip("/")
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("must be a URL starting with https://")
-        return value
+        return None if value is None else _http_url(value)
 
     @field_validator("api_version")
     @classmethod
@@ -104,12 +106,7 @@ class TalkdeskSettings(BaseModel):
     @field_validator("api_url", "token_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = value.strip().rstrip("/")
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("must be a URL starting with https://")
-        return value
+        return None if value is None else _http_url(value)
 
     def require(self) -> None:
         for name in ("token_url", "client_id", "client_secret", "record_list_id"):
@@ -149,13 +146,6 @@ def parse_destinations(value: str) -> tuple[str, ...]:
     if not names:
         raise ValueError(f"name at least one destination: {', '.join(DESTINATIONS)}")
     return tuple(names)
-
-
-def _http_url(value: str) -> str:
-    value = value.strip().rstrip("/")
-    if not value.startswith(("https://", "http://")):
-        raise ValueError("must be a URL starting with https://")
-    return value
 
 
 def _require(section: str, model: BaseModel, names: tuple[str, ...], why: str) -> None:
