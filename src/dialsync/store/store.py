@@ -378,20 +378,13 @@ class SyncStore:
     def uncertain_creates(self, destination: str, list_id: str) -> int:
         """Creates that were sent but whose answer was never recorded (a crash, a timeout)."""
         now = self.clock()
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(sync_records)
-                    .where(
-                        R.destination == destination,
-                        R.list_id == list_id,
-                        R.inflight == "create",
-                        R.record_id.is_(None),
-                        or_(R.claim_expires_at.is_(None), R.claim_expires_at < now),
-                    )
-                ).scalar_one()
-            )
+        return self._count(
+            R.destination == destination,
+            R.list_id == list_id,
+            R.inflight == "create",
+            R.record_id.is_(None),
+            or_(R.claim_expires_at.is_(None), R.claim_expires_at < now),
+        )
 
     def adopt(
         self, destination: str, list_id: str, remote: Iterable[tuple[str, str]]
@@ -541,17 +534,15 @@ class SyncStore:
                     )
             return len(missing)
 
-    def count_in_dialer(self, destination: str, list_id: str) -> int:
+    def _count(self, *conditions: Any) -> int:
         with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(sync_records)
-                    .where(
-                        R.destination == destination, R.list_id == list_id, R.record_id.is_not(None)
-                    )
-                ).scalar_one()
-            )
+            query = select(func.count()).select_from(sync_records).where(*conditions)
+            return int(conn.execute(query).scalar_one())
+
+    def count_in_dialer(self, destination: str, list_id: str) -> int:
+        return self._count(
+            R.destination == destination, R.list_id == list_id, R.record_id.is_not(None)
+        )
 
     def _add_orphan(
         self,
@@ -741,18 +732,11 @@ class SyncStore:
 
     def count_due(self, destination: str, list_id: str) -> int:
         now = self.clock()
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(sync_records)
-                    .where(
-                        R.destination == destination,
-                        R.list_id == list_id,
-                        _is_due(now),
-                    )
-                ).scalar_one()
-            )
+        return self._count(
+            R.destination == destination,
+            R.list_id == list_id,
+            _is_due(now),
+        )
 
 
 def _is_due(now: datetime) -> Any:

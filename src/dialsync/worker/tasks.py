@@ -11,6 +11,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from dialsync.engine import RunReport
 from dialsync.errors import LockBusy
 from dialsync.salesforce_ids import normalize_id
 from dialsync.settings import load_settings
@@ -21,6 +22,11 @@ log = logging.getLogger(__name__)
 _settings = load_settings()
 PULL_LIMIT = _settings.sync.pull_time_limit_seconds
 PUSH_LIMIT = _settings.sync.push_time_limit_seconds
+
+
+def _summary(report: RunReport) -> dict[str, Any]:
+    """What Flower shows as the task's result: the run and its counts, never arguments."""
+    return {"run_id": report.run_id, **report.as_dict(), "failed": report.failed}
 
 
 def _fan_out() -> int:
@@ -49,12 +55,7 @@ def pull(full: bool = False) -> dict[str, Any]:
     except SoftTimeLimitExceeded:
         log.warning("pull stopped at its time limit; the cursor holds what is durable")
         return {"stopped": "time limit", "pushes": _fan_out()}
-    return {
-        "run_id": report.run_id,
-        **report.as_dict(),
-        "failed": report.failed,
-        "pushes": _fan_out(),
-    }
+    return {**_summary(report), "pushes": _fan_out()}
 
 
 @app.task(
@@ -71,7 +72,7 @@ def push() -> dict[str, Any]:
     more = runtime.engine().due() if time.monotonic() >= deadline else 0
     if more:
         push.delay()
-    return {"run_id": report.run_id, **report.as_dict(), "failed": report.failed}
+    return _summary(report)
 
 
 @app.task(
@@ -96,7 +97,7 @@ def resync(all: bool = False, contact_ids: list[str] | None = None) -> dict[str,
     except LockBusy:
         # A pull is running: try again shortly rather than drop the operator's request.
         raise resync.retry(countdown=10, max_retries=60) from None
-    return {"run_id": report.run_id, **report.as_dict(), "failed": report.failed}
+    return _summary(report)
 
 
 @app.task(
@@ -112,4 +113,4 @@ def reconcile() -> dict[str, Any]:
             report = runtime.engine().reconcile()
     except LockBusy:
         return {"skipped": "a pull is running; the next schedule reconciles"}
-    return {"run_id": report.run_id, **report.as_dict(), "failed": report.failed}
+    return _summary(report)
