@@ -1,19 +1,36 @@
-"""Shared fixtures: state databases (SQLite and Postgres) and the loopback sandboxes."""
+"""Shared fixtures: state databases (SQLite and Postgres), Redis, and the loopback sandboxes.
+
+The test run shares the machine's PostgreSQL and Redis with other programs, so it never touches
+what it did not create: every Postgres test gets a database of its own (``dialsync_t_<run>_<n>``,
+dropped when the run ends), and Redis tests use a private ``redis-server`` that the run starts on
+a free port and stops at the end. Both are named per run (and per xdist worker), so two runs on
+one machine, or ``pytest -n auto``, never meet.
+"""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import itertools
 import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
+# The server the run creates its databases on (any database on it that we may connect to).
 PG_URL = os.environ.get(
-    "DIALSYNC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    "DIALSYNC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 # CI sets this so a missing Postgres fails loudly instead of skipping.
 REQUIRE_PG = os.environ.get("DIALSYNC_TEST_REQUIRE_POSTGRES") == "1"
+RUN_ID = f"{uuid.uuid4().hex[:8]}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 def _pg_ok() -> bool:
@@ -28,35 +45,48 @@ def _pg_ok() -> bool:
 
 
 _PG = _pg_ok()
+_pg_counter = itertools.count(1)
+_pg_created: list[str] = []
 
 
-def reset_postgres() -> None:
-    engine = create_engine(PG_URL)
-    with engine.begin() as conn:
-        for table in (
-            "sync_records",
-            "dialer_orphans",
-            "cursors",
-            "list_state",
-            "runs",
-            "alembic_version",
-        ):
-            conn.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
-    engine.dispose()
+def _admin_engine():  # type: ignore[no-untyped-def]
+    return create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+
+
+def _drop_created_databases() -> None:
+    if not _pg_created:
+        return
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        for name in _pg_created:
+            with contextlib.suppress(Exception):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+    _pg_created.clear()
+
+
+atexit.register(_drop_created_databases)
 
 
 def postgres_url() -> str:
+    """A fresh, migrated database of this run's own; dropped when the run ends."""
     if not _PG:
         if REQUIRE_PG:
             pytest.fail(f"PostgreSQL is required but not reachable at {PG_URL}")
         pytest.skip("PostgreSQL not reachable (set DIALSYNC_TEST_POSTGRES_URL)")
-    reset_postgres()
+    name = f"dialsync_t_{RUN_ID}_{next(_pg_counter)}".lower()
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))  # a generated identifier, no input
+    admin.dispose()
+    _pg_created.append(name)
+    url = PG_URL.rsplit("/", 1)[0] + "/" + name
     from dialsync.store import migrate
 
-    engine = create_engine(PG_URL)
+    engine = create_engine(url)
     migrate.upgrade(engine)
     engine.dispose()
-    return PG_URL
+    return url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -79,34 +109,91 @@ def sandboxes(tmp_path: Path) -> Iterator[object]:
         yield box
 
 
-REDIS_URL = os.environ.get("DIALSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+# An explicit server is the operator's choice (its DB numbers are flushed); by default the run
+# starts a private redis-server, so nobody else's data can be touched.
+EXPLICIT_REDIS_URL = os.environ.get("DIALSYNC_TEST_REDIS_URL")
 REQUIRE_REDIS = os.environ.get("DIALSYNC_TEST_REQUIRE_REDIS") == "1"
+_REDIS_DATABASES = 256
 
 
-def _redis_ok() -> bool:
-    try:
+class _RunRedis:
+    """A redis-server of this test run's own, started on first use."""
+
+    def __init__(self) -> None:
+        self.base: str | None = None
+        self.error: str | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.dir: str | None = None
+        self.dbs = itertools.count(1)
+
+    def url(self) -> str | None:
+        if self.base is None and self.error is None:
+            self._start()
+        return self.base
+
+    def _start(self) -> None:
+        if EXPLICIT_REDIS_URL:
+            self.base = EXPLICIT_REDIS_URL.rstrip("/")
+            return
+        binary = shutil.which("redis-server")
+        if binary is None:
+            self.error = "redis-server is not installed (or set DIALSYNC_TEST_REDIS_URL)"
+            return
         import redis
 
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
-    except Exception:
-        return False
+        from tests.integration.service import free_port
+
+        port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="dialsync-test-redis-")
+        self.proc = subprocess.Popen(
+            [
+                *(binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""),
+                *("--appendonly", "no", "--dir", self.dir),
+                *("--databases", str(_REDIS_DATABASES)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        client = redis.Redis(port=port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.RedisError):
+                if client.ping():
+                    self.base = f"redis://127.0.0.1:{port}"
+                    atexit.register(self.close)
+                    return
+            time.sleep(0.05)
+        self.close()
+        self.error = f"the private redis-server on port {port} did not start"
+
+    def next_db(self) -> int:
+        limit = _REDIS_DATABASES if self.proc is not None else 16
+        return 1 + (next(self.dbs) - 1) % (limit - 1)
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=20)
+        self.proc = None
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
-_REDIS = _redis_ok()
-_redis_db = iter(range(1, 16))
+_RUN_REDIS = _RunRedis()
 
 
 @pytest.fixture
 def broker_url() -> str:
-    """A Redis database of its own for the test, emptied first."""
-    if not _REDIS:
+    """A Redis database of its own for the test, on the run's private server, emptied first."""
+    base = _RUN_REDIS.url()
+    if base is None:
         if REQUIRE_REDIS:
-            pytest.fail(f"Redis is required but not reachable at {REDIS_URL}")
-        pytest.skip("Redis not reachable (set DIALSYNC_TEST_REDIS_URL)")
+            pytest.fail(f"Redis is required but not available: {_RUN_REDIS.error}")
+        pytest.skip(f"Redis not available: {_RUN_REDIS.error}")
     import redis
 
-    db = next(_redis_db, 15)
-    url = f"{REDIS_URL}/{db}"
+    url = f"{base}/{_RUN_REDIS.next_db()}"
     redis.Redis.from_url(url).flushdb()
     return url
 
