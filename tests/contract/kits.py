@@ -21,6 +21,7 @@ from dialsync.sandbox.everbridge import EverbridgeSandbox
 from dialsync.sandbox.salesforce import make_id
 from dialsync.sandbox.talkdesk import TalkdeskSandbox
 from dialsync.settings import CongaSettings, EverbridgeSettings, TalkdeskSettings
+from tests.contract.spec_check import check_exchanges
 
 DESTINATIONS = ("talkdesk", "everbridge", "conga")
 
@@ -60,6 +61,9 @@ class Kit:
     stats: Callable[[], dict[str, Any]]
     set_faults: Callable[..., None]  # error_500_rate=, drop_after_apply_rate=
     sleeps: list[float] = field(default_factory=list)
+    # Every request and answer of the test against the vendor's documents (none for Talkdesk,
+    # whose checks live in its sandbox's own tests).
+    check_spec: Callable[[], None] = lambda: None
 
     def one(self, external_id: str) -> dict[str, Any]:
         found = self.held().get(external_id, [])
@@ -128,6 +132,7 @@ def talkdesk_kit() -> Iterator[Kit]:
 @contextmanager
 def everbridge_kit() -> Iterator[Kit]:
     with EverbridgeSandbox() as box:
+        box.server.record = True
         settings = EverbridgeSettings(
             api_url=box.api_url,
             token_url=box.token_url,
@@ -161,12 +166,14 @@ def everbridge_kit() -> Iterator[Kit]:
             fail_next=box.fail_next,
             stats=box.stats,
             set_faults=box.set_faults,
+            check_spec=lambda: check_exchanges("everbridge", box.server.exchanges),
         )
 
 
 @contextmanager
 def conga_kit() -> Iterator[Kit]:
     with CongaSandbox() as box:
+        box.server.record = True
         settings = CongaSettings(
             api_url=box.url,
             token_url=box.token_url,
@@ -190,6 +197,7 @@ def conga_kit() -> Iterator[Kit]:
             fail_next=box.fail_next,
             stats=box.stats,
             set_faults=box.set_faults,
+            check_spec=lambda: check_exchanges("conga", box.server.exchanges),
         )
 
 

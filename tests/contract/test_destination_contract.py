@@ -22,6 +22,7 @@ from tests.contract.kits import DESTINATIONS, KITS, Kit, duplicates, record
 def kit(request: pytest.FixtureRequest) -> Iterator[Kit]:
     with KITS[request.param]() as found:
         yield found
+        found.check_spec()  # every request and answer of the test, against the vendor's spec
 
 
 @pytest.fixture

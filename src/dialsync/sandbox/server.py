@@ -60,6 +60,14 @@ class LoggedRequest:
     status: int
 
 
+@dataclass
+class Exchange:
+    """One request and its answer, kept when ``SandboxServer.record`` is on (spec checks)."""
+
+    request: Request
+    response: Response
+
+
 class SandboxServer:
     """Routes requests to handlers; ``before_request`` may answer first (faults)."""
 
@@ -77,6 +85,9 @@ class SandboxServer:
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.before_request: Callable[[Request], Response | None] | None = None
         self.log: list[LoggedRequest] = []
+        # Off by default: a benchmark's hundred thousand bodies would stay in memory.
+        self.record = False
+        self.exchanges: list[Exchange] = []
         self.lock = threading.RLock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -145,6 +156,8 @@ class SandboxServer:
                     server.log.append(
                         LoggedRequest(time.time(), request.method, request.path, response.status)
                     )
+                    if server.record:
+                        server.exchanges.append(Exchange(request, response))
                 if response.drop:
                     self.close_connection = True
                     with contextlib.suppress(OSError):
