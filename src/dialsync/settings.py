@@ -165,6 +165,9 @@ class EverbridgeSettings(BaseModel):
     client_secret: SecretStr | None = None
     username: str | None = None
     password: SecretStr | None = None
+    # The token request's required scope. The id_token, our bearer, is issued for an OpenID
+    # scope only; the authentication spec's password-grant example asks for these three.
+    scope: str = "openid user-profile role"
     # Every contact needs a record type; a new organization has "Employee". The id wins if set.
     record_type_name: str | None = "Employee"
     record_type_id: int | None = None
@@ -184,6 +187,14 @@ class EverbridgeSettings(BaseModel):
     @classmethod
     def _url(cls, value: str) -> str:
         return _http_url(value)
+
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, value: str) -> str:
+        scopes = value.split()
+        if "openid" not in scopes:
+            raise ValueError("must include openid: Everbridge issues the id_token only for it")
+        return " ".join(scopes)
 
     @field_validator("paths")
     @classmethod

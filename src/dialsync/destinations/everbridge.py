@@ -9,14 +9,23 @@ Its batch write is a FULL REPLACEMENT: a field the payload omits is cleared on t
 attributes) and no caller ever sends a partial one; what we do not own is cleared by each write,
 which docs/destinations.md tells whoever sets the integration up.
 
-Undocumented shapes, chosen here and followed by the sandbox: a batch answer is
-``{"data": [{"externalId", "id", "status", "code", "message"}]}``; the batch delete takes a JSON
-array of external ids with ``idType=externalId``; pages are ``{"page": {"data", "totalCount",
-"totalPageCount"}}``.
+What Everbridge documents (its contacts and authentication OpenAPI documents; see
+tests/contract/specs/everbridge.json) and this adapter follows: the token request names a scope,
+and the id_token comes with ``openid``; a batch write or delete answers ``{"code": 100,
+"message": "OK"}`` and nothing per contact, so a write is confirmed by one batched read
+(``GET /contacts/{org}?externalIds=a,b,...``) and a batch refused with a 400 for one bad contact
+is halved until that contact stands alone; ``401 "Org {id} is invalid."`` is a wrong
+organization, ``401 "contactIds invalid to the organization {org}"`` on a delete means some of
+the contacts are gone already (the rest are deleted again). The batch schema wants numeric
+``recordTypeId`` and ``pathId``: ``open()`` resolves the configured names to them
+(``GET /recordTypes/{org}``, ``GET /contactPaths/{org}``) and every write uses the ids; where
+the listings are not allowed, the names seed 002 shows working are sent instead.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import ssl
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -42,11 +51,26 @@ from dialsync.errors import AuthError
 from dialsync.models import DialerRecord, Phone
 from dialsync.settings import EverbridgeSettings, env_name
 
+log = logging.getLogger(__name__)
+
 SYSTEM = "everbridge"
 BATCH_LIMIT = 100  # no batch size is published; the reference says keep to 100 or fewer
-PAGE_SIZE = 100
+PAGE_SIZE = 1000  # List Contacts: "pageSize" default 1000, at most 3000
+EXTERNAL_ID_MAX = 50  # contactRequest.externalId maxLength (ours are 18)
 RECORD_TYPE_NOT_FOUND = 300  # seed 002: "The externalId recordType not found in org."
-CONTACT_MISSING = 404  # seed 002: "Missing Contact Id": for a delete, what we wanted
+# The 401s the spec documents that are about the request, not the token.
+_WRONG_ORG = re.compile(r"^Org \S* is invalid|Missing Organization Id", re.IGNORECASE)
+_UNKNOWN_CONTACTS = "contactIds invalid to the organization"
+# Per path, the batch schema requires these beside pathId, value and countryCode.
+PATH_DEFAULTS: dict[str, Any] = {"waitTime": 0, "skipValidation": False, "pathEnable": True}
+
+
+def _about_the_request(message: str) -> bool:
+    return bool(_WRONG_ORG.search(message)) or _UNKNOWN_CONTACTS in message
+
+
+class _ContactsNotInOrg(Exception):
+    """A batch delete named contacts the organization does not hold (401, documented)."""
 
 
 def path_ref(path: str) -> dict[str, Any]:
@@ -81,8 +105,13 @@ def render_contact(record: DialerRecord, settings: EverbridgeSettings) -> dict[s
         used.add(path)
         value = _national(phone) if settings.phone_format == "national" else phone.number
         paths.append({**path_ref(path), "countryCode": country, "value": value})
-    if settings.email_path and record.email:
-        paths.append({**path_ref(settings.email_path), "value": record.email})
+    # The batch schema wants a countryCode on every path, the e-mail's too (its examples give
+    # the contact's country); without any country there is no phone path either.
+    country = record.mailing_country_code or next((p["countryCode"] for p in paths), None)
+    if settings.email_path and record.email and country:
+        paths.append(
+            {**path_ref(settings.email_path), "countryCode": country, "value": record.email}
+        )
     contact["paths"] = paths
     contact["contactAttributes"] = [
         {"name": name, "values": [record.extra_data[key]]}
@@ -123,6 +152,7 @@ class EverbridgeDestination:
             "client_secret": settings.client_secret.get_secret_value(),
             "username": settings.username,
             "password": settings.password.get_secret_value(),
+            "scope": settings.scope,  # required; the id_token comes with the openid scope only
         }
         token_url = settings.token_url
         # The bearer is the id_token, not the access token; it lasts 8 hours (expires_in).
@@ -144,13 +174,19 @@ class EverbridgeDestination:
                 token=token,
                 policy=policy,
                 limiter=limit,
+                request_401=_about_the_request,
                 **extra,
             )
 
-        # The 300-a-minute throttle covers writes; reads (open, scan) go unthrottled.
+        # The 300-a-minute throttle covers writes; reads (open, scan, checks) go unthrottled.
         self.api = client(writes_limiter)
         self.reader = client(None)
-        self._path = f"/contacts/{quote(self.target, safe='')}"
+        self._org = quote(self.target, safe="")
+        self._path = f"/contacts/{self._org}"
+        # Resolved by open(): the record type's id and each configured path's pathId.
+        self._record_type_id: int | None = settings.record_type_id
+        self._path_ids: dict[str, int] = {}
+        self._resolved = False
 
     def render(self, record: DialerRecord) -> dict[str, Any]:
         return render_contact(record, self.settings)
@@ -161,7 +197,8 @@ class EverbridgeDestination:
                 self.reader, "GET", self._path, params={"pageNumber": 1, "pageSize": 1}
             )
         except NotFound:
-            raise self._unknown_org() from None
+            raise self._unknown_org("no such organization") from None
+        self._resolve_ids()
         page = body.get("page") if isinstance(body, dict) else None
         count = page.get("totalCount") if isinstance(page, dict) else None
         return TargetInfo(
@@ -173,6 +210,73 @@ class EverbridgeDestination:
             unique_identifier_type="EXTERNAL",
         )
 
+    def resolved_ids(self) -> dict[str, dict[str, int]]:
+        """The numeric ids open() found for the configured record type and paths (doctor)."""
+        out: dict[str, dict[str, int]] = {"record type": {}, "paths": dict(self._path_ids)}
+        if self._record_type_id is not None:
+            label = self.settings.record_type_name or str(self._record_type_id)
+            if self.settings.record_type_id is not None:
+                label = str(self.settings.record_type_id)
+            out["record type"][label] = self._record_type_id
+        return out
+
+    def _resolve_ids(self) -> None:
+        """Names to ids, so writes carry what the batch schema requires. An organization that
+        does not let this user list them keeps the names (seed 002: they work too)."""
+        self._resolved = True
+        try:
+            types = self._listing("recordTypes")
+            paths = self._listing("contactPaths")
+        except (AuthError, NotFound, RequestRefused) as exc:
+            log.warning("everbridge: cannot list record types and paths (%s): names are sent", exc)
+            return
+        by_name = {str(t.get("name")): t.get("id") for t in types if isinstance(t.get("id"), int)}
+        wanted_id = self.settings.record_type_id
+        if wanted_id is None:
+            found = by_name.get(str(self.settings.record_type_name))
+            if found is None:
+                raise self._unknown_record_type()
+            self._record_type_id = found
+        elif wanted_id not in by_name.values():
+            raise self._unknown_record_type()
+        prompts = {
+            str(p.get("prompt")): p["pathId"] for p in paths if isinstance(p.get("pathId"), int)
+        }
+        configured = [("paths", v) for v in self.settings.paths.values()]
+        if self.settings.email_path:
+            configured.append(("email_path", self.settings.email_path))
+        for field, ref in configured:
+            known = int(ref) in prompts.values() if ref.isdigit() else ref in prompts
+            if not known:
+                setting = env_name("everbridge", field)
+                raise DestinationConfigError(
+                    f"Everbridge organization {self.target} has no contact path {ref!r} "
+                    f"(it has {', '.join(sorted(prompts)) or 'none'}): check {setting}",
+                    setting=setting,
+                    system=SYSTEM,
+                )
+            if not ref.isdigit():
+                self._path_ids[ref] = prompts[ref]
+            else:
+                name = next(n for n, i in prompts.items() if i == int(ref))
+                self._path_ids[name] = int(ref)
+
+    def _listing(self, resource: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        number = 1
+        while True:
+            body = self._call(
+                self.reader, "GET", f"/{resource}/{self._org}", params={"pageNumber": number}
+            )
+            page = body.get("page") if isinstance(body, dict) else None
+            page = page if isinstance(page, dict) else {}
+            data = page.get("data")
+            out.extend(d for d in (data if isinstance(data, list) else []) if isinstance(d, dict))
+            pages = page.get("totalPageCount")
+            if not data or not isinstance(pages, int) or number >= pages:
+                return out
+            number += 1
+
     # -- writes ----------------------------------------------------------------------------
     def create(self, items: Sequence[WriteItem]) -> list[ItemResult]:
         return self._upsert(items)
@@ -183,44 +287,100 @@ class EverbridgeDestination:
     def _upsert(self, items: Sequence[WriteItem]) -> list[ItemResult]:
         # POST upserts on externalId, so a contact deleted in Everbridge by hand comes back
         # (PUT would refuse it), and a repeat after a lost answer is harmless: idempotent.
-        body = self._call(
-            self.api,
-            "POST",
-            f"{self._path}/batch",
-            json=[self._sendable(item) for item in items],
-            ok=(200, 201),
-        )
-        entries = _entries(body)
-        results: list[ItemResult] = []
+        if not self._resolved:  # a caller that writes without open() still sends the ids
+            self._resolve_ids()
+        results: dict[str, ItemResult] = {}
+        sendable = []
         for item in items:
-            entry = entries.get(item.external_id)
-            status = _status(entry)
-            if entry is None or status is None:
-                results.append(_no_answer(item.external_id))
-            elif 200 <= status < 300:
-                results.append(ItemResult(item.external_id, Outcome.OK, item.external_id))
-            elif status == RECORD_TYPE_NOT_FOUND:
-                raise self._unknown_record_type()
-            else:
-                results.append(
-                    ItemResult(
-                        item.external_id,
-                        Outcome.REJECTED,
-                        code=str(entry.get("code") or f"HTTP_{status}"),
-                        message=str(entry.get("message") or ""),
-                    )
+            if len(item.external_id) > EXTERNAL_ID_MAX:
+                results[item.external_id] = ItemResult(
+                    item.external_id,
+                    Outcome.REJECTED,
+                    code="EXTERNAL_ID_TOO_LONG",
+                    message=f"Everbridge takes {EXTERNAL_ID_MAX} characters of external id at most",
                 )
-        return results
+            else:
+                sendable.append(item)
+        self._write(sendable, results)
+        return [results[item.external_id] for item in items]
+
+    def _write(self, items: list[WriteItem], results: dict[str, ItemResult]) -> None:
+        """One batch; the documented answer says nothing per contact, so a refused batch is
+        halved until the contact refusing it stands alone, and an accepted one is confirmed
+        by reading its contacts back."""
+        if not items:
+            return
+        try:
+            self._call(
+                self.api, "POST", f"{self._path}/batch", json=[self._sendable(i) for i in items]
+            )
+        except RequestRefused as exc:
+            if exc.status != 400:
+                raise
+            if len(items) == 1:
+                results[items[0].external_id] = ItemResult(
+                    items[0].external_id,
+                    Outcome.REJECTED,
+                    code=str(exc.code or "HTTP_400"),
+                    message=exc.message[:500],
+                )
+                return
+            half = len(items) // 2
+            self._write(items[:half], results)
+            self._write(items[half:], results)
+            return
+        present = self._present([item.external_id for item in items])
+        for item in items:
+            results[item.external_id] = (
+                ItemResult(item.external_id, Outcome.OK, item.external_id)
+                if item.external_id in present
+                else ItemResult(
+                    item.external_id,
+                    Outcome.REJECTED,
+                    code="NOT_APPLIED",
+                    message="Everbridge answered the batch OK but does not hold this contact",
+                )
+            )
 
     def _sendable(self, item: WriteItem) -> dict[str, Any]:
-        # The record type is a setting, not contact data: rows queued before it was fixed
-        # (after a 300) are sent with the current one, without resending every contact.
+        # The record type and the path ids are settings resolved at open(), not contact data:
+        # rows queued before a setting was fixed go with the current ones, unchanged hashes.
         payload = {
             k: v
             for k, v in (item.payload or {}).items()
             if k not in ("recordTypeId", "recordTypeName")
         }
-        return {**payload, **record_type(self.settings)}
+        if self._record_type_id is not None:
+            payload["recordTypeId"] = self._record_type_id
+        else:
+            payload.update(record_type(self.settings))
+        if isinstance(payload.get("paths"), list):
+            payload["paths"] = [self._sendable_path(p) for p in payload["paths"]]
+        return payload
+
+    def _sendable_path(self, path: Any) -> Any:
+        if not isinstance(path, dict):
+            return path
+        out = {**PATH_DEFAULTS, **path}
+        prompt = out.get("prompt")
+        if isinstance(prompt, str) and prompt in self._path_ids:
+            del out["prompt"]
+            out["pathId"] = self._path_ids[prompt]
+        return out
+
+    def _present(self, external_ids: list[str]) -> set[str]:
+        """Which of these contacts the organization holds: one read per 100 ids."""
+        found: set[str] = set()
+        for start in range(0, len(external_ids), BATCH_LIMIT):
+            chunk = external_ids[start : start + BATCH_LIMIT]
+            params = {"externalIds": ",".join(chunk), "pageNumber": 1, "pageSize": len(chunk)}
+            body = self._call(self.reader, "GET", self._path, params=params)
+            page = body.get("page") if isinstance(body, dict) else None
+            data = page.get("data") if isinstance(page, dict) else None
+            for contact in data if isinstance(data, list) else []:
+                if isinstance(contact, dict) and contact.get("externalId") in chunk:
+                    found.add(str(contact["externalId"]))
+        return found
 
     def delete(self, items: Sequence[WriteItem]) -> list[ItemResult]:
         return self._delete([item.record_id or item.external_id for item in items])
@@ -229,34 +389,29 @@ class EverbridgeDestination:
         return self._delete(list(record_ids))
 
     def _delete(self, external_ids: list[str]) -> list[ItemResult]:
-        body = self._call(
-            self.api,
-            "DELETE",
-            f"{self._path}/batch",
-            params={"idType": "externalId"},
-            json=external_ids,
-            ok=(200,),
-        )
-        entries = _entries(body)
-        results: list[ItemResult] = []
-        for external_id in external_ids:
-            entry = entries.get(external_id)
-            status = _status(entry)
-            if entry is None or status is None:
-                results.append(_no_answer(external_id))
-            elif 200 <= status < 300 or status == CONTACT_MISSING:  # gone either way
-                results.append(ItemResult(external_id, Outcome.OK, external_id))
-            else:
-                results.append(
-                    ItemResult(
-                        external_id,
-                        Outcome.REJECTED,
-                        external_id,
-                        code=str(entry.get("code") or "DELETE_FAILED"),
-                        message=str(entry.get("message") or ""),
-                    )
-                )
-        return results
+        if not external_ids:
+            return []
+        try:
+            self._call(
+                self.api,
+                "DELETE",
+                f"{self._path}/batch",
+                params={"idType": "externalId"},
+                json=external_ids,
+            )
+        except _ContactsNotInOrg as exc:
+            # Some are gone already (removed by hand): that is what we wanted. The others go
+            # again; none gone yet the call refused: each is reported, nothing is assumed.
+            present = self._present(external_ids)
+            remaining = [i for i in external_ids if i in present]
+            if len(remaining) == len(external_ids):
+                return [
+                    ItemResult(i, Outcome.REJECTED, i, code="DELETE_REFUSED", message=str(exc))
+                    for i in external_ids
+                ]
+            again = {r.external_id: r for r in self._delete(remaining)}
+            return [again.get(i) or ItemResult(i, Outcome.OK, i) for i in external_ids]
+        return [ItemResult(i, Outcome.OK, i) for i in external_ids]
 
     # -- reads -----------------------------------------------------------------------------
     def scan(self) -> Iterator[tuple[str, str]]:
@@ -268,7 +423,6 @@ class EverbridgeDestination:
                 "GET",
                 self._path,
                 params={"pageNumber": number, "pageSize": PAGE_SIZE},
-                ok=(200,),
             )
             page = body.get("page") if isinstance(body, dict) else None
             page = page if isinstance(page, dict) else {}
@@ -295,30 +449,31 @@ class EverbridgeDestination:
         *,
         json: Any = None,
         params: dict[str, Any] | None = None,
-        ok: tuple[int, ...] = (200,),
     ) -> Any:
-        """One call (all idempotent: upserts and deletes by external id); the seed's org and
-        record-type errors become configuration errors naming the setting to fix."""
+        """One call (all idempotent: upserts and deletes by external id); the documented org
+        and record-type errors become configuration errors naming the setting to fix."""
         try:
-            response = client.call(method, path, json=json, params=params, idempotent=True, ok=ok)
-        except AuthError as exc:
-            if exc.status == 401 and "organization" in exc.message.lower():
-                raise self._unknown_org() from None
-            raise
+            response = client.call(
+                method, path, json=json, params=params, idempotent=True, ok=(200,)
+            )
         except RequestRefused as exc:
+            if exc.status == 401 and _UNKNOWN_CONTACTS in exc.message:
+                raise _ContactsNotInOrg(exc.message) from None
+            if exc.status == 401:
+                raise self._unknown_org(exc.message) from None
             if exc.status == RECORD_TYPE_NOT_FOUND:
                 raise self._unknown_record_type() from None
             raise
         try:
             return response.json()
         except ValueError:
-            return None  # no entries: every item is answered TRANSIENT and sent again
+            return None
 
-    def _unknown_org(self) -> DestinationConfigError:
+    def _unknown_org(self, said: str) -> DestinationConfigError:
         setting = env_name("everbridge", "organization_id")
+        said = said.split(" refused: ", 1)[-1]
         return DestinationConfigError(
-            f"Everbridge knows no organization {self.target!r} (Missing Organization Id): "
-            f"check {setting}",
+            f"Everbridge refused organization {self.target!r} ({said}): check {setting}",
             setting=setting,
             system=SYSTEM,
         )
@@ -333,26 +488,3 @@ class EverbridgeDestination:
             setting=setting,
             system=SYSTEM,
         )
-
-
-def _entries(body: Any) -> dict[str, dict[str, Any]]:
-    data = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(data, list):
-        return {}
-    out: dict[str, dict[str, Any]] = {}
-    for entry in data:
-        if isinstance(entry, dict) and entry.get("externalId") is not None:
-            out.setdefault(str(entry["externalId"]), entry)
-    return out
-
-
-def _status(entry: dict[str, Any] | None) -> int | None:
-    status = entry.get("status") if entry else None
-    return status if isinstance(status, int) and not isinstance(status, bool) else None
-
-
-def _no_answer(external_id: str) -> ItemResult:
-    # Both writes are idempotent by external id, so an unanswered one is simply sent again.
-    return ItemResult(
-        external_id, Outcome.TRANSIENT, code="NO_ANSWER", message="no entry in the answer"
-    )

@@ -136,8 +136,13 @@ def error_fields(response: httpx.Response) -> tuple[str | None, str, list[dict[s
         body = body[0]
     if not isinstance(body, dict):
         return None, str(body)[:200], []
-    code = body.get("code") or body.get("error") or body.get("errorCode")
+    code = body.get("code") or body.get("error") or body.get("errorCode") or body.get("StatusCode")
     message = body.get("message") or body.get("error_description") or body.get("Message") or ""
+    errors = body.get("Errors")  # Conga's envelope: "Errors": [{"Message": ...}]
+    if not message and isinstance(errors, list):
+        message = "; ".join(
+            str(e["Message"]) for e in errors if isinstance(e, dict) and e.get("Message")
+        )
     raw = body.get("fields")
     fields = [f for f in raw if isinstance(f, dict)] if isinstance(raw, list) else []
     return (str(code) if code is not None else None), str(message)[:500], fields
@@ -214,8 +219,13 @@ class ApiClient:
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
         extra_headers: dict[str, str] | None = None,
+        request_401: Callable[[str], bool] | None = None,
     ) -> None:
         self.system = system
+        # A vendor that answers some refusals of the request itself with 401 (Everbridge: an
+        # organization that is not ours, contacts not in it) says which by its message; those
+        # are raised as RequestRefused at once: a new token would not change them.
+        self.request_401 = request_401
         self.base_url = base_url.rstrip("/")
         self.client = client
         self.token = token
@@ -265,6 +275,13 @@ class ApiClient:
             if status in ok:
                 return response
             code, message, fields = error_fields(response)
+            if status == 401 and self.request_401 is not None and self.request_401(message):
+                raise RequestRefused(
+                    f"{method} {path} refused: {message}",
+                    system=self.system,
+                    status=401,
+                    code=code,
+                )
             if status == 401 and not renewed:
                 renewed = True
                 attempt -= 1  # a renewal is not a failed attempt

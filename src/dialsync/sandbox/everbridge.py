@@ -1,11 +1,49 @@
-"""Loopback fake of Everbridge Suite contacts, following reference/everbridge-and-conga.md and
-seed 002: password-grant tokens whose ``id_token`` is the bearer, batch upsert on ``externalId``
-with FULL REPLACEMENT (a field the payload omits is cleared, groups excepted), the seed's error
-statuses (300 record type, 401 organization, 404 contact), and 300 writes a minute.
+"""Loopback fake of Everbridge Suite contacts, as Everbridge documents them.
 
-Shapes the reference leaves open follow ``dialsync.destinations.everbridge``: batch answers
-``{"data": [{"externalId", "id", "status", "code", "message"}]}``, the batch delete takes a JSON
-array of ids (external ids with ``idType=externalId``), pages are ``{"page": {...}}``.
+Sources, in order of authority where they speak:
+
+- the vendor's OpenAPI documents (``api-evangelist/everbridge``: ``openapi/everbridge-contacts-
+  api-openapi.yml`` "Everbridge Contacts API" version 1.0, ``openapi/everbridge-authentication-
+  openapi.json`` "EB SUITE OAUTH AUTHENTICATION" version 1.0, ``openapi/everbridge-record-types-
+  api-openapi.yml`` version 1.0);
+- seed 002 (the vendor's "Update Contacts (Batch)" page) and reference/everbridge-and-conga.md.
+
+What the specs document, followed by default:
+
+- tokens: the form needs ``grant_type, client_id, client_secret, scope``; a refused request is a
+  401 (the gateway maps every 4xx of the token service to 401); the ``id_token`` (the API's
+  bearer) is issued only for an OpenID scope (``openid`` among the scopes), as OpenID Connect
+  issues it; it lasts 28800 s;
+- ``POST``/``PUT``/``DELETE /contacts/{organizationId}/batch`` answer ``200 {"code": 100,
+  "message": "OK"}`` (``ContactBatchResponse``): no per-contact results;
+- an organization that is not ours: ``401 "Org {id} is invalid."``; a batch delete naming a
+  contact the organization does not hold: ``401 "contactIds invalid to the organization
+  {org}"`` (nothing is deleted);
+- ``GET /contacts/{organizationId}`` pages (``pageSize`` default 1000, at most 3000) with
+  ``externalIds=`` to select contacts; ``GET /recordTypes/{organizationId}`` and
+  ``GET /contactPaths/{organizationId}`` list the ids contacts refer to;
+- ``externalId`` is at most 50 characters (``contactRequest``; the reference's 80 is older).
+
+Where the spec and the seed disagree:
+
+- the batch schema requires ``recordTypeId`` and, per path, ``pathId`` (with ``waitTime``,
+  ``countryCode``, ``skipValidation``, ``pathEnable``), while seed 002, the vendor's own page for
+  this very call, shows ``recordTypeName`` and ``prompt`` "also work well", and the spec's
+  ``contactRequest`` lists both name fields. The sandbox follows the seed and accepts either
+  (and does not insist on the four path flags, which the seed's examples leave out): refusing
+  what the vendor says works would only test our reading of one schema. What dialsync sends is
+  checked against the stricter batch schema by the contract suite instead.
+- the seed's ``401 "Missing Organization Id"`` is kept for an empty organization id, the spec's
+  ``"Org {id} is invalid."`` for a wrong one; the seed's ``300 "The externalId recordType not
+  found in org."`` for an unknown record type (the spec documents no answer for it).
+
+What neither says, chosen here: a batch holding one contact the sandbox would refuse (a bad
+path value, an unknown attribute) is refused whole with the spec's ``400 {"message",
+"status"}``, nothing applied. ``skip_invalid=True`` (an undocumented convenience) instead applies
+the valid contacts, drops the others, and still answers ``100 OK``: a client must then notice
+through a read which contacts are not there.
+
+Full replacement (seed 002): a field the payload omits is cleared, groups excepted.
 """
 
 from __future__ import annotations
@@ -14,6 +52,7 @@ import copy
 import math
 import re
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 
 import phonenumbers
@@ -23,9 +62,10 @@ from dialsync.sandbox.server import Handler, Request, Response
 
 Contact = dict[str, Any]
 _ORG = r"/rest/contacts/(?P<org>[^/]*)"
-DEFAULT_PAGE_SIZE = 10
-MAX_PAGE_SIZE = 100
-EXTERNAL_ID_MAX = 80  # "externalId (<= 80 chars, unique per org, case-sensitive)"
+DEFAULT_PAGE_SIZE = 1000  # "pageSize ... default: 1000"
+MAX_PAGE_SIZE = 3000  # "Maximum is 3000"
+EXTERNAL_ID_MAX = 50  # contactRequest.externalId maxLength
+TOKEN_TTL = 28800  # the spec's example: "expires_in": 28800 (8 hours)
 # What a contact may carry; anything else is refused for that contact.
 CONTACT_FIELDS = frozenset(
     {
@@ -44,7 +84,16 @@ CONTACT_FIELDS = frozenset(
         "timezoneId",
         "address",
         "topics",
+        "country",
+        "businessName",
+        "preferredLanguage",
+        "vip",
+        "expatriate",
     }
+)
+PATH_FIELDS = frozenset(
+    {"pathId", "prompt", "countryCode", "value", "waitTime", "skipValidation", "pathEnable"}
+    | {"quietTimeFrames", "phoneExt", "status"}
 )
 DEFAULT_PATHS: dict[int, tuple[str, str]] = {  # pathId -> (prompt, kind)
     241901148045319: ("Mobile Phone", "phone"),
@@ -63,7 +112,7 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 
 
 class _Refused(Exception):
-    """One contact refused: (status, code, message) for its entry."""
+    """One contact refused; its reason refuses the whole batch (or drops it: skip_invalid)."""
 
     def __init__(self, code: str, message: str, status: int = 400) -> None:
         super().__init__(message)
@@ -82,9 +131,10 @@ class EverbridgeSandbox(DialerSandbox):
         record_types: dict[str, int] | None = None,
         paths: dict[int, tuple[str, str]] | None = None,
         attributes: dict[str, int] | None = None,
-        token_ttl: float = 8 * 3600,  # "it lasts 8 hours"
+        token_ttl: float = TOKEN_TTL,
         writes_per_minute: int | None = 300,  # "POST/PUT/PATCH 300 per minute"
         max_batch: int = 100,  # none is published; the sandbox holds clients to the advice
+        skip_invalid: bool = False,  # undocumented: apply a batch's valid contacts only
         **options: Any,
     ) -> None:
         super().__init__(token_ttl=token_ttl, writes_per_minute=writes_per_minute, **options)
@@ -95,6 +145,7 @@ class EverbridgeSandbox(DialerSandbox):
         self.paths = dict(paths or DEFAULT_PATHS)
         self.attributes = dict(attributes or DEFAULT_ATTRIBUTES)
         self.max_batch = max_batch
+        self.skip_invalid = skip_invalid
         self._contacts: dict[str, Contact] = {}  # externalId -> stored contact
         self._next_id = 1_000_000
         self._routes()
@@ -118,7 +169,8 @@ class EverbridgeSandbox(DialerSandbox):
         return self.url + "/authorization/v1/tokens"
 
     def error(self, status: int, code: str, message: str) -> Response:
-        return Response(status, {"status": status, "code": code, "message": message})
+        # The spec's ``error`` schema: {message, status}, both required; no code.
+        return Response(status, {"message": message, "status": status})
 
     # -- Python helpers for tests ------------------------------------------------------------
     def contacts(self) -> list[Contact]:
@@ -152,6 +204,8 @@ class EverbridgeSandbox(DialerSandbox):
     def _routes(self) -> None:
         add = self.server.add_route
         add("POST", "/authorization/v1/tokens", self._token)
+        add("GET", "/rest/recordTypes/(?P<org>[^/]*)", self.api(self._org(self._record_types)))
+        add("GET", "/rest/contactPaths/(?P<org>[^/]*)", self.api(self._org(self._paths_list)))
         add("GET", _ORG, self.api(self._org(self._list)))
         add("POST", _ORG + "/batch", self.api(self._org(self._upsert_batch), "upserts_batch"))
         add("PUT", _ORG + "/batch", self.api(self._org(self._update_batch), "updates_batch"))
@@ -161,8 +215,11 @@ class EverbridgeSandbox(DialerSandbox):
 
     def _org(self, handler: Handler) -> Handler:
         def checked(request: Request) -> Response:
-            if request.params.get("org") != self.organization_id:
+            org = request.params.get("org")
+            if not org:
                 return self.error(401, "MISSING_ORGANIZATION", "Missing Organization Id")
+            if org != self.organization_id:
+                return self.error(401, "INVALID_ORGANIZATION", f"Org {org} is invalid.")
             try:
                 result: Response = handler(request)
             except ValueError as exc:
@@ -175,38 +232,52 @@ class EverbridgeSandbox(DialerSandbox):
         with self._lock:
             self.count("token_requests")
         form = request.form()
-        if form.get("grant_type") != "password":
-            return Response(400, {"error": "unsupported_grant_type"})
+        refused = Response(
+            401,
+            {
+                "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "status": "401",
+                "error": "Unauthorized",
+                "message": "",
+                "path": "/cas/oidc/token",
+            },
+        )
+        # Required by the spec: grant_type, client_id, client_secret, scope.
+        if form.get("grant_type") not in ("password", "client_credentials") or not form.get(
+            "scope"
+        ):
+            return refused
         if not (
             secrets.compare_digest(form.get("client_id", "").encode(), self.client_id.encode())
             and secrets.compare_digest(
                 form.get("client_secret", "").encode(), self.client_secret.encode()
             )
         ):
-            return Response(401, {"error": "invalid_client"})
-        if not (
+            return refused
+        if form["grant_type"] == "password" and not (
             secrets.compare_digest(form.get("username", "").encode(), self.username.encode())
             and secrets.compare_digest(form.get("password", "").encode(), self.password.encode())
         ):
-            return Response(400, {"error": "invalid_grant", "error_description": "bad user"})
-        id_token = self.issue_token()
+            return refused
+        scopes = form["scope"].split()
         ttl = self.token_ttl
-        return Response(
-            200,
-            {
-                # The access token is not accepted by the API: the id_token is the bearer.
-                "access_token": secrets.token_urlsafe(24),
-                "id_token": id_token,
-                "token_type": "Bearer",
-                "expires_in": int(ttl) if float(ttl).is_integer() else ttl,
-            },
-        )
+        answer: dict[str, Any] = {
+            # The access token is not accepted by the API: the id_token is the bearer.
+            "access_token": "AT-" + secrets.token_urlsafe(24),
+            "refresh_token": "RT-" + secrets.token_urlsafe(24),
+            "token_type": "bearer",
+            "expires_in": int(ttl) if float(ttl).is_integer() else ttl,
+            "scope": " ".join(scopes),
+        }
+        if "openid" in scopes:  # OpenID Connect issues an id_token for the openid scope only
+            answer["id_token"] = self.issue_token()
+        return Response(200, answer)
 
     # -- handlers (lock held) ----------------------------------------------------------------
     def _batch(self, request: Request) -> list[Any]:
         body = json_body(request)
         if not isinstance(body, list):
-            raise ValueError("the body must be a JSON array")
+            raise ValueError("type mismatch exception")
         if len(body) > self.max_batch:
             raise ValueError(f"at most {self.max_batch} contacts per call")
         return body
@@ -225,69 +296,121 @@ class EverbridgeSandbox(DialerSandbox):
                 return self.error(
                     300, "RECORD_TYPE_NOT_FOUND", "The externalId recordType not found in org."
                 )
-        entries = []
+        valid: list[tuple[Contact, Contact | None]] = []
         for item in items:
-            external_id = item.get("externalId") if isinstance(item, dict) else None
-            entry: dict[str, Any] = {"externalId": external_id}
             try:
                 contact = self._valid(item)
                 current = self._contacts.get(contact["externalId"])
                 if current is None and not create:
-                    raise _Refused("MISSING_CONTACT", "Missing Contact Id", 404)
-                stored = self._store(contact, current)
-                self.count("records_upserted")
-                entry.update(id=stored["id"], status=201 if current is None else 200)
+                    raise _Refused("MISSING_CONTACT", f"Contact {contact['externalId']} not found.")
+                valid.append((contact, current))
             except _Refused as exc:
-                entry.update(status=exc.status, code=exc.code, message=exc.message)
-            entries.append(entry)
-        return Response(200, {"message": "OK", "code": 100, "data": entries})
+                if self.skip_invalid:
+                    continue
+                external_id = item.get("externalId") if isinstance(item, dict) else None
+                return self.error(400, exc.code, f"{external_id}: {exc.message}")
+        for contact, current in valid:
+            self._store(contact, current)
+            self.count("records_upserted")
+        return Response(200, {"code": 100, "message": "OK"})
 
     def _delete_batch(self, request: Request) -> Response:
-        entries = []
-        for raw in self._batch(request):
-            contact = self._find(str(raw), request.arg("idType"))
-            if contact is None:
-                entries.append({"externalId": raw, "status": 404, "message": "Missing Contact Id"})
-                continue
-            del self._contacts[contact["externalId"]]
-            self.count("records_deleted")
-            entries.append(
-                {"externalId": contact["externalId"], "id": contact["id"], "status": 200}
+        raw = self._batch(request)
+        id_type = request.arg("idType")
+        found = [self._find(str(key), id_type) for key in raw]
+        if any(contact is None for contact in found):
+            # Spec example: 401 "contactIds invalid to the organization 1536984111644674".
+            return self.error(
+                401,
+                "INVALID_CONTACTS",
+                f"contactIds invalid to the organization {self.organization_id}",
             )
-        return Response(200, {"message": "OK", "code": 100, "data": entries})
+        for contact in found:
+            if contact is not None and contact["externalId"] in self._contacts:
+                del self._contacts[contact["externalId"]]
+                self.count("records_deleted")
+        return Response(200, {"code": 100, "message": "OK"})
 
     def _get_one(self, request: Request) -> Response:
         contact = self._find(request.params["id"], request.arg("idType"))
         if contact is None:
-            return self.error(404, "MISSING_CONTACT", "Missing Contact Id")
-        return Response(200, {"message": "OK", "result": copy.deepcopy(contact)})
+            return self.error(
+                404, "MISSING_CONTACT", f"Unable to find contact {request.params['id']}"
+            )
+        return Response(200, copy.deepcopy(contact))
 
     def _delete_one(self, request: Request) -> Response:
         contact = self._find(request.params["id"], request.arg("idType"))
         if contact is None:
-            return self.error(404, "MISSING_CONTACT", "Missing Contact Id")
+            return self.error(404, "MISSING_CONTACT", f"Contact {request.params['id']} not found.")
         del self._contacts[contact["externalId"]]
         self.count("records_deleted")
-        return Response(200, {"message": "OK", "id": contact["id"]})
+        base = f"{self.api_url}/contacts/{self.organization_id}/"
+        return Response(
+            200,
+            {
+                "baseUri": base,
+                "id": contact["id"],
+                "instanceUri": f"{base}{contact['id']}",
+                "message": "OK",
+            },
+        )
 
-    def _list(self, request: Request) -> Response:
+    def _page(self, request: Request, found: list[Any], path: str) -> Response:
         number = int_arg(request, "pageNumber", 1, 1, 10**6)
         size = int_arg(request, "pageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+        start = (number - 1) * size
+        pages = math.ceil(len(found) / size)
+        uri = f"{self.api_url}/{path}/{self.organization_id}/?pageNumber="
+        page = {
+            "currentPageNo": number,
+            "data": copy.deepcopy(found[start : start + size]),
+            "pageSize": size,
+            "start": start,
+            "totalCount": len(found),
+            "totalPageCount": pages,
+        }
+        return Response(
+            200,
+            {
+                "firstPageUri": f"{uri}1",
+                "lastPageUri": f"{uri}{max(pages, 1)}",
+                "message": "OK",
+                "page": page,
+            },
+        )
+
+    def _list(self, request: Request) -> Response:
         wanted = request.arg("externalIds")
         found = list(self._contacts.values())
         if wanted:
             keys = set(wanted.split(","))
             found = [c for c in found if c["externalId"] in keys]
-        start = (number - 1) * size
-        page = {
-            "pageSize": size,
-            "start": start,
-            "data": copy.deepcopy(found[start : start + size]),
-            "totalCount": len(found),
-            "totalPageCount": math.ceil(len(found) / size),
-            "currentPageNo": number,
-        }
-        return Response(200, {"message": "OK", "page": page})
+        return self._page(request, found, "contacts")
+
+    def _record_types(self, request: Request) -> Response:
+        org = int(self.organization_id)
+        types = [
+            {"id": i, "name": n, "organizationId": org, "recordType": "CUSTOMIZE", "status": "A"}
+            for n, i in self.record_types.items()
+        ]
+        return self._page(request, types, "recordTypes")
+
+    def _paths_list(self, request: Request) -> Response:
+        org = int(self.organization_id)
+        paths = [
+            {
+                "pathId": path_id,
+                "prompt": prompt,
+                "sysPrompt": prompt,
+                "pathType": "EMAIL" if kind == "email" else "PHONE",
+                "type": "EMAIL" if kind == "email" else "PHONE",
+                "organizationId": org,
+                "status": "A",
+            }
+            for path_id, (prompt, kind) in self.paths.items()
+        ]
+        return self._page(request, paths, "contactPaths")
 
     # -- contact rules -------------------------------------------------------------------------
     def _find(self, key: str, id_type: str | None) -> Contact | None:
@@ -323,7 +446,9 @@ class EverbridgeSandbox(DialerSandbox):
             raise _Refused("UNKNOWN_FIELD", f"unrecognized field(s): {', '.join(unknown)}")
         external_id = item.get("externalId")
         if not isinstance(external_id, str) or not 0 < len(external_id) <= EXTERNAL_ID_MAX:
-            raise _Refused("INVALID_EXTERNAL_ID", "externalId must be 1..80 characters")
+            raise _Refused(
+                "INVALID_EXTERNAL_ID", f"externalId must be 1..{EXTERNAL_ID_MAX} characters"
+            )
         for name in ("firstName", "lastName"):
             if not isinstance(item.get(name), str) or not item[name].strip():
                 raise _Refused("MISSING_NAME", f"{name} is required")
@@ -349,6 +474,9 @@ class EverbridgeSandbox(DialerSandbox):
     def _path(self, raw: Any) -> dict[str, Any]:
         if not isinstance(raw, dict):
             raise _Refused("INVALID_PATH", "a path must be an object")
+        unknown = sorted(set(raw) - PATH_FIELDS)
+        if unknown:
+            raise _Refused("INVALID_PATH", f"unrecognized path field(s): {', '.join(unknown)}")
         if raw.get("pathId") is not None:
             path_id = next((i for i in self.paths if str(i) == str(raw["pathId"])), None)
         else:
@@ -359,7 +487,15 @@ class EverbridgeSandbox(DialerSandbox):
         value = raw.get("value")
         if not isinstance(value, str) or not value:
             raise _Refused("INVALID_PATH_VALUE", f"{prompt}: a value is required")
-        path: dict[str, Any] = {"pathId": path_id, "prompt": prompt, "value": value}
+        path: dict[str, Any] = {
+            "pathId": path_id,
+            "value": value,
+            "waitTime": raw.get("waitTime", 0),
+            "skipValidation": raw.get("skipValidation", False),
+            "pathEnable": raw.get("pathEnable", True),
+        }
+        if raw.get("countryCode") is not None:
+            path["countryCode"] = raw["countryCode"]
         if kind == "email":
             if not _EMAIL.fullmatch(value):
                 raise _Refused("INVALID_PATH_VALUE", f"{prompt}: not an e-mail address")
@@ -377,7 +513,6 @@ class EverbridgeSandbox(DialerSandbox):
                 or phonenumbers.region_code_for_number(number) != country
             ):
                 raise _Refused("INVALID_PATH_VALUE", f"{prompt}: not a valid {country} number")
-            path["countryCode"] = country
         if raw.get("quietTimeFrames"):
             path["quietTimeFrames"] = copy.deepcopy(raw["quietTimeFrames"])
         return path
