@@ -5,16 +5,19 @@ IsExternalIdValidationEnabled is on, which the setup requires), so the record id
 keeps is the external id itself. An update is partial: a field left out keeps its value, so
 ``render`` sends every field we own, with null for the ones the contact no longer has.
 
-Writes go in bulk (``PATCH .../Contact/bulk``, the bulk upsert). Whatever the bulk answer does
-not confirm (a 400 refusing the batch for one bad record, or records missing from ``Data``) is
-sent again one by one with the documented ``PUT .../Contact/by-externalId/{id}``, whose answer
-is about that record alone: one bad record never sinks its batch. Deletes use the documented
-``DELETE .../by-externalId/{id}``, one call each.
+Writes go in bulk: ``PATCH .../Contact/bulk?UpdateByField=ExternalId`` (the bulk upsert;
+its default, ``Id``, would create a second record, or refuse one, for every contact already
+there). Its 200 documents no body beyond the envelope: ``Success`` decides. Whatever the bulk
+call does not take (a 400 refusing the batch for one bad record) is sent again one by one: the
+documented ``PUT .../Contact/by-externalId/{id}`` updates (the path carries the key; the body is
+the Contact schema, without ``ExternalId``), and its 404 means a new record, created with
+``POST .../Contact``. One bad record never sinks its batch. Deletes use the documented
+``DELETE .../by-externalId/{id}`` (``Data: true``), one call each.
 
-Undocumented, chosen here and followed by the sandbox: the bulk upsert takes a JSON array of
-records carrying ``ExternalId`` and answers the records in ``Data``; the list is
-``GET /api/data/v1/Contact?pageSize=&pageNumber=`` answering ``Data``, ``RecordCount`` (the
-total) and ``HasMoreRecords``.
+Answers are the envelope ``{Success, Data, Errors: [{Message}], StatusCode}``, ``StatusCode``
+being a name ("OK", "BadRequest"). The listing ``GET /api/data/v1/Contact`` gives no total
+(its ``RecordCount`` counts the page): ``open()`` asks ``POST .../Contact/query`` with
+``IncludeTotalCount=true``. See tests/contract/specs/conga.json for the operations used.
 """
 
 from __future__ import annotations
@@ -155,9 +158,10 @@ class CongaDestination:
     def open(self) -> TargetInfo:
         try:
             response = self.api.call(
-                "GET",
-                OBJECT_PATH,
-                params={"pageSize": 1, "pageNumber": 1, "includeTotalCount": "true"},
+                "POST",
+                f"{OBJECT_PATH}/query",
+                params={"IncludeTotalCount": "true"},
+                json={"Select": ["Id"], "Limit": 1},
                 idempotent=True,
                 ok=(200,),
             )
@@ -171,7 +175,7 @@ class CongaDestination:
                     code=exc.code,
                 ) from None
             raise
-        count = _body(response).get("RecordCount")
+        count = _body(response).get("RecordCount")  # the total: IncludeTotalCount=true
         return TargetInfo(
             name="Contact",
             records_count=count if isinstance(count, int) else None,
@@ -191,44 +195,55 @@ class CongaDestination:
         response = self.api.call(
             "PATCH",
             f"{OBJECT_PATH}/bulk",
+            params={"UpdateByField": "ExternalId"},
             json=[self._sendable(item) for item in items],
             idempotent=True,
-            ok=(200, 201, 400),
+            ok=(200, 400),
         )
         body = _body(response)
-        confirmed: set[str] = set()
         if response.status_code == 400:
             self._raise_unknown_fields(body)  # every record would fail: stop here
-        else:
-            confirmed = {
-                str(r["ExternalId"]) for r in _records(body) if r.get("ExternalId") is not None
-            }
-        return [
-            ItemResult(item.external_id, Outcome.OK, item.external_id)
-            if item.external_id in confirmed
-            else self._upsert_one(item)
-            for item in items
-        ]
+        elif body.get("Success") is not False:
+            return [ItemResult(i.external_id, Outcome.OK, i.external_id) for i in items]
+        return [self._upsert_one(item) for item in items]
 
     def _upsert_one(self, item: WriteItem) -> ItemResult:
+        record = {k: v for k, v in self._sendable(item).items() if k not in ("ExternalId", "Id")}
         response = self.api.call(
             "PUT",
             _record_path(item.external_id),
-            json=self._sendable(item),
-            params={"IncludeRecordPayloadInResponse": "true"},
+            json=record,
             idempotent=True,
-            ok=(200, 201, 400),
+            ok=(200, 400, 404),
         )
+        if response.status_code == 404:  # documented as an update: a new record is created
+            return self._create_one(item)
+        return self._outcome(item.external_id, response)
+
+    def _create_one(self, item: WriteItem) -> ItemResult:
+        # Not idempotent by itself, but a repeat is refused ("already exists"), never doubled:
+        # ExternalId is unique (IsExternalIdValidationEnabled).
+        response = self.api.call(
+            "POST", OBJECT_PATH, json=self._sendable(item), idempotent=True, ok=(201, 400)
+        )
+        result = self._outcome(item.external_id, response)
+        if result.outcome is Outcome.REJECTED and "already exists" in result.message:
+            # created meanwhile (a parallel write, a lost answer): the next try updates it
+            return ItemResult(item.external_id, Outcome.TRANSIENT, code="CREATED_MEANWHILE")
+        return result
+
+    def _outcome(self, external_id: str, response: httpx.Response) -> ItemResult:
         body = _body(response)
         if response.status_code == 400:
             self._raise_unknown_fields(body)
+        if response.status_code == 400 or body.get("Success") is False:
             return ItemResult(
-                item.external_id,
+                external_id,
                 Outcome.REJECTED,
-                code="INVALID_RECORD",
+                code="INVALID_RECORD" if response.status_code == 400 else "NOT_APPLIED",
                 message="; ".join(_errors(body))[:500],
             )
-        return ItemResult(item.external_id, Outcome.OK, item.external_id)
+        return ItemResult(external_id, Outcome.OK, external_id)
 
     def _sendable(self, item: WriteItem) -> dict[str, Any]:
         # Rows queued before SKIP_FIELDS was fixed still hold the refused field: it is left
@@ -246,15 +261,18 @@ class CongaDestination:
             "DELETE",
             _record_path(external_id),
             idempotent=True,
-            ok=(200, 204, 400, 404),  # 404: already gone, which is what we wanted
+            ok=(200, 400, 404),  # 404: already gone, which is what we wanted
         )
-        if response.status_code == 400:
+        body = _body(response)
+        if response.status_code == 404:
+            return ItemResult(external_id, Outcome.OK, external_id)
+        if response.status_code == 400 or body.get("Success") is False:
             return ItemResult(
                 external_id,
                 Outcome.REJECTED,
                 external_id,
                 code="DELETE_FAILED",
-                message="; ".join(_errors(_body(response)))[:500],
+                message="; ".join(_errors(body))[:500],
             )
         return ItemResult(external_id, Outcome.OK, external_id)
 

@@ -1,13 +1,37 @@
-"""Loopback fake of the Conga Platform Data API's Contact object, following
-reference/everbridge-and-conga.md and seed 003: client-credentials tokens, an optional user-id
-header (API-to-API connections), upsert by ``ExternalId`` (unique: IsExternalIdValidationEnabled
-is on), ``400 "Found unknown field(s): X"`` for fields outside the schema, an ``Id`` that never
-changes, and the ``{Success, Data, Errors: [{Message}], StatusCode}`` answer.
+"""Loopback fake of the Conga Platform Data API's Contact object, as Conga documents it.
 
-An upsert is a partial update: fields left out keep their values, a null clears one. Shapes the
-reference leaves open follow ``dialsync.destinations.conga``: the bulk upsert takes a JSON array
-and is all or nothing (one invalid record refuses the call with a 400), and the list is
-``GET /api/data/v1/Contact?pageSize=&pageNumber=``.
+Sources: the vendor's OpenAPI document "Data" version v1 (``Himanshi0827/philips``,
+``.api/apis/conga-platform/openapi.json``), seed 003 and reference/everbridge-and-conga.md
+(tokens, the user-id header and IsExternalIdValidationEnabled are known from those alone).
+
+What the spec documents, followed by default:
+
+- every answer is the envelope ``{Success, RecordCount, Data, Errors: [{Message}], StatusCode,
+  ...}`` with no other field, ``StatusCode`` being a name ("OK", "Created", "BadRequest",
+  "NotFound", ...);
+- ``GET /api/data/v1/Contact?pageSize=&pageNumber=`` lists a page: ``RecordCount`` counts that
+  page, and no total is given (an ``includeTotalCount`` parameter is not documented and is
+  ignored); the total comes from ``POST /api/data/v1/Contact/query?IncludeTotalCount=true``;
+- ``PATCH /api/data/v1/Contact/bulk`` upserts by ``UpdateByField``, ``Id`` by default: records
+  without an ``Id`` are then created, and one whose ``ExternalId`` is taken is refused
+  ("already exists"); with ``UpdateByField=ExternalId`` a record carrying a known ``ExternalId``
+  is updated and an unknown one created. Its 200 carries no documented body: the sandbox answers
+  ``{Success: true, StatusCode: "OK"}``;
+- ``PUT .../Contact/by-externalId/{externalId}`` updates (200/400/403/404): an unknown external
+  id is a 404, never a create. Its body is the Contact schema, which has no ``ExternalId`` and
+  forbids other fields: the path carries the key;
+- ``POST /api/data/v1/Contact`` creates one record (201, ``Data`` its id); the body may carry
+  ``ExternalId`` (the operation's table of ``ID``/``ExternalId`` in the payload says so);
+- ``DELETE .../by-externalId/{externalId}`` answers ``Data: true``.
+
+Where the spec's generated schemas and its own prose disagree: the bulk bodies and the create
+body carry ``ExternalId`` (and may carry ``Id``) although the generated Contact schema lists
+neither, because the operations' tables require them for upserts by external id; the sandbox
+follows the tables. ``Id`` in a body must equal the record's (seed 003 and the tables).
+
+Undocumented, chosen here: the bulk upsert is all or nothing (one invalid record refuses the
+call with a 400 listing each problem in ``Errors``); error answers use the same envelope.
+An upsert is a partial update: fields left out keep their values, a null clears one.
 """
 
 from __future__ import annotations
@@ -67,6 +91,10 @@ CONTACT_SCHEMA = frozenset(
         "Owner",
     }
 )
+# The query body's fields ("Schema Model for Query"; additionalProperties false).
+QUERY_FIELDS = frozenset(
+    {"ObjectName", "Criteria", "Select", "Distinct", "Limit", "Skip", "Sort", "GroupBy"}
+)
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
@@ -78,10 +106,31 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _answer(data: Any, status: int = 200, **extra: Any) -> Response:
-    return Response(
-        status, {"Success": True, "Data": data, "Errors": [], "StatusCode": status, **extra}
-    )
+STATUS_NAMES = {  # the spec's StatusCode enum, for the statuses the sandbox answers
+    200: "OK",
+    201: "Created",
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    429: "TooManyRequests",
+    500: "InternalServerError",
+    503: "ServiceUnavailable",
+}
+
+
+def envelope(
+    status: int, data: Any = None, errors: list[str] | None = None, **extra: Any
+) -> Response:
+    """The spec's answer envelope; ``Data`` left out when None, as the spec's examples do."""
+    body: dict[str, Any] = {"Success": 200 <= status < 300}
+    if data is not None:
+        body["Data"] = data
+    if errors:
+        body["Errors"] = [{"Message": m} for m in errors]
+    body.update(extra)
+    body["StatusCode"] = STATUS_NAMES.get(status, "BadRequest")
+    return Response(status, body)
 
 
 class CongaSandbox(DialerSandbox):
@@ -120,15 +169,7 @@ class CongaSandbox(DialerSandbox):
         return self.url + "/api/v1/auth/connect/token"
 
     def error(self, status: int, code: str, message: str) -> Response:
-        return Response(
-            status,
-            {
-                "Success": False,
-                "Data": None,
-                "Errors": [{"Message": message}],
-                "StatusCode": status,
-            },
-        )
+        return envelope(status, errors=[message])
 
     def check_caller(self, request: Request) -> Response | None:
         wanted = self.require_user_id
@@ -165,6 +206,8 @@ class CongaSandbox(DialerSandbox):
         add = self.server.add_route
         add("POST", "/api/v1/auth/connect/token", self._token)
         add("GET", _OBJECT, self.api(self._refusing(self._list)))
+        add("POST", _OBJECT, self.api(self._refusing(self._create_one), "creates_single"))
+        add("POST", _OBJECT + "/query", self.api(self._refusing(self._query), "queries"))
         add("PATCH", _OBJECT + "/bulk", self.api(self._refusing(self._bulk_upsert), "upserts_bulk"))
         add("GET", _BY_EXTERNAL_ID, self.api(self._refusing(self._get_one)))
         add("PUT", _BY_EXTERNAL_ID, self.api(self._refusing(self._upsert_one), "upserts_single"))
@@ -208,10 +251,36 @@ class CongaSandbox(DialerSandbox):
         number = int_arg(request, "pageNumber", 1, 1, 10**6)
         found = list(self._records.values())
         chunk = found[(number - 1) * size : number * size]
-        return _answer(
+        # RecordCount is the page's count: the listing documents no total.
+        return envelope(
+            200,
             copy.deepcopy(chunk),
-            RecordCount=len(found),
+            RecordCount=len(chunk),
             HasMoreRecords=number * size < len(found),
+        )
+
+    def _query(self, request: Request) -> Response:
+        query = json_body(request)
+        if not isinstance(query, dict):
+            raise ValueError("the body must be a query object")
+        unknown = sorted(set(query) - QUERY_FIELDS)
+        if unknown:
+            raise _Invalid(f"Found unknown field(s): {', '.join(unknown)}")
+        if query.get("Criteria"):
+            raise _Invalid("the sandbox answers queries without Criteria only")
+        found = list(self._records.values())
+        skip = int(query.get("Skip") or 0)
+        limit = query.get("Limit")
+        chunk = found[skip : skip + int(limit)] if limit is not None else found[skip:]
+        select = query.get("Select")
+        if select:
+            chunk = [{k: r[k] for k in select if k in r} for r in chunk]
+        total = request.arg("IncludeTotalCount") == "true"
+        return envelope(
+            200,
+            copy.deepcopy(chunk),
+            RecordCount=len(found) if total else len(chunk),
+            HasMoreRecords=skip + len(chunk) < len(found),
         )
 
     def _bulk_upsert(self, request: Request) -> Response:
@@ -220,62 +289,88 @@ class CongaSandbox(DialerSandbox):
             raise ValueError("the body must be a JSON array of records")
         if len(body) > self.max_batch:
             raise ValueError(f"at most {self.max_batch} records per call")
+        by = request.arg("UpdateByField") or "Id"  # "Default value set to Id"
+        if by not in ("Id", "ExternalId"):
+            raise _Invalid("UpdateByField must be Id or ExternalId")
         self._known_fields(body)
         problems = []
         for record in body:
             try:
-                self._check(record, record.get("ExternalId"))
+                self._check_bulk(record, by)
             except _Invalid as exc:
                 problems.append(f"{record.get('ExternalId')}: {exc}")
         if problems:  # all or nothing
-            return Response(
-                400,
-                {
-                    "Success": False,
-                    "Data": None,
-                    "Errors": [{"Message": m} for m in problems],
-                    "StatusCode": 400,
-                },
-            )
-        stored = [self._upsert(record) for record in body]
-        return _answer(copy.deepcopy([s for s, _ in stored]))
+            return envelope(400, errors=problems)
+        for record in body:
+            self._upsert(record)
+        return envelope(200)
+
+    def _check_bulk(self, record: Record, by: str) -> None:
+        external_id = record.get("ExternalId")
+        if by == "ExternalId":
+            if not isinstance(external_id, str) or not external_id:
+                raise _Invalid("ExternalId is required to upsert by ExternalId")
+            self._check(record, external_id)
+            return
+        # By Id: a record without Id is a new one, its ExternalId must be unique.
+        if "Id" not in record:
+            if isinstance(external_id, str) and external_id in self._records:
+                raise _Invalid(f"a record with ExternalId {external_id} already exists")
+            self._check(record, external_id, new=True)
+            return
+        current = next((r for r in self._records.values() if r["Id"] == record["Id"]), None)
+        self._check(record, current["ExternalId"] if current else external_id)
+
+    def _create_one(self, request: Request) -> Response:
+        record = json_body(request)
+        if not isinstance(record, dict):
+            raise ValueError("the body must be a record")
+        self._known_fields([record])
+        external_id = record.get("ExternalId")
+        if isinstance(external_id, str) and external_id in self._records:
+            raise _Invalid(f"a record with ExternalId {external_id} already exists")
+        self._check(record, external_id, new=True)
+        stored, _ = self._upsert(record)
+        return envelope(201, stored["Id"])
 
     def _upsert_one(self, request: Request) -> Response:
         record = json_body(request)
         if not isinstance(record, dict):
             raise ValueError("the body must be a record")
         external_id = request.params["external_id"]
-        self._known_fields([record])
-        if record.get("ExternalId", external_id) != external_id:
-            raise _Invalid("ExternalId in the body differs from the one in the path")
+        # The documented body is the Contact schema: no ExternalId, no other field.
+        self._known_fields([record], schema=self.schema - {"ExternalId"})
+        if external_id not in self._records:
+            return self.error(404, "NOT_FOUND", "Record not found")
         self._check(record, external_id)
-        stored, created = self._upsert({**record, "ExternalId": external_id})
+        stored, _ = self._upsert({**record, "ExternalId": external_id})
         data = stored if request.arg("IncludeRecordPayloadInResponse") == "true" else None
-        return _answer(copy.deepcopy(data or {"Id": stored["Id"]}), 201 if created else 200)
+        return envelope(200, copy.deepcopy(data))
 
     def _get_one(self, request: Request) -> Response:
         stored = self._records.get(request.params["external_id"])
         if stored is None:
             return self.error(404, "NOT_FOUND", "Record not found")
-        return _answer(copy.deepcopy(stored))
+        return envelope(200, copy.deepcopy(stored))
 
     def _delete_one(self, request: Request) -> Response:
         if self._records.pop(request.params["external_id"], None) is None:
             return self.error(404, "NOT_FOUND", "Record not found")
         self.count("records_deleted")
-        return _answer(None)
+        return envelope(200, True)
 
     # -- record rules ------------------------------------------------------------------------
-    def _known_fields(self, records: list[Record]) -> None:
-        unknown = sorted({f for r in records for f in r} - self.schema)
+    def _known_fields(self, records: list[Record], schema: set[str] | None = None) -> None:
+        allowed = self.schema if schema is None else schema
+        unknown = sorted({f for r in records for f in r} - allowed)
         if unknown:
             raise _Invalid(f"Found unknown field(s): {', '.join(unknown)}")
 
-    def _check(self, record: Record, external_id: Any) -> None:
+    def _check(self, record: Record, external_id: Any, *, new: bool = False) -> None:
         if not isinstance(external_id, str) or not external_id:
             raise _Invalid("ExternalId is required")
-        current = self._records.get(external_id)
-        if "Id" in record and (current is None or record["Id"] != current["Id"]):
+        current = None if new else self._records.get(external_id)
+        if "Id" in record and not new and (current is None or record["Id"] != current["Id"]):
             raise _Invalid("Id does not match the record's Id; an Id never changes")
         last = record.get("LastName", current.get("LastName") if current else None)
         if not isinstance(last, str) or not last.strip():
