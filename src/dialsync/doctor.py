@@ -226,6 +226,7 @@ def _dialer(dest: Destination, out: Checklist, authed: set[str], scan: bool) -> 
     if dest.name not in authed:
         authed.add(dest.name)
         out.add(f"{dest.name} auth", "ok", "credentials accepted")
+    _resolved_ids(dest, out)
     name = f"{dest.name} list {info.name}" if dest.name == "talkdesk" else dest.name
     detail = f"{dest.target}: exists"
     if info.records_count is not None:
@@ -248,6 +249,27 @@ def _dialer(dest: Destination, out: Checklist, authed: set[str], scan: bool) -> 
         f"e.g. {next(iter(twice))}",
         "the next reconciliation (DIALSYNC_SYNC__RECONCILE_SECONDS) keeps one record per "
         "contact and removes the others",
+    )
+
+
+def _resolved_ids(dest: Destination, out: Checklist) -> None:
+    """Everbridge's batch schema wants numeric ids: show those open() found for the names."""
+    resolved = getattr(dest, "resolved_ids", None)
+    if resolved is None:
+        return
+    ids: dict[str, dict[str, int]] = resolved()
+    # "name (pathId:N)": ids written so, the log redactor does not take them for phone numbers
+    parts = [f"record type {n} (recordTypeId:{i})" for n, i in ids["record type"].items()]
+    parts += [f"path {n} (pathId:{i})" for n, i in sorted(ids["paths"].items())]
+    if ids["paths"]:
+        out.add(f"{dest.name} ids", "ok", "; ".join(parts))
+        return
+    out.add(
+        f"{dest.name} ids",
+        "warn",
+        "; ".join(parts) or "record types and contact paths could not be listed: names are sent",
+        "let the API user list record types and contact paths, or set "
+        f"DIALSYNC_{dest.name.upper()}__RECORD_TYPE_ID and numeric ids in __PATHS",
     )
 
 

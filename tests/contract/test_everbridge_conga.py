@@ -22,6 +22,7 @@ from dialsync.sandbox.conga import CONTACT_SCHEMA, CongaSandbox
 from dialsync.sandbox.everbridge import EverbridgeSandbox
 from dialsync.settings import CongaSettings, EverbridgeSettings
 from tests.contract.kits import record
+from tests.contract.spec_check import check_exchanges
 
 
 class FakeClock:
@@ -70,13 +71,17 @@ def upsert(dest: EverbridgeDestination | CongaDestination, *numbers: int) -> lis
 @pytest.fixture
 def eb() -> Iterator[EverbridgeSandbox]:
     with EverbridgeSandbox() as box:
+        box.server.record = True
         yield box
+        check_exchanges("everbridge", box.server.exchanges)
 
 
 @pytest.fixture
 def cg() -> Iterator[CongaSandbox]:
     with CongaSandbox() as box:
+        box.server.record = True
         yield box
+        check_exchanges("conga", box.server.exchanges)
 
 
 # -- Everbridge -----------------------------------------------------------------------------
@@ -87,6 +92,7 @@ def test_everbridge_bearer_is_the_id_token(eb: EverbridgeSandbox) -> None:
         "client_secret": eb.client_secret,
         "username": eb.username,
         "password": eb.password,
+        "scope": "openid user-profile role",
     }
     tokens = httpx.post(eb.token_url, data=form).json()
     path = f"{eb.api_url}/contacts/{eb.organization_id}"
@@ -106,7 +112,7 @@ def test_everbridge_unknown_organization_names_the_setting(eb: EverbridgeSandbox
     with pytest.raises(DestinationConfigError) as caught:
         dest.open()
     assert caught.value.setting == "DIALSYNC_EVERBRIDGE__ORGANIZATION_ID"
-    assert "Missing Organization Id" in caught.value.message
+    assert "Org 999 is invalid." in caught.value.message  # the spec's 401
 
 
 @pytest.mark.parametrize(
@@ -148,7 +154,7 @@ def test_everbridge_render_owns_the_whole_contact() -> None:
         {"prompt": "Mobile Phone", "countryCode": "US", "value": "+14152000001"},
         {"prompt": "Work Phone", "countryCode": "GB", "value": "+442079460958"},
         {"prompt": "Other Phone", "countryCode": "US", "value": "+14152000002"},
-        {"pathId": 241901148045323, "value": "p1@example.com"},
+        {"pathId": 241901148045323, "countryCode": "US", "value": "p1@example.com"},
     ]
     # only the attributes we own, and only those with a value
     assert contact["contactAttributes"] == [{"name": "Job Title", "values": ["Buyer"]}]
