@@ -77,7 +77,8 @@ def test_one_pull_feeds_all_three_and_each_converges(box: Sandboxes, db_url: str
     assert [p["phone_number"] for p in td["phone_numbers"]] == ["+14152000001", "+442079460958"]
     eb = box.everbridge.contact(ann)
     assert eb is not None
-    assert [(p["prompt"], p["countryCode"], p["value"]) for p in eb["paths"]] == [
+    prompt = {i: name for i, (name, _) in box.everbridge.paths.items()}  # stored by pathId
+    assert [(prompt[p["pathId"]], p["countryCode"], p["value"]) for p in eb["paths"]] == [
         ("Mobile Phone", "US", "+14152000001"),
         ("Work Phone", "GB", "+442079460958"),
     ]
@@ -234,7 +235,8 @@ def test_everbridge_full_replacement_never_clears_what_we_own(
         first = eb.contact(ann)
         assert first is not None
         ours = ("firstName", "recordTypeId", "paths", "contactAttributes")
-        assert [p["prompt"] for p in first["paths"]] == [
+        prompt = {i: name for i, (name, _) in eb.paths.items()}  # stored by pathId
+        assert [prompt[p["pathId"]] for p in first["paths"]] == [
             "Mobile Phone",
             "Work Phone",
             "Email Address",

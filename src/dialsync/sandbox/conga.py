@@ -207,7 +207,7 @@ class CongaSandbox(DialerSandbox):
         add("POST", "/api/v1/auth/connect/token", self._token)
         add("GET", _OBJECT, self.api(self._refusing(self._list)))
         add("POST", _OBJECT, self.api(self._refusing(self._create_one), "creates_single"))
-        add("POST", _OBJECT + "/query", self.api(self._refusing(self._query), "queries"))
+        add("POST", _OBJECT + "/query", self.api(self._refusing(self._query), "queries", read=True))
         add("PATCH", _OBJECT + "/bulk", self.api(self._refusing(self._bulk_upsert), "upserts_bulk"))
         add("GET", _BY_EXTERNAL_ID, self.api(self._refusing(self._get_one)))
         add("PUT", _BY_EXTERNAL_ID, self.api(self._refusing(self._upsert_one), "upserts_single"))

@@ -134,11 +134,12 @@ class DialerSandbox:
             return out
 
     # -- the request pipeline ----------------------------------------------------------------
-    def api(self, handler: Handler, *counters: str) -> Handler:
-        """Wrap a handler with faults, auth, the rate limit and counting."""
+    def api(self, handler: Handler, *counters: str, read: bool = False) -> Handler:
+        """Wrap a handler with faults, auth, the rate limit and counting. ``read``: a POST that
+        only reads (Conga's query), counted and throttled as a read."""
 
         def wrapped(request: Request) -> Response:
-            write = request.method in self.write_methods
+            write = request.method in self.write_methods and not read
             early, drop = self._roll_fault() if write else (None, False)
             if early is not None:
                 return early
@@ -146,7 +147,7 @@ class DialerSandbox:
                 denied = self._authorize(request) or self.check_caller(request)
                 if denied is not None:
                     return denied
-                if request.method in self.limited_methods:
+                if write and request.method in self.limited_methods:
                     throttled = self._throttle()
                     if throttled is not None:
                         return throttled
