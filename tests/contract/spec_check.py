@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -80,3 +81,11 @@ def check_exchanges(system: str, exchanges: Iterable[Exchange]) -> None:
     """Fail with every exchange the vendor's document does not allow."""
     found = [p for exchange in exchanges for p in problems(system, exchange)]
     assert not found, "\n".join(found[:20])
+
+
+@contextmanager
+def checked(system: str, box: Any) -> Iterator[Any]:
+    """Record a started sandbox's exchanges, and check them when the block ends."""
+    box.server.record = True
+    yield box
+    check_exchanges(system, box.server.exchanges)

@@ -22,7 +22,7 @@ from dialsync.sandbox.conga import CONTACT_SCHEMA, CongaSandbox
 from dialsync.sandbox.everbridge import EverbridgeSandbox
 from dialsync.settings import CongaSettings, EverbridgeSettings
 from tests.contract.kits import record
-from tests.contract.spec_check import check_exchanges
+from tests.contract.spec_check import check_exchanges, checked
 
 
 class FakeClock:
@@ -195,7 +195,7 @@ def test_everbridge_writes_are_throttled_and_reads_are_not(eb: EverbridgeSandbox
 
 def test_everbridge_300_a_minute_is_waited_out(tmp_path: object) -> None:
     clock = FakeClock()
-    with EverbridgeSandbox(writes_per_minute=2, clock=clock) as box:
+    with EverbridgeSandbox(writes_per_minute=2, clock=clock) as box, checked("everbridge", box):
         sleeps: list[float] = []
 
         def sleep(seconds: float) -> None:
@@ -245,7 +245,7 @@ def test_conga_skip_fields_must_name_optional_fields_we_send(cg: CongaSandbox) -
 
 
 def test_conga_user_id_header(tmp_path: object) -> None:
-    with CongaSandbox(require_user_id="user-7") as box:
+    with CongaSandbox(require_user_id="user-7") as box, checked("conga", box):
         with pytest.raises(AuthError) as caught:
             CongaDestination(cg_settings(box)).open()
         assert "DIALSYNC_CONGA__USER_ID" in caught.value.message

@@ -22,7 +22,7 @@ from dialsync.sandbox.everbridge import EverbridgeSandbox
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.server import Request, Response
 from tests.contract.kits import record
-from tests.contract.spec_check import check_exchanges
+from tests.contract.spec_check import check_exchanges, checked
 from tests.contract.test_everbridge_conga import cg_settings, eb_settings, upsert
 
 
@@ -90,7 +90,7 @@ def test_2_everbridge_outcomes_come_from_the_documented_batch_answer(
 def test_2_everbridge_a_contact_the_batch_dropped_is_not_taken_as_written() -> None:
     """A server that applies a batch's valid contacts and drops the others, answering 100 OK
     all the same (the sandbox's undocumented skip_invalid): the read after the write tells."""
-    with EverbridgeSandbox(skip_invalid=True) as box:
+    with EverbridgeSandbox(skip_invalid=True) as box, checked("everbridge", box):
         dest = EverbridgeDestination(eb_settings(box))
         dest.open()
         good, bad = record(1), record(2)
@@ -215,7 +215,7 @@ def test_7_conga_delete_reads_success_and_data(cg: CongaSandbox) -> None:
 
 
 def test_7_conga_errors_carry_conga_s_message() -> None:
-    with CongaSandbox(require_user_id="user-7") as box:
+    with CongaSandbox(require_user_id="user-7") as box, checked("conga", box):
         with pytest.raises(AuthError) as caught:
             CongaDestination(cg_settings(box)).open()
         assert "user-id header" in caught.value.message
@@ -268,7 +268,10 @@ def test_8_everbridge_external_id_over_50_is_rejected_alone(eb: EverbridgeSandbo
 def test_8_doctor_shows_everbridge_numeric_ids(tmp_path: Path) -> None:
     from dialsync.doctor import run_doctor
 
-    with Sandboxes(tmp_path / "box", destinations=("everbridge",)) as box:
+    with (
+        Sandboxes(tmp_path / "box", destinations=("everbridge",)) as box,
+        checked("everbridge", box.everbridge),
+    ):
         settings = box.settings().model_copy(
             update={"database_url": f"sqlite:///{tmp_path / 'state.db'}"}
         )
