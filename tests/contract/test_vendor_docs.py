@@ -199,18 +199,23 @@ def test_6_conga_fallback_creates_new_records_and_updates_known_ones(cg: CongaSa
 # -- 7. the envelope: StatusCode names, Errors [{Message}], delete Data: true -------------------
 def test_7_conga_delete_reads_success_and_data(cg: CongaSandbox) -> None:
     dest = CongaDestination(cg_settings(cg))
-    assert upsert(dest, 1, 2) == [Outcome.OK, Outcome.OK]
+    assert upsert(dest, 1, 2, 3) == [Outcome.OK] * 3
+    refusals = {
+        # as the spec's own 403 example answers: Success false, StatusCode "OK"
+        record(1).external_id: {"Success": False, "Errors": [{"Message": "the record is locked"}]},
+        # a delete's Data is documented as true; false says nothing was deleted
+        record(2).external_id: {"Success": True, "Data": False},
+    }
 
     def refuse_delete(request: Request) -> Response | None:
-        if request.method == "DELETE" and request.path.endswith(record(1).external_id):
-            # as the spec's own 403 example answers: Success false, StatusCode "OK"
-            body = {"Success": False, "Errors": [{"Message": "the record is locked"}]}
-            return Response(200, {**body, "StatusCode": "OK"})
+        refusal = refusals.get(request.path.rsplit("/", 1)[-1])
+        if request.method == "DELETE" and refusal is not None:
+            return Response(200, {**refusal, "StatusCode": "OK"})
         return None
 
     cg.server.before_request = refuse_delete
-    results = dest.delete([WriteItem(record(n).external_id) for n in (1, 2)])
-    assert [r.outcome for r in results] == [Outcome.REJECTED, Outcome.OK]
+    results = dest.delete([WriteItem(record(n).external_id) for n in (1, 2, 3)])
+    assert [r.outcome for r in results] == [Outcome.REJECTED, Outcome.REJECTED, Outcome.OK]
     assert "locked" in results[0].message
 
 

@@ -266,7 +266,8 @@ class CongaDestination:
         body = _body(response)
         if response.status_code == 404:
             return ItemResult(external_id, Outcome.OK, external_id)
-        if response.status_code == 400 or body.get("Success") is False:
+        # Documented: Data true. Success false (or Data false) says it was not deleted.
+        if response.status_code == 400 or False in (body.get("Success"), body.get("Data")):
             return ItemResult(
                 external_id,
                 Outcome.REJECTED,
