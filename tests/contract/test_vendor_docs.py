@@ -285,3 +285,24 @@ def test_8_doctor_shows_everbridge_numeric_ids(tmp_path: Path) -> None:
     assert ids.status == "ok"
     assert "record type Employee (recordTypeId:1533823015714817)" in ids.detail
     assert "path Mobile Phone (pathId:241901148045319)" in ids.detail
+
+
+def test_8_everbridge_keeps_the_seed_names_when_listings_are_refused() -> None:
+    """An API user not allowed to list record types and paths: the names seed 002 shows
+    working are sent (not checked against the batch schema, which wants the ids)."""
+    with EverbridgeSandbox() as box:
+        box.server.record = True
+
+        def forbid_listings(request: Request) -> Response | None:
+            if "/recordTypes/" in request.path or "/contactPaths/" in request.path:
+                return Response(403, {"message": "Forbidden", "status": 403})
+            return None
+
+        box.server.before_request = forbid_listings
+        dest = EverbridgeDestination(eb_settings(box))
+        dest.open()
+        assert upsert(dest, 1) == [Outcome.OK]
+        [[contact]] = bodies(box, "POST", "/batch")
+        assert contact["recordTypeName"] == "Employee" and "recordTypeId" not in contact
+        assert contact["paths"][0]["prompt"] == "Mobile Phone"
+        assert dest.resolved_ids() == {"record type": {}, "paths": {}}

@@ -172,14 +172,16 @@ class EverbridgeDestination:
 
     def _resolve_ids(self) -> None:
         """Names to ids, so writes carry what the batch schema requires. An organization that
-        does not let this user list them keeps the names (seed 002: they work too)."""
-        self._resolved = True
+        does not let this user list them keeps the names (seed 002: they work too); a
+        listing that fails for now (a 5xx, the network) is tried again by the next write."""
         try:
             types = self._listing("recordTypes")
             paths = self._listing("contactPaths")
         except (AuthError, NotFound, RequestRefused) as exc:
+            self._resolved = True
             log.warning("everbridge: cannot list record types and paths (%s): names are sent", exc)
             return
+        self._resolved = True
         by_name = {str(t.get("name")): t.get("id") for t in types if isinstance(t.get("id"), int)}
         wanted_id = self.settings.record_type_id
         if wanted_id is None:
