@@ -164,28 +164,6 @@ def status(settings: Settings, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--limit", type=int, default=1000, show_default=True)
-@command
-def errors(settings: Settings, as_json: bool, limit: int) -> None:
-    """Rejected, skipped and retrying records with their reason codes."""
-    from dialsync.wiring import build_store
-
-    rows = build_store(settings).problem_rows(limit)
-
-    def human() -> None:
-        if not rows:
-            click.echo("no rejected, skipped or retrying records")
-        for r in rows:
-            click.echo(
-                f"{r['status']:9} {r['external_id']} {r['reason_code'] or '-'}"
-                f"{': ' + r['reason_message'] if r['reason_message'] else ''}"
-            )
-
-    _emit({"records": rows}, as_json, human)
-
-
-@main.command()
 @click.option("--all", "all_", is_flag=True, help="Re-read every contact, ignoring the cursor.")
 @click.option(
     "--contact",

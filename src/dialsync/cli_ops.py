@@ -65,19 +65,100 @@ def plan(settings: Settings, full: bool, examples: int, as_json: bool) -> None:
     metavar="KIND",
     help="Only runs of this kind (sync, full, pull, push, resync, reconcile); repeat.",
 )
+@click.option(
+    "--each",
+    is_flag=True,
+    help="One line per run as recorded, pushes included (by default a pull and the pushes "
+    "after it are one line, and pushes that sent nothing are not shown).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @command
-def runs(settings: Settings, limit: int, kinds: tuple[str, ...], as_json: bool) -> None:
-    """The last runs: when, how long, the counts, and errors."""
+def runs(settings: Settings, limit: int, kinds: tuple[str, ...], each: bool, as_json: bool) -> None:
+    """The last runs: when, how long, the counts, and errors.
+
+    In service mode a pull records what changed and the push tasks it fans out send it: a pull
+    is shown as `pull+N` with the counts of its N pushes added.
+    """
     from dialsync.render import runs_lines
-    from dialsync.store.views import recent_runs
+    from dialsync.store.views import recent_runs, runs_with_pushes
     from dialsync.wiring import build_store
 
-    found = recent_runs(build_store(settings), limit, kinds)
-    for run in found:
+    store = build_store(settings)
+    if each or "push" in kinds:
+        found = recent_runs(store, limit, kinds)
+    else:
+        found = runs_with_pushes(store, limit, kinds)
+    for run in [*found, *(p for r in found for p in r.get("pushes", ()))]:
         done = run.get("finished_at")
         run["seconds"] = (done - run["started_at"]).total_seconds() if done else None
     emit({"runs": found}, as_json, lambda: click.echo("\n".join(runs_lines(found))))
+
+
+def _csv(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(part.strip() for item in value for part in item.split(",") if part.strip())
+
+
+@click.command()
+@click.option(
+    "--reason",
+    "reasons",
+    multiple=True,
+    callback=_csv,
+    metavar="CODE",
+    help="Only this reason code (PHONE_NUMBER_INVALID, do_not_call ...); repeat.",
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["rejected", "retrying", "skipped"]),
+    help="Only rows in this state; repeat.",
+)
+@click.option(
+    "--destination",
+    "destinations",
+    multiple=True,
+    callback=_csv,
+    metavar="NAME[:LIST]",
+    help="Only this destination (talkdesk, everbridge, conga), or one Talkdesk list "
+    "(talkdesk:LIST_ID); repeat.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(0, 100_000),
+    default=20,
+    show_default=True,
+    help="Records listed after the summary (0: the summary only).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@command
+def errors(
+    settings: Settings,
+    reasons: tuple[str, ...],
+    statuses: tuple[str, ...],
+    destinations: tuple[str, ...],
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Rejected and retrying records, and the expected skips, by reason code.
+
+    First the counts by reason: errors (rejected by the dialer, or retrying after a transient
+    failure) apart from expected skips (do_not_call, no_valid_phone, ...: contacts that must
+    not be called). Then the records, errors first, with their attempts and next attempt.
+    """
+    from dialsync.render import errors_lines
+    from dialsync.store.views import ProblemFilter, problem_rows, problem_summary
+    from dialsync.wiring import build_store
+
+    store = build_store(settings)
+    where = ProblemFilter(reasons, statuses, destinations)
+    summary = problem_summary(store, where)
+    rows = problem_rows(store, where, limit) if limit else []
+    emit(
+        {"summary": summary, "records": rows},
+        as_json,
+        lambda: click.echo("\n".join(errors_lines(summary, rows, limit))),
+    )
 
 
 @click.command()
@@ -195,4 +276,4 @@ def doctor(no_scan: bool, as_json: bool, debug: bool) -> None:
         sys.exit(1)
 
 
-COMMANDS = (plan, runs, preview, mapping, doctor)
+COMMANDS = (plan, runs, errors, preview, mapping, doctor)

@@ -79,20 +79,88 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 def runs_lines(runs: Iterable[dict[str, Any]]) -> list[str]:
+    """One line per run. A run that carries ``pushes`` (service mode: a pull and the pushes
+    after it) is one line with their counts added; pushes that sent nothing are not shown."""
     rows = list(runs)
     if not rows:
         return ["no runs yet: run `dialsync sync`"]
-    head = f"{'run':>5}  {'kind':<9} {'status':<8} {'started (UTC)':<19}  {'took':>7}"
+    head = f"{'run':>5}  {'kind':<11} {'status':<8} {'started (UTC)':<19}  {'took':>7}"
     head += "".join(f" {name:>9}" for name in RUN_COUNTERS) + "  error"
     lines = [head]
     for run in rows:
+        run = merged_run(run)
         started: datetime = run["started_at"]
         line = (
-            f"{run['id']:>5}  {run['kind']:<9} {run['status']:<8} "
+            f"{run['id']:>5}  {run['kind']:<11} {run['status']:<8} "
             f"{started.strftime('%Y-%m-%d %H:%M:%S'):<19}  {_took(run):>7}"
         )
         line += "".join(f" {run.get(name) or 0:>9,}" for name in RUN_COUNTERS)
         lines.append(line + (f"  {run['error']}" if run.get("error") else ""))
+    return lines
+
+
+_WORST = ("failed", "interrupted", "running", "partial", "ok")
+
+
+def merged_run(run: dict[str, Any]) -> dict[str, Any]:
+    """A pull and the pushes after it as one run: counts added, the worst status, the time from
+    the pull's start to the last push's end, and every error."""
+    pushes = [p for p in run.get("pushes") or () if not _empty(p)]
+    if not pushes:
+        return run
+    merged = dict(run)
+    merged["kind"] = f"{run['kind']}+{len(pushes)}"
+    for name in RUN_COUNTERS:
+        merged[name] = (run.get(name) or 0) + sum(p.get(name) or 0 for p in pushes)
+    statuses = [run["status"], *(p["status"] for p in pushes)]
+    merged["status"] = min(statuses, key=lambda s: _WORST.index(s) if s in _WORST else len(_WORST))
+    ends = [r.get("finished_at") for r in (run, *pushes)]
+    merged["finished_at"] = None if None in ends else max(e for e in ends if e is not None)
+    errors = [r["error"] for r in (run, *pushes) if r.get("error")]
+    merged["error"] = "; ".join(dict.fromkeys(errors)) or None
+    return merged
+
+
+def _empty(run: dict[str, Any]) -> bool:
+    """A push that found nothing to send (another worker had claimed the rows)."""
+    return run["status"] == "ok" and not any(run.get(name) for name in RUN_COUNTERS)
+
+
+def errors_lines(
+    summary: list[dict[str, Any]], rows: list[dict[str, Any]], limit: int
+) -> list[str]:
+    """`dialsync errors`: the counts by reason, errors apart from expected skips, then rows."""
+    from dialsync.store.views import ERROR_STATUSES
+
+    errors = [s for s in summary if s["status"] in ERROR_STATUSES]
+    skips = [s for s in summary if s["status"] not in ERROR_STATUSES]
+    lines = []
+    total = sum(s["count"] for s in errors)
+    lines.append(f"errors: {total:,}" + ("" if total else " (nothing rejected or retrying)"))
+    lines += [f"  {s['status']:<9} {s['reason_code'] or '-':<40} {s['count']:>9,}" for s in errors]
+    total = sum(s["count"] for s in skips)
+    lines.append(f"expected skips (the contact must not be called): {total:,}")
+    lines += [f"  {s['status']:<9} {s['reason_code'] or '-':<40} {s['count']:>9,}" for s in skips]
+    if not rows:
+        return lines
+    everything = sum(s["count"] for s in summary)
+    lines.append("")
+    lines.append(
+        f"records ({len(rows):,} of {everything:,}; errors first, newest first"
+        + (f"; --limit {limit} to see more)" if len(rows) < everything else ")")
+    )
+    for r in rows:
+        where = r["destination"] if r["destination"] != "talkdesk" else f"talkdesk:{r['list_id']}"
+        line = f"  {r['status']:<9} {where} {r['external_id']} {r['reason_code'] or '-'}"
+        if r.get("reason_message"):
+            line += f": {r['reason_message']}"
+        if r["status"] != "skipped":
+            line += f" (attempts {r.get('attempts') or 0}"
+            at = r.get("next_attempt_at")
+            if r["status"] == "retrying":
+                line += f", next attempt {at.strftime('%Y-%m-%d %H:%M:%S') if at else 'now'} UTC"
+            line += ")"
+        lines.append(line)
     return lines
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import and_, case, func, insert, or_, select
 
 from dialsync.store.decide import RowState
 from dialsync.store.store import SyncStore
@@ -137,3 +137,103 @@ def row_states(
 ) -> dict[str, RowState]:
     """What ``decide()`` reads, for a preview of what the next sync does with a contact."""
     return store.row_states(destination, list_id, list(external_ids))
+
+
+# -- `dialsync errors` ---------------------------------------------------------------------------
+# Rows that are not simply synced. Skipped rows are expected (the contact must not be called);
+# rejected and retrying rows are errors an operator may have to act on.
+ERROR_STATUSES = ("rejected", "retrying")
+EXPECTED_STATUSES = ("skipped",)
+PROBLEM_STATUSES = ERROR_STATUSES + EXPECTED_STATUSES
+
+
+@dataclass(frozen=True)
+class ProblemFilter:
+    reasons: Sequence[str] = ()
+    statuses: Sequence[str] = ()
+    destinations: Sequence[str] = ()  # "talkdesk" or "talkdesk:LIST"
+
+    def conditions(self) -> list[Any]:
+        out: list[Any] = [R.status.in_(list(self.statuses or PROBLEM_STATUSES))]
+        if self.reasons:
+            out.append(R.reason_code.in_(list(self.reasons)))
+        if self.destinations:
+            either = []
+            for dest in self.destinations:
+                name, _, list_id = dest.partition(":")
+                either.append(
+                    and_(R.destination == name, R.list_id == list_id)
+                    if list_id
+                    else R.destination == name
+                )
+            out.append(or_(*either))
+        return out
+
+
+def problem_summary(store: SyncStore, where: ProblemFilter) -> list[dict[str, Any]]:
+    """Counts by (status, reason), errors first, each part largest first."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(R.status, R.reason_code, func.count())
+            .where(*where.conditions())
+            .group_by(R.status, R.reason_code)
+        )
+        found = [
+            {"status": status, "reason_code": reason, "count": int(n)} for status, reason, n in rows
+        ]
+    rank = {s: i for i, s in enumerate(PROBLEM_STATUSES)}
+    found.sort(key=lambda r: (rank.get(r["status"], 99), -r["count"], r["reason_code"] or ""))
+    return found
+
+
+def problem_rows(store: SyncStore, where: ProblemFilter, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` rows: errors first (rejected, then retrying), then expected skips; the
+    most recently changed first within each."""
+    rank = case({s: i for i, s in enumerate(PROBLEM_STATUSES)}, value=R.status, else_=99)
+    query = (
+        select(
+            R.destination,
+            R.list_id,
+            R.external_id,
+            R.status,
+            R.reason_code,
+            R.reason_message,
+            R.attempts,
+            R.next_attempt_at,
+            R.updated_at,
+        )
+        .where(*where.conditions())
+        .order_by(rank, R.updated_at.desc(), R.external_id)
+        .limit(limit)
+    )
+    with store.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+# -- `dialsync runs` -----------------------------------------------------------------------------
+def runs_with_pushes(
+    store: SyncStore, limit: int, kinds: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """The last ``limit`` runs other than pushes, newest first, each with the push runs that
+    started after it and before the next one (``pushes``, oldest first). In service mode a pull
+    only records the window; the pushes it fans out do the sending."""
+    heads = select(runs).where(runs.c.kind != "push").order_by(runs.c.id.desc()).limit(limit)
+    if kinds:
+        heads = heads.where(runs.c.kind.in_(list(kinds)))
+    with store.engine.connect() as conn:
+        found = [dict(row._mapping) for row in conn.execute(heads)]
+        if not found:
+            return []
+        oldest = min(run["id"] for run in found)
+        later = conn.execute(select(runs).where(runs.c.id > oldest).order_by(runs.c.id))
+        pushes = [dict(row._mapping) for row in later]
+    by_id = {run["id"]: run for run in found}
+    for run in found:
+        run["pushes"] = []
+    owner: int | None = oldest
+    for run in pushes:  # every later run, in order: a push belongs to the head before it
+        if run["kind"] != "push":
+            owner = run["id"]
+        elif owner in by_id:
+            by_id[owner]["pushes"].append(run)
+    return found
