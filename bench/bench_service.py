@@ -61,6 +61,7 @@ def service(box: Sandbox, workers: int, interval: float, extra: dict[str, str]) 
         "DIALSYNC_SYNC__INTERVAL_SECONDS": str(int(interval)),
         "DIALSYNC_SYNC__PUSH_PARALLELISM": str(max(workers, 1)),
         "DIALSYNC_LOG_LEVEL": "WARNING",
+        "DIALSYNC_METRICS__PORT": "",  # several workers on this host: none serves /metrics
         **extra,
     }
     cli = [sys.executable, "-m", "dialsync.cli"]

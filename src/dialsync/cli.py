@@ -296,17 +296,47 @@ def _demo_destinations(value: str) -> tuple[str, ...]:
 @main.command()
 @click.option("--concurrency", "-c", type=int, default=None, help="Worker processes.")
 @click.option("--queues", "-Q", default=None, help="Queues to consume (default: celery).")
+@click.option(
+    "--name",
+    "-n",
+    default=None,
+    metavar="NAME",
+    help="The worker's node name (NAME@host when NAME has no @); each worker of one host needs "
+    "its own. Default: celery@host.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Serve /metrics on this port (default DIALSYNC_METRICS__PORT, 9808); each worker of one "
+    "host needs its own.",
+)
 @command
-def worker(settings: Settings, concurrency: int | None, queues: str | None) -> None:
-    """Run a Celery worker (needs DIALSYNC_BROKER_URL). Scale out by running more."""
+def worker(
+    settings: Settings,
+    concurrency: int | None,
+    queues: str | None,
+    name: str | None,
+    metrics_port: int | None,
+) -> None:
+    """Run a Celery worker (needs DIALSYNC_BROKER_URL). Scale out by running more.
+
+    Two workers on one host: give each a name and a metrics port, e.g.
+    `dialsync worker -n w1 --metrics-port 9808` and `dialsync worker -n w2 --metrics-port 9809`.
+    A port already in use stops the worker (exit 2) naming DIALSYNC_METRICS__PORT.
+    """
     _require_broker(settings)
+    from dialsync.cli_ops import serve_metrics
     from dialsync.worker.celery_app import app
 
+    serve_metrics(settings, metrics_port)
     argv = ["worker", f"--loglevel={settings.log_level}", "--without-gossip", "--without-mingle"]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
     if queues:
         argv.append(f"--queues={queues}")
+    if name:
+        argv.append(f"--hostname={name if '@' in name else name + '@%h'}")
     app.worker_main(argv)
 
 
@@ -333,10 +363,13 @@ def run_cmd(settings: Settings, cycles: int | None) -> None:
     """Pull, push and reconcile on a timer in this one process: no Redis, no Celery.
 
     For a laptop or a small install. Limits: one process (no scale-out), no Flower; the
-    period is DIALSYNC_SYNC__INTERVAL_SECONDS.
+    period is DIALSYNC_SYNC__INTERVAL_SECONDS. Serves the same /metrics as a worker
+    (DIALSYNC_METRICS__PORT, 9808; empty for none).
     """
+    from dialsync.cli_ops import serve_metrics
     from dialsync.worker.embedded import run_forever
 
+    serve_metrics(settings, None)
     run_forever(settings, max_cycles=cycles)
 
 

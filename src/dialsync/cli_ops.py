@@ -16,6 +16,18 @@ if TYPE_CHECKING:
     from dialsync.engine import Observer, SyncEngine
 
 
+def serve_metrics(settings: Settings, port: int | None) -> None:
+    """/metrics for `worker` and `run`, before any work: a port taken stops the command (exit 2)
+    rather than leaving a process nobody can watch."""
+    from dialsync import metrics
+
+    if port is not None:
+        settings = settings.model_copy(
+            update={"metrics": settings.metrics.model_copy(update={"port": port})}
+        )
+    metrics.start(settings, strict=True)
+
+
 def show_plan(settings: Settings, *, full: bool, as_json: bool, examples: int = 3) -> None:
     """`plan` and `sync --dry-run`."""
     from dialsync.plan import make_plan

@@ -42,7 +42,7 @@ from sqlalchemy.pool import NullPool
 
 from dialsync.destinations.base import ItemResult
 from dialsync.engine import CURSOR, Observer, RunReport, SyncEngine
-from dialsync.errors import DialsyncError
+from dialsync.errors import ConfigError, DialsyncError
 from dialsync.settings import Settings
 from dialsync.store.store import SyncStore
 from dialsync.store.views import last_success
@@ -105,31 +105,42 @@ def collecting() -> bool:
     return _directory is not None
 
 
-def start(settings: Settings) -> None:
-    """In the worker's main process, before the pool starts: set up and serve /metrics."""
+def start(settings: Settings, *, strict: bool = False) -> None:
+    """In the worker's main process before the pool starts (and in `dialsync run`): set up and
+    serve /metrics. Once per process. ``strict``: a port already taken (another worker on this
+    host) is a ConfigError naming the setting, instead of a worker without an endpoint."""
     global _directory
     m = settings.metrics
-    if m.port is None:
+    if m.port is None or _directory is not None:
         return
+    registry = CollectorRegistry()
     if m.dir:
-        directory = Path(m.dir)
+        # One subdirectory per port: two workers of one host never empty each other's samples.
+        directory = Path(m.dir) / f"port-{m.port}"
     else:
         directory = Path(tempfile.mkdtemp(prefix="dialsync-metrics-"))
         atexit.register(_remove_if_owner, directory, os.getpid())
+    directory.mkdir(parents=True, exist_ok=True)
+    MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
+    registry.register(StateCollector(settings.database_url))
+    try:  # bound first: a worker that cannot serve must not touch the samples of one that does
+        start_http_server(m.port, addr=m.address, registry=registry)
+    except OSError as exc:
+        message = (
+            f"metrics: cannot listen on {m.address}:{m.port} ({exc.strerror or exc}); another "
+            "worker or `dialsync run` on this host serves it: give each its own port "
+            "(`dialsync worker --metrics-port N`, or DIALSYNC_METRICS__PORT; empty for none)"
+        )
+        if strict:
+            raise ConfigError(message, setting="DIALSYNC_METRICS__PORT") from None
+        log.error("%s; no /metrics here", message)
+        return
     shutil.rmtree(directory, ignore_errors=True)  # samples of a previous run would be summed
     directory.mkdir(parents=True, exist_ok=True)
     # prometheus-client reads its directory from the environment, in this process and in the
     # forked pool; its value class is chosen again in case the library was imported earlier.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
     prometheus_values.ValueClass = prometheus_values.get_value_class()  # type: ignore[no-untyped-call]
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
-    registry.register(StateCollector(settings.database_url))
-    try:
-        start_http_server(m.port, addr=m.address, registry=registry)
-    except OSError as exc:  # a second worker on this host: it works on, without an endpoint
-        log.error("metrics: cannot listen on %s:%s (%s); no /metrics here", m.address, m.port, exc)
-        return
     _directory = directory
     log.info("metrics: serving http://%s:%s/metrics", m.address, m.port)
 

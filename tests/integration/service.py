@@ -47,7 +47,9 @@ class Processes:
 
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
         base = {k: v for k, v in os.environ.items() if not k.startswith("DIALSYNC_")}
-        self.env = {**base, **env}
+        # No /metrics unless a test asks for a port: workers of parallel tests (and of other
+        # runs on this machine) would otherwise all want 9808, and a taken port stops a worker.
+        self.env = {**base, "DIALSYNC_METRICS__PORT": "", **env}
         self.cwd = cwd
         self.procs: list[subprocess.Popen[bytes]] = []
 
