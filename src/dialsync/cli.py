@@ -64,11 +64,8 @@ def sync(settings: Settings, full: bool, dry_run: bool, as_json: bool, wait: flo
         show_plan(settings, full=full, as_json=as_json)
         return
     store = build_store(settings)
-    engine = build_engine(settings, store)
-    if not as_json:
-        from dialsync.progress import terminal_progress
-
-        engine.observer = terminal_progress(engine.due) or engine.observer
+    # A bar on stderr when it is a terminal, else progress lines in the log.
+    engine = build_engine(settings, store, terminal=None if as_json else sys.stderr)
     try:
         try:
             with writer_lock(store.engine, "sync", wait):
@@ -330,7 +327,8 @@ def worker(
     from dialsync.worker.celery_app import app
 
     serve_metrics(settings, metrics_port)
-    argv = ["worker", f"--loglevel={settings.log_level}", "--without-gossip", "--without-mingle"]
+    argv = [*_quiet(settings), "worker", f"--loglevel={settings.log_level}"]
+    argv += ["--without-gossip", "--without-mingle"]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
     if queues:
@@ -349,6 +347,7 @@ def beat(settings: Settings) -> None:
 
     app.start(
         [
+            *_quiet(settings),
             "beat",
             f"--loglevel={settings.log_level}",
             f"--schedule={settings.sync.beat_schedule_file}",
@@ -396,6 +395,11 @@ def flower(settings: Settings, port: int | None) -> None:
             f"--basic-auth={f.user}:{f.password.get_secret_value()}",
         ]
     )
+
+
+def _quiet(settings: Settings) -> list[str]:
+    """JSON logs: no banner on stdout, every line is a JSON object."""
+    return ["--quiet"] if settings.log_format == "json" else []
 
 
 def _require_broker(settings: Settings) -> None:

@@ -96,7 +96,10 @@ class EngineOptions:
 
 
 class Observer:
-    """Hooks for progress bars and metrics; the default does nothing. Must not raise."""
+    """Hooks for progress bars, logs and metrics; the default does nothing. Must not raise."""
+
+    def run_started(self, report: RunReport) -> None:
+        """A run began: its row is written, the source and destinations are open."""
 
     def batch_pulled(self, report: RunReport, count: int) -> None:
         """``count`` more contacts were read and recorded in the sync table."""
@@ -226,6 +229,7 @@ class SyncEngine:
         started = time.monotonic()
         try:
             self._open(needs_source)
+            self.observer.run_started(report)
             work(report)
         except BaseException as exc:
             if run_id is not None:
@@ -238,7 +242,6 @@ class SyncEngine:
             status = "partial" if report.failed else "ok"
             error = "; ".join(report.failed.values()) or None
             self.store.finish_run(run_id, status, report.as_dict(), error=error)
-        log.info("run %s (%s) finished: %s", run_id, kind, report.as_dict())
         self.observer.run_finished(
             report, time.monotonic() - started, "partial" if report.failed else "ok"
         )

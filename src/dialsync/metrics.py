@@ -28,10 +28,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import httpx
-import requests
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client import values as prometheus_values
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -40,8 +37,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
+from dialsync.calls import Call
 from dialsync.destinations.base import ItemResult
-from dialsync.engine import CURSOR, Observer, RunReport, SyncEngine
+from dialsync.engine import CURSOR, Observer, RunReport
 from dialsync.errors import ConfigError, DialsyncError
 from dialsync.settings import Settings
 from dialsync.store.store import SyncStore
@@ -151,43 +149,23 @@ def _remove_if_owner(directory: Path, owner: int) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def instrument(engine: SyncEngine) -> None:
-    """Count what this engine does: its observer, and a response hook on each HTTP client."""
+def observer() -> Observer:
+    """What an engine reports, counted (its HTTP calls are counted by ``count_call``, a hook
+    the composition root passes to each client)."""
+    return MetricsObserver(_get())
+
+
+def count_call(call: Call) -> None:
+    """A call hook: answers by status, 429s, and Salesforce's API usage."""
     metrics = _get()
-    engine.observer = MetricsObserver(metrics)
-    session = getattr(engine.source, "session", None)
-    if isinstance(session, requests.Session):
-        session.hooks["response"].append(_salesforce_hook(metrics))
-    hooked: set[int] = set()
-    for dest in engine.destinations:
-        client = getattr(getattr(dest, "api", None), "client", None)
-        if isinstance(client, httpx.Client) and id(client) not in hooked:
-            hooked.add(id(client))
-            client.event_hooks["response"].append(_dialer_hook(metrics, dest.name))
-
-
-def _count(metrics: _Metrics, system: str, status: int) -> None:
-    metrics.requests.labels(system, str(status)).inc()
-    if status == 429:
-        metrics.rate_limited.labels(system).inc()
-
-
-def _salesforce_hook(metrics: _Metrics) -> Any:
-    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        _count(metrics, "salesforce", response.status_code)
-        found = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
+    metrics.requests.labels(call.system, str(call.status)).inc()
+    if call.status == 429:
+        metrics.rate_limited.labels(call.system).inc()
+    if call.system == "salesforce" and call.headers is not None:
+        found = _LIMIT_INFO.search(call.headers.get("Sforce-Limit-Info", ""))
         if found:
             metrics.api_used.set(int(found.group(1)))
             metrics.api_limit.set(int(found.group(2)))
-
-    return hook
-
-
-def _dialer_hook(metrics: _Metrics, system: str) -> Any:
-    def hook(response: httpx.Response) -> None:
-        _count(metrics, system, response.status_code)
-
-    return hook
 
 
 class MetricsObserver(Observer):

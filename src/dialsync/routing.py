@@ -7,7 +7,9 @@ the engine; they share one rate limiter, because the limit is Talkdesk's, not th
 from __future__ import annotations
 
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+import httpx
 
 from dialsync.destinations.base import Destination
 from dialsync.destinations.talkdesk import TalkdeskDestination
@@ -17,7 +19,10 @@ from dialsync.mapping.rules import ListRouter
 
 
 def routed_destinations(
-    built: Sequence[Destination], router: ListRouter, verify: ssl.SSLContext | bool
+    built: Sequence[Destination],
+    router: ListRouter,
+    verify: ssl.SSLContext | bool,
+    transport: Callable[[], httpx.BaseTransport] | None = None,  # one per list's client
 ) -> list[Destination]:
     """``built`` with its Talkdesk destination replaced by one per routed list."""
     talkdesk = next((d for d in built if isinstance(d, TalkdeskDestination)), None)
@@ -41,6 +46,7 @@ def routed_destinations(
                     talkdesk.settings.model_copy(update={"record_list_id": list_id}),
                     provider=talkdesk.provider,
                     verify=verify,
+                    transport=transport() if transport else None,
                     limiter=talkdesk.api.limiter,
                 )
             )

@@ -253,6 +253,8 @@ class SyncSettings(BaseModel):
     pull_time_limit_seconds: int = Field(default=3600, ge=30)
     push_time_limit_seconds: int = Field(default=300, ge=30)
     beat_schedule_file: Path = Path("celerybeat-schedule")
+    # A progress line in the log this often during a run (service, `run`, a sync without a TTY).
+    progress_seconds: float = Field(default=30.0, gt=0)
 
 
 class FlowerSettings(BaseModel):

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+import httpx
+
+from dialsync.calls import CallHook, ObservedTransport, log_call, requests_hook
 from dialsync.destinations.base import Destination
 from dialsync.destinations.conga import CongaDestination
 from dialsync.destinations.everbridge import EverbridgeDestination
 from dialsync.destinations.http import LocalRateLimiter, RateLimiter
 from dialsync.destinations.talkdesk import TalkdeskDestination
-from dialsync.engine import EngineOptions, SyncEngine
+from dialsync.engine import CURSOR, EngineOptions, RunReport, SyncEngine
 from dialsync.errors import ConfigError
 from dialsync.logs import register_secret
+from dialsync.progress import Observers, Total
 from dialsync.settings import (
     CongaSettings,
     EverbridgeSettings,
@@ -23,7 +28,7 @@ from dialsync.settings import (
     TalkdeskSettings,
     env_name,
 )
-from dialsync.sources.salesforce import SalesforceSource
+from dialsync.sources.salesforce import SalesforceSource, TimeoutSession
 from dialsync.store.store import SyncStore, open_store
 
 
@@ -72,18 +77,42 @@ def rate_limiter(name: str, per_second: float | None, client: Any | None) -> Rat
     return LocalRateLimiter(per_second)
 
 
+def call_hooks() -> list[CallHook]:
+    """What every HTTP call reports to: the DEBUG log line, and the metrics when this process
+    serves them."""
+    from dialsync import metrics
+
+    hooks: list[CallHook] = [log_call]
+    if metrics.collecting():
+        hooks.append(metrics.count_call)
+    return hooks
+
+
+def observed_transport(
+    system: str, tls: Tls, hooks: list[CallHook]
+) -> Callable[[], httpx.BaseTransport]:
+    """A new transport per client (a client closes its own), reporting each call."""
+    return lambda: ObservedTransport(httpx.HTTPTransport(verify=tls.httpx_verify), system, hooks)
+
+
 def build_destinations(
-    settings: Settings, tls: Tls, limiter_client: Any | None = None
+    settings: Settings,
+    tls: Tls,
+    limiter_client: Any | None = None,
+    hooks: list[CallHook] | None = None,
 ) -> list[Destination]:
     """One adapter per name in DIALSYNC_DESTINATIONS, each with its own rate limit."""
     built: list[Destination] = []
+    hooks = call_hooks() if hooks is None else hooks
     for name in settings.destination_names:
+        transport = observed_transport(name, tls, hooks)()
         if name == "talkdesk":
             td = settings.talkdesk
             built.append(
                 TalkdeskDestination(
                     td,
                     verify=tls.httpx_verify,
+                    transport=transport,
                     limiter=rate_limiter(name, td.max_requests_per_second, limiter_client),
                 )
             )
@@ -94,6 +123,7 @@ def build_destinations(
                 EverbridgeDestination(
                     eb,
                     verify=tls.httpx_verify,
+                    transport=transport,
                     # the limiter paces writes only: Everbridge throttles POST/PUT/PATCH
                     limiter=rate_limiter(
                         name, per_minute / 60.0 if per_minute else None, limiter_client
@@ -106,6 +136,7 @@ def build_destinations(
                 CongaDestination(
                     cg,
                     verify=tls.httpx_verify,
+                    transport=transport,
                     limiter=rate_limiter(name, cg.max_requests_per_second, limiter_client),
                 )
             )
@@ -113,7 +144,11 @@ def build_destinations(
 
 
 def build_engine(
-    settings: Settings, store: SyncStore | None = None, *, limiter_client: Any | None = None
+    settings: Settings,
+    store: SyncStore | None = None,
+    *,
+    limiter_client: Any | None = None,
+    terminal: TextIO | None = None,  # a progress bar there when it is a TTY
 ) -> SyncEngine:
     register_secrets(settings)
     settings.salesforce.auth_mode()  # a ConfigError naming the missing setting, before any I/O
@@ -128,7 +163,10 @@ def build_engine(
         name = env_name("mapping", "file")
         raise ConfigError(f"{name}: no such file {settings.mapping.file}", setting=name)
     tls = tls_from(settings)
-    source = SalesforceSource(settings.salesforce, verify=tls.requests_verify)
+    hooks = call_hooks()
+    session = TimeoutSession(settings.salesforce.timeout_seconds)
+    session.hooks["response"].append(requests_hook("salesforce", hooks))
+    source = SalesforceSource(settings.salesforce, verify=tls.requests_verify, session=session)
     mapped: dict[str, Any] = {}
     router = None
     if settings.mapping.file is not None:
@@ -139,14 +177,18 @@ def build_engine(
 
         mapping = load_mapping_file(settings.mapping.file)
         router = mapping.router(settings.talkdesk.record_list_id)
-        source = MappedSalesforceSource(settings.salesforce, mapping, verify=tls.requests_verify)
+        source = MappedSalesforceSource(
+            settings.salesforce, mapping, verify=tls.requests_verify, session=session
+        )
         mapped = {"mapper": mapping.mapper(), "fields": mapping.spec.fields()}
-    destinations = build_destinations(settings, tls, limiter_client)
+    destinations = build_destinations(settings, tls, limiter_client, hooks)
     if router is not None:
         from dialsync.routing import routed_destinations
 
         mapped["route"] = router
-        destinations = routed_destinations(destinations, router, tls.httpx_verify)
+        destinations = routed_destinations(
+            destinations, router, tls.httpx_verify, observed_transport("talkdesk", tls, hooks)
+        )
     options = EngineOptions(
         lookback=timedelta(seconds=settings.salesforce.lookback_seconds),
         scoped=bool(settings.salesforce.soql_where),
@@ -162,8 +204,34 @@ def build_engine(
         store=store or build_store(settings),
         options=options,
     )
-    from dialsync import metrics
-
-    if metrics.collecting():  # a worker serving /metrics: count what this engine does
-        metrics.instrument(engine)
+    engine.observer = observers(settings, engine, contacts_to_read(source, engine.store), terminal)
     return engine
+
+
+def contacts_to_read(source: SalesforceSource, store: SyncStore) -> Total:
+    """The whole of a run that reads every contact (an initial load, a full sync), counted
+    with one SELECT COUNT(); None for an incremental run (its window is small)."""
+
+    def total(report: RunReport) -> int | None:
+        everything = report.kind == "full" or (
+            report.kind in ("sync", "pull", "plan") and store.get_cursor(CURSOR).modstamp is None
+        )
+        return source.count(datetime.now(UTC)) if everything else None
+
+    return total
+
+
+def observers(
+    settings: Settings, engine: SyncEngine, total: Total, terminal: TextIO | None
+) -> Observers:
+    """Progress (a bar on a terminal, else log lines every SYNC__PROGRESS_SECONDS), the run's
+    start and end in the log, and the metrics when this process serves them."""
+    from dialsync import metrics
+    from dialsync.progress import ProgressLog, terminal_progress
+
+    bar = terminal_progress(engine.due, total=total, stream=terminal) if terminal else None
+    every = None if bar else settings.sync.progress_seconds
+    found = Observers(ProgressLog(engine.due, total=None if bar else total, every=every), bar)
+    if metrics.collecting():  # a worker or `run` serving /metrics: count what this engine does
+        found.add(metrics.observer())
+    return found

@@ -63,7 +63,8 @@ def test_session_expiring_mid_paging_is_renewed_and_nothing_is_missed(
 
         def expire_after_third_page(request: Request) -> Response:
             response = original(request)
-            if "/query" in request.path and response.status == 200:
+            counting = "COUNT()" in str(request.arg("q") or "")  # the initial load's count
+            if "/query" in request.path and response.status == 200 and not counting:
                 served["pages"] += 1
                 if served["pages"] == 3:
                     sf.expire_sessions()  # every session dies: the next page must be asked again

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import subprocess
 import threading
 from datetime import UTC, datetime, timedelta
@@ -287,7 +288,7 @@ def test_mapping_check_names_lines_and_org_fields(sandboxes: Sandboxes, tmp_path
 
 def test_sync_shows_a_progress_bar_only_on_a_terminal(sandboxes: Sandboxes, tmp_path: Path) -> None:
     box = sandboxes
-    box.salesforce.insert_many([person(i) for i in range(30)])
+    box.salesforce.insert_many([person(i) for i in range(3000)])
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("DIALSYNC_")}, **box.env()}
     leader, follower = pty.openpty()
     chunks: list[bytes] = []
@@ -319,7 +320,15 @@ def test_sync_shows_a_progress_bar_only_on_a_terminal(sandboxes: Sandboxes, tmp_
     terminal = b"".join(chunks).decode(errors="replace")
     assert proc.returncode == 0
     assert "[########################] 100%" in terminal
-    assert "read 30 · created 30 · updated 0" in terminal
+    # An initial load: the contacts were counted first, so the bar knows the whole.
+    assert "read 3,000 of 3,000 · created 3,000 · updated 0" in terminal
+    frames = [f for f in re.split(r"[\r\n]", terminal) if f.startswith("[")]
+    shares = [int(m.group(1)) for f in frames if (m := re.search(r"\]\s+(\d+)%", f))]
+    assert len(shares) >= 3, frames
+    assert shares == sorted(shares), shares  # the bar never goes backwards
+    tail = re.compile(r"[\d,]+ contacts/s · (ETA -|ETA \d+m\d\ds|done)$")
+    assert all(tail.search(f.rstrip()) for f in frames), frames
+    assert any("ETA" in f for f in frames) and frames[-1].rstrip().endswith("done")
     box.salesforce.insert(person(40))
     piped = cli(["sync"], box.env(), tmp_path)
     assert piped.returncode == 0 and "· created" not in piped.stderr

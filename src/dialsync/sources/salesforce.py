@@ -339,6 +339,13 @@ class SalesforceSource:
         for record in self._query(soql, include_deleted=True):
             yield to_contact(record)
 
+    def count(self, end: datetime) -> int:
+        """How many contacts (deleted ones included) a full read up to ``end`` returns: one
+        ``SELECT COUNT()``, so a progress bar knows the whole of an initial load."""
+        soql = f"SELECT COUNT() FROM Contact WHERE SystemModstamp <= {soql_datetime(end)}"
+        body = self._call(lambda sf: sf.query(soql, include_deleted=True))
+        return int(body.get("totalSize") or 0)
+
     def by_ids(self, fields: list[str], ids: list[str]) -> Iterator[SourceContact]:
         """Contacts by Id (validated 18-char Ids only), deleted ones included."""
         for i in range(0, len(ids), IDS_PER_QUERY):

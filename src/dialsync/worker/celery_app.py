@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
-from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery import Celery, Task
+from celery.signals import setup_logging, task_failure, worker_init, worker_process_init
 
+from dialsync.errors import DialsyncError, TransientError
 from dialsync.settings import Settings, load_settings
+
+log = logging.getLogger("dialsync.worker")
 
 
 def configure(app: Celery, settings: Settings) -> None:
@@ -50,10 +54,56 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     }
 
 
+class DialsyncTask(Task):  # type: ignore[misc]
+    # dialsync's own errors are expected in operation (a 503, a timeout, a refused credential):
+    # Celery then logs no traceback for them; task_failure below logs one line with the reason.
+    throws = (DialsyncError,)
+
+
 def create_app(settings: Settings | None = None) -> Celery:
-    app = Celery("dialsync", include=["dialsync.worker.tasks"])
+    app = Celery("dialsync", include=["dialsync.worker.tasks"], task_cls=DialsyncTask)
     configure(app, settings or load_settings())
     return app
+
+
+@setup_logging.connect
+def _logging(**_: Any) -> None:
+    """Celery's own lines go through dialsync's handler (text or JSON, redacted): connected,
+    this signal stops Celery from configuring logging itself."""
+    from dialsync import logs
+
+    if not logs.configured():  # started as `celery -A dialsync.worker.celery_app:app ...`
+        settings = load_settings()
+        logs.setup_logging(settings.log_level, settings.log_format)
+
+
+@task_failure.connect
+def _expected_failure(
+    sender: Task | None = None,
+    task_id: str | None = None,
+    exception: BaseException | None = None,
+    **_: Any,
+) -> None:
+    """One line for an expected failure; a transient one is a WARNING (the next run retries)."""
+    if not isinstance(exception, DialsyncError):
+        return  # a bug: Celery logs it with its traceback
+    name = getattr(sender, "name", "task")
+    transient = isinstance(exception, TransientError)
+    log.log(
+        logging.WARNING if transient else logging.ERROR,
+        "task %s[%s] failed: %s%s",
+        name,
+        task_id,
+        exception,
+        " (transient: the next run retries)" if transient else "",
+        extra={
+            "task_name": name,
+            "task_id": task_id,
+            "error": type(exception).__name__,
+            "system": exception.system or None,
+            "status": exception.status,
+        },
+    )
 
 
 @worker_init.connect
