@@ -288,4 +288,10 @@ def doctor(no_scan: bool, as_json: bool, debug: bool) -> None:
         sys.exit(1)
 
 
-COMMANDS = (plan, runs, errors, preview, mapping, doctor)
+def _sandbox() -> click.Group:
+    from dialsync.cli_sandbox import sandbox
+
+    return sandbox
+
+
+COMMANDS = (plan, runs, errors, preview, mapping, doctor, _sandbox())

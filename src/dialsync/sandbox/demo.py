@@ -128,7 +128,7 @@ def run_demo(
     clock = DemoClock()
     try:
         with Sandboxes(root, salesforce={"clock": clock}, destinations=destinations) as box:
-            return _narrate(box, contacts, echo, clock)
+            return _narrate(box, contacts, echo, clock, kept=tmp is None)
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -158,13 +158,16 @@ def _sync(box: Sandboxes, label: str, echo: Echo, clock: DemoClock) -> RunReport
     return report
 
 
-def _narrate(box: Sandboxes, n: int, echo: Echo, clock: DemoClock) -> bool:
+def _narrate(box: Sandboxes, n: int, echo: Echo, clock: DemoClock, *, kept: bool) -> bool:
     sf = box.salesforce
     where = ", ".join(f"{name} at {box.sandbox(name).url}" for name in box.destinations)
-    echo(
-        f"sandbox Salesforce at {sf.url} (TLS), sandbox {where}; "
+    # Only a path that outlives the demo is printed (--workdir); a temporary one is removed.
+    state = (
         f"state DB {box.workdir / 'dialsync.db'}"
+        if kept
+        else "state DB in a temporary directory, removed at the end (--workdir DIR keeps it)"
     )
+    echo(f"sandbox Salesforce at {sf.url} (TLS), sandbox {where}; {state}")
     accounts = [
         sf.insert_account(name, kind)
         for name, kind in [

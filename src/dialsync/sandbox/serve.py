@@ -1,8 +1,9 @@
 """Run both sandboxes in their own process: `python -m dialsync.sandbox.serve --help`.
 
-For benchmarks and manual trials, so that what is measured (a `dialsync` process) does not share
-memory or CPU time with the fakes. Writes the DIALSYNC_* variables that point at them to a JSON
-file, then serves until SIGTERM or SIGINT.
+For benchmarks, so that what is measured (a `dialsync` process) does not share memory or CPU
+time with the fakes (`dialsync sandbox` is the operator's door to the same sandboxes). Writes
+the DIALSYNC_* variables that point at them to a JSON file, then serves until SIGTERM or
+SIGINT.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dialsync.sandbox import seed
+from dialsync.sandbox import seed as seed_module
 from dialsync.sandbox.harness import Sandboxes
 
 
@@ -50,20 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         talkdesk={"latency": args.td_latency, "max_requests_per_second": args.td_max_rps},
     )
     box.start()
-    # Stamps spread over the last --spread-days (oldest first), the newest --stamp-age seconds
-    # ago, as in an org whose contacts changed over time: a lookback then re-reads only the
-    # last few minutes of changes, not the whole org.
-    chunk = 1000
-    chunks = max(1, -(-args.contacts // chunk))
-    newest = datetime.now(UTC) - timedelta(seconds=args.stamp_age)
-    spread = timedelta(days=args.spread_days)
-    for k, start in enumerate(range(0, args.contacts, chunk)):
-        count = min(chunk, args.contacts - start)
-        rows = seed.contacts(count, seed=args.seed + start)
-        for i, row in enumerate(rows):
-            row["Email"] = f"contact{start + i}@example.com"
-        stamp = newest - spread * (chunks - 1 - k) / chunks
-        box.salesforce.insert_many(rows, stamp=stamp)
+    seed_org(box, args.contacts, seed=args.seed, stamp_age=args.stamp_age, days=args.spread_days)
     env = box.env(args.database_url)
     env["SANDBOX_SALESFORCE_URL"] = box.salesforce.url
     env["SANDBOX_TALKDESK_URL"] = box.talkdesk.url
@@ -71,11 +59,37 @@ def main(argv: list[str] | None = None) -> None:
     tmp = args.env_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(env, indent=2))
     tmp.replace(args.env_file)  # readers see the whole file or none
+    wait_for_stop()
+    box.stop()
+
+
+def seed_org(
+    box: Sandboxes, contacts: int, *, seed: int = 42, stamp_age: float = 3600.0, days: float = 30
+) -> None:
+    """``contacts`` seeded contacts (some DoNotCall, some without a usable phone).
+
+    Stamps spread over the last ``days`` (oldest first), the newest ``stamp_age`` seconds ago,
+    as in an org whose contacts changed over time: a lookback then re-reads only the last few
+    minutes of changes, not the whole org."""
+    chunk = 1000
+    chunks = max(1, -(-contacts // chunk))
+    newest = datetime.now(UTC) - timedelta(seconds=stamp_age)
+    spread = timedelta(days=days)
+    for k, start in enumerate(range(0, contacts, chunk)):
+        count = min(chunk, contacts - start)
+        rows = seed_module.contacts(count, seed=seed + start)
+        for i, row in enumerate(rows):
+            row["Email"] = f"contact{start + i}@example.com"
+        stamp = newest - spread * (chunks - 1 - k) / chunks
+        box.salesforce.insert_many(rows, stamp=stamp)
+
+
+def wait_for_stop() -> None:
+    """Until SIGTERM or SIGINT (Ctrl-C)."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
-    box.stop()
 
 
 if __name__ == "__main__":
