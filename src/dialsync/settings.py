@@ -243,7 +243,6 @@ class CongaSettings(BaseModel):
 
 class SyncSettings(BaseModel):
     interval_seconds: int = Field(default=60, ge=1)
-    batch_size: int = Field(default=100, ge=1, le=100)  # Talkdesk bulk calls take 100 at most
     retry_base_seconds: float = Field(default=30.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     # Service mode (Celery): how often every Id is compared, how many push tasks a pull fans
