@@ -287,9 +287,8 @@ class ProgressLog(Progress):
         self._logged_at = self.clock()
         of = f": {self.total:,} contacts to read" if self.total is not None else ""
         log.info(
-            "run %s (%s) started%s",
-            report.run_id,
-            report.kind,
+            "%s started%s",
+            _name(report),
             of,
             extra={"run_id": report.run_id, "kind": report.kind, "total": self.total},
         )
@@ -321,9 +320,8 @@ class ProgressLog(Progress):
         counts = ", ".join(f"{k} {v:,}" for k, v in fields["counts"].items())
         of = f" of {self.total:,}" if self.total else ""
         log.info(
-            "run %s (%s) progress %.0f%%: read %s%s, %s, %s/s, ETA %s",
-            report.run_id if report else None,
-            report.kind if report else "-",
+            "%s progress %.0f%%: read %s%s, %s, %s/s, ETA %s",
+            _name(report) if report else "run",
             share * 100,
             f"{self.pulled:,}",
             of,
@@ -344,9 +342,8 @@ class ProgressLog(Progress):
         # A failed run's error is logged once, by whoever handles it (task, CLI, `run`).
         log.log(
             logging.WARNING if status == "partial" else logging.INFO,
-            "run %s (%s) %s in %.1fs: %s%s",
-            report.run_id,
-            report.kind,
+            "%s %s in %.1fs: %s%s",
+            _name(report),
             "finished" if status == "ok" else status,
             seconds,
             ", ".join(f"{k} {v}" for k, v in counts.items()),
@@ -360,6 +357,11 @@ class ProgressLog(Progress):
                 **({"failed": failed} if failed else {}),
             },
         )
+
+
+def _name(report: RunReport) -> str:
+    """ "run 12 (sync)"; a plan records no run: "plan"."""
+    return f"run {report.run_id} ({report.kind})" if report.run_id is not None else report.kind
 
 
 class _ClearingStream:

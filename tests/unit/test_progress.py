@@ -79,3 +79,37 @@ def test_a_failing_backlog_read_never_reaches_the_engine() -> None:
 
 def test_no_bar_unless_stderr_is_a_terminal() -> None:
     assert terminal_progress(lambda: 0, stream=io.StringIO()) is None
+
+
+def test_with_a_total_the_bar_counts_contacts_handled_and_never_steps_back() -> None:
+    stream, clock = io.StringIO(), Clock()
+    backlog = {"due": 0}
+    bar = ProgressBar(stream, lambda: backlog["due"], total=lambda _r: 1000, width=10, clock=clock)
+    report = RunReport(1, "sync")
+    bar.run_started(report)
+    assert bar.total == 1000
+    clock.now += 1
+    backlog["due"] = 500  # 500 read, all queued: nothing handled yet
+    bar.batch_pulled(report, 500)
+    assert bar.share() == 0.0
+    clock.now += 1
+    backlog["due"] = 100
+    bar.batch_sent("talkdesk:L", "create", ok(400))
+    assert bar.share() == 0.4  # 400 of 1,000 handled
+    backlog["due"] = 600  # another page queued: the share holds, it does not fall to 0.4-0.5
+    bar.batch_pulled(report, 500)
+    assert bar.share() == 0.4
+    line = bar.line()
+    assert "read 1,000 of 1,000" in line and "contacts/s" in line
+    assert "ETA 0m03s" in line  # 40% in 2 s: 3 s to go at that pace
+    bar.run_finished(report, 3.0, "ok")
+    assert "[##########] 100%" in stream.getvalue().split("\r")[-1]
+
+
+def test_a_failing_count_leaves_the_bar_without_a_total() -> None:
+    def broken(_report: RunReport) -> int:
+        raise TransientError("salesforce: 503")
+
+    bar = ProgressBar(io.StringIO(), lambda: 0, total=broken)
+    bar.run_started(RunReport(1, "sync"))  # must not raise
+    assert bar.total is None
