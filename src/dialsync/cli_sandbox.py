@@ -59,14 +59,24 @@ Everything lives in memory and in a temporary directory, removed when the sandbo
 def sandbox(ctx: click.Context, contacts: int, destinations: str, env_file: Path | None) -> None:
     if ctx.invoked_subcommand is not None:
         return
-    from dialsync.sandbox.harness import Sandboxes
-    from dialsync.sandbox.serve import seed_org, wait_for_stop
     from dialsync.settings import parse_destinations
 
     try:
         names = parse_destinations(destinations)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--destinations") from None
+    try:
+        _serve(names, contacts, env_file)
+    except KeyboardInterrupt:  # Ctrl-C while it was still starting
+        click.echo("# sandbox stopped", err=True)
+        sys.exit(130)
+    click.echo("# sandbox stopped", err=True)
+
+
+def _serve(names: tuple[str, ...], contacts: int, env_file: Path | None) -> None:
+    from dialsync.sandbox.harness import Sandboxes
+    from dialsync.sandbox.serve import seed_org, wait_for_stop
+
     with tempfile.TemporaryDirectory(prefix="dialsync-sandbox-") as tmp:
         box = Sandboxes(Path(tmp), destinations=names)
         with box:
@@ -90,7 +100,6 @@ def sandbox(ctx: click.Context, contacts: int, destinations: str, env_file: Path
             click.echo("# running: Ctrl-C to stop", nl=True)
             sys.stdout.flush()
             wait_for_stop()
-    click.echo("# sandbox stopped", err=True)
 
 
 def export_lines(env: dict[str, str]) -> list[str]:
