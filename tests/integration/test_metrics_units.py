@@ -150,6 +150,17 @@ def test_systemd_units_run_real_commands_and_stop_on_exit_2(name: str, command: 
     assert service["ExecStart"][0].split()[1] == command
 
 
+def test_migrations_run_once_and_a_failure_does_not_loop() -> None:
+    migrate = unit("dialsync-migrate.service")["Service"]
+    assert migrate["Type"] == ["oneshot"] and "Restart" not in migrate
+    assert migrate["ExecStart"] == ["/opt/dialsync/.venv/bin/dialsync db upgrade"]
+    for name in ("dialsync-worker@.service", "dialsync-beat.service"):
+        sections = unit(name)
+        assert "ExecStartPre" not in sections["Service"]  # it would restart in a loop
+        assert "dialsync-migrate.service" in sections["Unit"]["Requires"][0].split()
+        assert "dialsync-migrate.service" in sections["Unit"]["After"][0].split()
+
+
 def test_the_worker_unit_is_a_template_per_port() -> None:
     text = (UNITS / "dialsync-worker@.service").read_text()
     assert "systemctl enable --now dialsync-worker@9808 dialsync-worker@9809" in text
