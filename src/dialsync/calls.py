@@ -132,7 +132,19 @@ class ObservedTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         started = time.monotonic()
-        response = self.inner.handle_request(request)
+        try:
+            response = self.inner.handle_request(request)
+        except httpx.TransportError as exc:  # no answer: nothing to count, one line to read
+            log.debug(
+                "%s %s %s -> %s after %.3fs",
+                self.system,
+                request.method,
+                request.url.path,
+                exc.__class__.__name__,
+                time.monotonic() - started,
+                extra={"system": self.system, "method": request.method, "path": request.url.path},
+            )
+            raise
         seconds = time.monotonic() - started
         records = None
         if log.isEnabledFor(logging.DEBUG):
