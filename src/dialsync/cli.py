@@ -12,9 +12,10 @@ import click
 
 from dialsync.clikit import command
 from dialsync.clikit import emit as _emit
-from dialsync.errors import ConfigError, LockBusy
+from dialsync.errors import ConfigError, DialsyncError, LockBusy, operator_fix
 from dialsync.logs import redact
-from dialsync.settings import Settings
+from dialsync.preflight import preflight
+from dialsync.settings import Settings, load_settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -88,15 +89,18 @@ def sync(settings: Settings, full: bool, dry_run: bool, as_json: bool, wait: flo
             + ", ".join(f"{k} {v}" for k, v in counts.items())
         ),
     )
-    _report_failures(report.failed)
+    _report_failures(engine.failed)
 
 
-def _report_failures(failed: dict[str, str]) -> None:
-    """Some destinations failed while the others synced: say which, and exit 1."""
-    for name, reason in failed.items():
-        click.echo(f"error: {name}: {redact(reason)}", err=True)
+def _report_failures(failed: dict[str, DialsyncError]) -> None:
+    """Some destinations failed while the others synced: say which; exit 2 when one of them
+    needs a setting or a credential fixed (named), else 1."""
+    for name, exc in failed.items():
+        fix = operator_fix(exc)
+        hint = f" (check {fix})" if fix and fix not in str(exc) else ""
+        click.echo(f"error: {name}: {redact(str(exc))}{hint}", err=True)
     if failed:
-        sys.exit(1)
+        sys.exit(2 if any(operator_fix(exc) for exc in failed.values()) else 1)
 
 
 _COUNTERS = (
@@ -173,9 +177,10 @@ def status(settings: Settings, as_json: bool) -> None:
 @click.option(
     "--wait",
     type=float,
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait for a running sync.",
+    default=None,
+    metavar="S",
+    help="Queued (a broker is set): wait up to S seconds for the task's result and print it "
+    "(default: do not wait). Inline: seconds to wait for a running sync (default 60).",
 )
 @click.option(
     "--inline",
@@ -189,10 +194,13 @@ def resync(
     all_: bool,
     contacts: tuple[str, ...],
     as_json: bool,
-    wait: float,
+    wait: float | None,
     inline: bool,
 ) -> None:
-    """Re-read contacts from Salesforce, forget their hashes and send them again."""
+    """Re-read contacts from Salesforce, forget their hashes and send them again.
+
+    Exit 0 when done (or queued), 1 when Salesforce does not know some of the Ids (listed),
+    2 when an Id is malformed or a setting or credential must be fixed."""
     from dialsync.salesforce_ids import normalize_id
 
     if all_ == bool(contacts):
@@ -204,14 +212,9 @@ def resync(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--contact") from None
     if settings.broker_url and not inline:
-        from dialsync.worker.celery_app import app
+        from dialsync.cli_resync import queue_resync
 
-        result = app.send_task("dialsync.resync", kwargs={"all": all_, "contact_ids": ids})
-        _emit(
-            {"queued": result.id},
-            as_json,
-            lambda: click.echo(f"resync queued as task {result.id}; follow it in Flower"),
-        )
+        queue_resync(settings, all_, ids, wait=wait or 0.0, as_json=as_json)
         return
     from dialsync.store.locks import writer_lock
     from dialsync.wiring import build_engine, build_store
@@ -219,17 +222,30 @@ def resync(
     store = build_store(settings)
     engine = build_engine(settings, store)
     try:
-        with writer_lock(store.engine, "sync", wait):
+        with writer_lock(store.engine, "sync", 60.0 if wait is None else wait):
             report = engine.sync(force=True) if all_ else engine.resync(ids)
     finally:
         engine.close()
-    _report_failures(report.failed)
-    counts = report.as_dict()
+    _report_failures(engine.failed)
+    counts: dict[str, object] = {**report.as_dict(), "not_in_salesforce": report.missing}
     _emit(
         counts,
         as_json,
-        lambda: click.echo("resync finished: " + ", ".join(f"{k} {v}" for k, v in counts.items())),
+        lambda: click.echo(
+            "resync finished: " + ", ".join(f"{k} {v}" for k, v in report.as_dict().items())
+        ),
     )
+    report_unknown_ids(report.missing)
+
+
+def report_unknown_ids(missing: list[str]) -> None:
+    """Ids Salesforce does not know: a typo, or a contact since deleted. Exit 1 naming them."""
+    if missing:
+        click.echo(
+            f"error: not in Salesforce (no such contact, or deleted): {', '.join(missing)}",
+            err=True,
+        )
+        sys.exit(1)
 
 
 @main.group()
@@ -320,9 +336,10 @@ def worker(
 
     Two workers on one host: give each a name and a metrics port, e.g.
     `dialsync worker -n w1 --metrics-port 9808` and `dialsync worker -n w2 --metrics-port 9809`.
-    A port already in use stops the worker (exit 2) naming DIALSYNC_METRICS__PORT.
+    A port already in use stops the worker (exit 2) naming DIALSYNC_METRICS__PORT. Checks
+    every setting and the database schema first: exit 2 naming what to fix.
     """
-    _require_broker(settings)
+    preflight(settings, broker=True)
     from dialsync.cli_ops import serve_metrics
     from dialsync.worker.celery_app import app
 
@@ -341,8 +358,10 @@ def worker(
 @main.command()
 @command
 def beat(settings: Settings) -> None:
-    """Run the Celery beat scheduler: one per deployment (an extra one does no harm)."""
-    _require_broker(settings)
+    """Run the Celery beat scheduler: one per deployment (an extra one does no harm).
+
+    Checks every setting and the database schema first: exit 2 naming what to fix."""
+    preflight(settings, broker=True)
     from dialsync.worker.celery_app import app
 
     app.start(
@@ -368,6 +387,7 @@ def run_cmd(settings: Settings, cycles: int | None) -> None:
     from dialsync.cli_ops import serve_metrics
     from dialsync.worker.embedded import run_forever
 
+    preflight(settings, broker=False)
     serve_metrics(settings, None)
     run_forever(settings, max_cycles=cycles)
 
@@ -376,15 +396,12 @@ def run_cmd(settings: Settings, cycles: int | None) -> None:
 @click.option("--port", type=int, default=None, help="Default DIALSYNC_FLOWER__PORT (5555).")
 @command
 def flower(settings: Settings, port: int | None) -> None:
-    """Run Flower, the Celery monitor, with basic auth (DIALSYNC_FLOWER__USER/__PASSWORD)."""
-    _require_broker(settings)
+    """Run Flower, the Celery monitor, with basic auth (DIALSYNC_FLOWER__USER/__PASSWORD).
+
+    Refuses a blank password and the placeholders of .env.example (exit 2)."""
+    preflight(settings, broker=True, flower=True)
     f = settings.flower
-    if not f.user or f.password is None:
-        raise ConfigError(
-            "DIALSYNC_FLOWER__USER and DIALSYNC_FLOWER__PASSWORD must be set: Flower is never "
-            "served without authentication",
-            setting="DIALSYNC_FLOWER__PASSWORD",
-        )
+    assert f.user is not None and f.password is not None  # preflight refused them unset
     from dialsync.worker.celery_app import app
 
     app.start(
@@ -402,13 +419,28 @@ def _quiet(settings: Settings) -> list[str]:
     return ["--quiet"] if settings.log_format == "json" else []
 
 
-def _require_broker(settings: Settings) -> None:
-    if not settings.broker_url:
-        raise ConfigError(
-            "DIALSYNC_BROKER_URL is not set (e.g. redis://localhost:6379/0); without a broker "
-            "use `dialsync run` or `dialsync sync`",
-            setting="DIALSYNC_BROKER_URL",
-        )
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def health(as_json: bool) -> None:
+    """The container healthcheck: exit 1 (unhealthy) when the state database cannot be read,
+    its schema is behind, or the last pull failed because a setting or a credential is wrong;
+    exit 0 otherwise (a transient failure is retried, and stays healthy). Reads the state
+    database only: no call to Salesforce or a dialer."""
+    from dialsync.preflight import Health
+    from dialsync.preflight import health as check_health
+
+    try:
+        found = check_health(load_settings())
+    except ConfigError as exc:
+        found = Health(False, f"configuration error: {exc.message}")
+    _emit(
+        found.as_dict(),
+        as_json,
+        lambda: click.echo(
+            ("healthy" if found.healthy else "unhealthy") + ": " + redact(found.detail)
+        ),
+    )
+    sys.exit(0 if found.healthy else 1)
 
 
 def _add_operator_commands() -> None:

@@ -210,45 +210,49 @@ def mapping() -> None:
     "path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="The file to check (default: DIALSYNC_MAPPING__FILE).",
+    help="The file to check (default: DIALSYNC_MAPPING__FILE; neither: the default mapping).",
 )
 @click.option("--offline", is_flag=True, help="Check the file only, not against the org.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @command
 def mapping_check(settings: Settings, path: Path | None, offline: bool, as_json: bool) -> None:
-    """Validate a mapping file, then compare its fields with the org's Contact describe()."""
-    from dialsync.mapping.file import MappingFileError, Problem, load_mapping_file
+    """Validate a mapping file (or the default mapping), then compare its fields with the org's
+    Contact describe(). Every problem is reported in one round; exit 2 when there is one."""
+    from dialsync.mapping.file import (
+        MappingFile,
+        MappingFileError,
+        Problem,
+        check_mapping,
+        default_mapping,
+    )
     from dialsync.render import mapping_lines
 
     path = path or settings.mapping.file
+    list_id = settings.talkdesk.record_list_id
+    org_fields = None if offline else _org_fields(settings)
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    loaded: MappingFile | None
     if path is None:
-        raise click.UsageError("give --file PATH or set DIALSYNC_MAPPING__FILE")
-    try:
-        loaded = load_mapping_file(path)
-        errors: list[Problem] = []
-        warnings: list[Problem] = []
-        if not offline:
-            from dialsync.sources.salesforce import SalesforceSource
-            from dialsync.wiring import register_secrets, tls_from
-
-            register_secrets(settings)
-            verify = tls_from(settings).requests_verify
-            source = SalesforceSource(settings.salesforce, verify=verify)
-            try:
-                errors, warnings = loaded.check_fields(source.describe_fields())
-            finally:
-                source.close()
-        if errors:
-            raise MappingFileError(path, errors)
-    except MappingFileError as exc:
+        loaded = default_mapping()
+        if org_fields is not None:
+            errors, warnings = loaded.check_fields(org_fields)
+    else:
+        found = check_mapping(path, list_id, org_fields)
+        errors, warnings = found.errors, found.warnings
+        loaded = found.mapping
+    if errors:
+        error = MappingFileError(path or default_mapping().path, errors)
         if not as_json:
-            raise
-        emit({"valid": False, "errors": [str(p) for p in exc.problems]}, True, lambda: None)
+            raise error
+        emit({"valid": False, "errors": [str(p) for p in errors]}, True, lambda: None)
         sys.exit(2)
-    router = loaded.router(settings.talkdesk.record_list_id)
+    assert loaded is not None
+    router = loaded.router(list_id)
+    shown = str(path) if path is not None else "the default mapping (DIALSYNC_MAPPING__FILE unset)"
     data = {
         "valid": True,
-        "file": str(path),
+        "file": str(path) if path is not None else None,
         "fields": list(loaded.spec.fields()),
         "checked_against_org": not offline,
         "warnings": [str(p) for p in warnings],
@@ -256,17 +260,27 @@ def mapping_check(settings: Settings, path: Path | None, offline: bool, as_json:
     }
 
     def human() -> None:
-        click.echo(f"{path}: valid")
-        lines = mapping_lines(
-            loaded.spec, settings.mapping.priority, settings.talkdesk.record_list_id
-        )
-        click.echo("\n".join(lines))
+        click.echo(f"{shown}: valid")
+        click.echo("\n".join(mapping_lines(loaded.spec, settings.mapping.priority, list_id)))
         if not offline:
             click.echo("every field it names exists in this org's Contact (describe())")
         for warning in warnings:
             click.echo(f"warning: {warning}")
 
     emit(data, as_json, human)
+
+
+def _org_fields(settings: Settings) -> set[str]:
+    from dialsync.sources.salesforce import SalesforceSource
+    from dialsync.wiring import register_secrets, tls_from
+
+    register_secrets(settings)
+    settings.salesforce.auth_mode()
+    source = SalesforceSource(settings.salesforce, verify=tls_from(settings).requests_verify)
+    try:
+        return source.describe_fields()
+    finally:
+        source.close()
 
 
 @click.command()

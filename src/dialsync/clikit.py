@@ -13,18 +13,26 @@ from typing import Any, TypeVar
 
 import click
 
-from dialsync.errors import ConfigError, DialsyncError
+from dialsync.errors import ConfigError, DialsyncError, operator_fix
 from dialsync.logs import redact, setup_logging
-from dialsync.settings import load_settings
+from dialsync.settings import load_settings, unknown_variable_lines
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(exc: BaseException, debug: bool) -> None:
+    """One line and the exit code: 2 when the operator must fix a setting or a credential
+    (the line names it), 1 for anything else (transient, or a bug)."""
     if debug:
         traceback.print_exc(file=sys.stderr)
     if isinstance(exc, ConfigError):
         click.echo(f"configuration error: {redact(exc.message)}", err=True)
+        sys.exit(2)
+    fix = operator_fix(exc)
+    if fix is not None:
+        text = redact(str(exc))
+        hint = "" if fix in text else f" (check {fix})"
+        click.echo(f"error: {text}{hint}", err=True)
         sys.exit(2)
     if isinstance(exc, DialsyncError):
         click.echo(f"error: {redact(str(exc))}", err=True)
@@ -45,6 +53,7 @@ def command(fn: F) -> F:
     def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
         try:
             settings = load_settings()
+            warn_unknown_variables()
             setup_logging("DEBUG" if debug else settings.log_level, settings.log_format)
             return fn(settings, *args, **kwargs)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
@@ -56,6 +65,12 @@ def command(fn: F) -> F:
             fail(exc, debug)
 
     return wrapper  # type: ignore[return-value]
+
+
+def warn_unknown_variables() -> None:
+    """A DIALSYNC_* variable no setting reads is most likely a typo that leaves a default."""
+    for line in unknown_variable_lines():
+        click.echo(f"warning: {line}", err=True)
 
 
 def emit(data: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:

@@ -23,6 +23,7 @@ from dialsync.settings import (
     Settings,
     TalkdeskSettings,
     env_name,
+    unknown_variables,
 )
 
 Status = Literal["ok", "warn", "fail"]
@@ -51,6 +52,10 @@ class Checklist:
 
 def run_doctor(load: Callable[[], Settings], *, scan: bool = True) -> Checklist:
     out = Checklist()
+    unknown = unknown_variables()
+    for var, close in unknown:
+        fix = f"rename it to {close}" if close else "remove it (README: Settings lists every one)"
+        out.add("unknown variable", "fail", f"{var} is not a dialsync setting", fix)
     try:
         settings = load()
     except ConfigError as exc:

@@ -29,7 +29,13 @@ from typing import Any, Protocol, TypeVar
 
 from dialsync.destinations.base import Destination, ItemResult, Outcome, TargetInfo, WriteItem
 from dialsync.destinations.http import RequestRefused
-from dialsync.errors import AmbiguousWriteError, DialsyncError, TerminalError, TransientError
+from dialsync.errors import (
+    AmbiguousWriteError,
+    DialsyncError,
+    TerminalError,
+    TransientError,
+    error_kind,
+)
 from dialsync.mapping import CONTACT_FIELDS, MappingConfig, map_contact
 from dialsync.models import DialerRecord, Skip, SkipReason, SourceContact
 from dialsync.store.decide import Desired, Status, Verdict
@@ -71,6 +77,8 @@ class RunReport:
     reconciled: bool = False
     # Destinations that failed this run (the others went on): name -> reason.
     failed: dict[str, str] = field(default_factory=dict)
+    # resync: the Ids asked for that Salesforce does not return (no such contact, or deleted).
+    missing: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
         return {name: int(self.counts.get(name, 0)) for name in RUN_COUNTERS}
@@ -234,14 +242,18 @@ class SyncEngine:
         except BaseException as exc:
             if run_id is not None:
                 message = str(exc) if isinstance(exc, DialsyncError) else exc.__class__.__name__
-                self.store.finish_run(run_id, "failed", report.as_dict(), error=message)
+                self.store.finish_run(
+                    run_id, "failed", report.as_dict(), error=message, error_kind=error_kind(exc)
+                )
             self.observer.run_finished(report, time.monotonic() - started, "failed")
             raise
         report.failed = {name: str(exc) for name, exc in self.failed.items()}
         if run_id is not None:
             status = "partial" if report.failed else "ok"
             error = "; ".join(report.failed.values()) or None
-            self.store.finish_run(run_id, status, report.as_dict(), error=error)
+            kinds = {error_kind(exc) for exc in self.failed.values()}
+            worst = next((k for k in ("config", "error", "transient") if k in kinds), None)
+            self.store.finish_run(run_id, status, report.as_dict(), error=error, error_kind=worst)
         self.observer.run_finished(
             report, time.monotonic() - started, "partial" if report.failed else "ok"
         )
@@ -461,7 +473,7 @@ class SyncEngine:
             self._ingest(report, batch, scope, force=force)
             self.observer.batch_pulled(report, len(batch))
             self._push(report, final=False)
-        missing = [i for i in ids if i not in seen]
+        missing = report.missing = [i for i in ids if i not in seen]
         if missing:
             self._absent(
                 report, missing, SkipReason.NOT_IN_SALESFORCE, "no such contact in Salesforce"

@@ -51,7 +51,22 @@ class ConfigError(DialsyncError):
 
 
 class TerminalError(DialsyncError):
-    """Retrying will not help: credentials, permissions, a missing list, a schema mismatch."""
+    """Retrying will not help: credentials, permissions, a missing list, a schema mismatch.
+
+    ``setting`` names the variable to correct when a setting is what must change.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        system: str = "",
+        status: int | None = None,
+        code: str | None = None,
+        setting: str | None = None,
+    ) -> None:
+        super().__init__(message, system=system, status=status, code=code)
+        self.setting = setting
 
 
 class TransientError(DialsyncError):
@@ -97,3 +112,38 @@ class RecordRejected(DialsyncError):
     def __init__(self, message: str, *, external_id: str, code: str, system: str = "") -> None:
         super().__init__(message, system=system, code=code)
         self.external_id = external_id
+
+
+class Refused(DialsyncError):
+    """A request (a resync's arguments) that can never be carried out as given."""
+
+
+class TlsError(TerminalError):
+    """The TLS handshake failed: an untrusted, expired or wrong-host certificate."""
+
+
+def operator_fix(exc: BaseException) -> str | None:
+    """The setting(s) an operator must correct when ``exc`` is theirs to fix (a setting or a
+    credential), else None (transient, or a bug)."""
+    if isinstance(exc, ConfigError):
+        return exc.setting or "a setting"
+    if isinstance(exc, AuthError):
+        if exc.setting:
+            return exc.setting
+        section = f"DIALSYNC_{exc.system.upper()}__" if exc.system else "DIALSYNC_"
+        return f"{section}CLIENT_ID / {section}CLIENT_SECRET"
+    if isinstance(exc, TerminalError) and exc.setting:
+        return exc.setting
+    return None
+
+
+ErrorKind = str  # "config" (a setting or credential), "transient", "error" (anything else)
+
+
+def error_kind(exc: BaseException) -> ErrorKind:
+    """How a failure is recorded with its run: `dialsync health` reports "config" ones."""
+    if operator_fix(exc) is not None:
+        return "config"
+    if isinstance(exc, TransientError):
+        return "transient"
+    return "error"

@@ -6,11 +6,12 @@ Nothing else in dialsync reads ``os.environ``. Every field maps to ``DIALSYNC_<F
 
 from __future__ import annotations
 
+import difflib
+import os
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
-    AliasChoices,
     BaseModel,
     Field,
     SecretStr,
@@ -22,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from dialsync.errors import ConfigError
 
 ENV_PREFIX = "DIALSYNC_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def env_name(*path: str | int) -> str:
@@ -108,14 +110,12 @@ class TalkdeskSettings(BaseModel):
     def _url(cls, value: str | None) -> str | None:
         return None if value is None else _http_url(value)
 
+    def missing(self) -> list[ConfigError]:
+        names = ("token_url", "client_id", "client_secret", "record_list_id")
+        return _missing("talkdesk", self, names, "to reach the Talkdesk record list")
+
     def require(self) -> None:
-        for name in ("token_url", "client_id", "client_secret", "record_list_id"):
-            if not getattr(self, name):
-                raise ConfigError(
-                    f"{env_name('talkdesk', name)} is not set (needed to reach the Talkdesk "
-                    "record list)",
-                    setting=env_name("talkdesk", name),
-                )
+        raise_all(self.missing())
 
 
 DESTINATIONS = ("talkdesk", "everbridge", "conga")
@@ -148,11 +148,32 @@ def parse_destinations(value: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _require(section: str, model: BaseModel, names: tuple[str, ...], why: str) -> None:
+def _missing(section: str, model: BaseModel, names: tuple[str, ...], why: str) -> list[ConfigError]:
+    """One error per unset (or blank) setting of ``names``."""
+    found = []
     for name in names:
-        if not getattr(model, name):
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if value is None or (isinstance(value, str) and not value.strip()):
             setting = env_name(section, name)
-            raise ConfigError(f"{setting} is not set (needed {why})", setting=setting)
+            found.append(ConfigError(f"{setting} is not set (needed {why})", setting=setting))
+    return found
+
+
+def combined(problems: list[ConfigError]) -> ConfigError:
+    """One ConfigError for all of ``problems`` (every one listed, the first one's setting)."""
+    if len(problems) == 1:
+        return problems[0]
+    lines = "\n  ".join(p.message for p in problems)
+    return ConfigError(
+        f"{len(problems)} settings must be fixed:\n  {lines}", setting=problems[0].setting
+    )
+
+
+def raise_all(problems: list[ConfigError]) -> None:
+    if problems:
+        raise combined(problems)
 
 
 class EverbridgeSettings(BaseModel):
@@ -205,11 +226,17 @@ class EverbridgeSettings(BaseModel):
             raise ValueError(f"unknown phone types {unknown}: use {sorted(_PHONE_TYPES)}")
         return {k: v for k, v in out.items() if v}
 
-    def require(self) -> None:
+    def missing(self) -> list[ConfigError]:
         names = ("organization_id", "client_id", "client_secret", "username", "password")
-        _require("everbridge", self, names, "to reach the Everbridge organization")
+        found = _missing("everbridge", self, names, "to reach the Everbridge organization")
         if not self.record_type_name and self.record_type_id is None:
-            _require("everbridge", self, ("record_type_name",), "for every Everbridge contact")
+            found += _missing(
+                "everbridge", self, ("record_type_name",), "for every Everbridge contact"
+            )
+        return found
+
+    def require(self) -> None:
+        raise_all(self.missing())
 
 
 class CongaSettings(BaseModel):
@@ -237,8 +264,11 @@ class CongaSettings(BaseModel):
     def skipped_fields(self) -> frozenset[str]:
         return frozenset(f.strip() for f in self.skip_fields.split(",") if f.strip())
 
+    def missing(self) -> list[ConfigError]:
+        return _missing("conga", self, ("client_id", "client_secret"), "to reach Conga")
+
     def require(self) -> None:
-        _require("conga", self, ("client_id", "client_secret"), "to reach Conga")
+        raise_all(self.missing())
 
 
 class SyncSettings(BaseModel):
@@ -256,11 +286,59 @@ class SyncSettings(BaseModel):
     progress_seconds: float = Field(default=30.0, gt=0)
 
 
+# The placeholders of .env.example: a deployment that kept one is not protected at all.
+PLACEHOLDER_PASSWORDS = frozenset({"change-me", "change-me-too", "changeme", "password"})
+
+
 class FlowerSettings(BaseModel):
     user: str | None = None
     password: SecretStr | None = None
     port: int = Field(default=5555, ge=1, le=65535)
     address: str = "0.0.0.0"
+    # Where operators open Flower (e.g. https://flower.example.com); printed by `resync`.
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None or not value.strip() else _http_url(value)
+
+    def auth_problems(self) -> list[ConfigError]:
+        """Flower is never served without real basic-auth credentials."""
+        found: list[ConfigError] = []
+        user_name, password_name = env_name("flower", "user"), env_name("flower", "password")
+        if not self.user or not self.user.strip():
+            found.append(
+                ConfigError(f"{user_name} is not set (Flower needs basic auth)", setting=user_name)
+            )
+        elif ":" in self.user:
+            found.append(ConfigError(f"{user_name} must not contain ':'", setting=user_name))
+        password = self.password.get_secret_value() if self.password is not None else ""
+        if not password.strip():
+            found.append(
+                ConfigError(
+                    f"{password_name} is not set or blank: Flower is never served without "
+                    "authentication",
+                    setting=password_name,
+                )
+            )
+        elif password.strip().lower() in PLACEHOLDER_PASSWORDS:
+            found.append(
+                ConfigError(
+                    f"{password_name} is still the placeholder of .env.example: choose a "
+                    "password of your own",
+                    setting=password_name,
+                )
+            )
+        return found
+
+    @property
+    def public_url(self) -> str:
+        """Where Flower is reached: the url setting, else this host and port."""
+        if self.url:
+            return self.url
+        host = "localhost" if self.address in ("0.0.0.0", "::", "") else self.address
+        return f"http://{host}:{self.port}"
 
 
 class MetricsSettings(BaseModel):
@@ -313,11 +391,11 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
-    # The standard variables are honoured as well, for TLS to a private CA.
-    ca_bundle: Path | None = Field(
-        default=None,
-        validation_alias=AliasChoices("DIALSYNC_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"),
-    )
+    # TLS to a private CA. DIALSYNC_CA_BUNDLE wins wherever it is set (environment or .env);
+    # the standard variables apply only when it is not (see ca_file).
+    ca_bundle: Path | None = None
+    requests_ca_bundle: Path | None = Field(default=None, validation_alias="REQUESTS_CA_BUNDLE")
+    ssl_cert_file: Path | None = Field(default=None, validation_alias="SSL_CERT_FILE")
     salesforce: SalesforceSettings = SalesforceSettings()
     talkdesk: TalkdeskSettings = TalkdeskSettings()
     sync: SyncSettings = SyncSettings()
@@ -340,6 +418,54 @@ class Settings(BaseSettings):
         """The destinations fed from each pull, in the order they are pushed."""
         return parse_destinations(self.destinations)
 
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value
+
+    @property
+    def ca_file(self) -> tuple[Path, str] | None:
+        """The CA bundle every client uses and the variable that chose it, or None (system)."""
+        for path, name in (
+            (self.ca_bundle, env_name("ca_bundle")),
+            (self.requests_ca_bundle, "REQUESTS_CA_BUNDLE"),
+            (self.ssl_cert_file, "SSL_CERT_FILE"),
+        ):
+            if path is not None and str(path).strip():
+                return path, name
+        return None
+
+    def problems(self) -> list[ConfigError]:
+        """Every setting the configured source and destinations need that is missing or points
+        at nothing: all of them, so an operator fixes them in one round."""
+        found: list[ConfigError] = []
+        try:
+            self.salesforce.auth_mode()
+        except ConfigError as exc:
+            found.append(exc)
+        sections: dict[str, TalkdeskSettings | EverbridgeSettings | CongaSettings] = {
+            "talkdesk": self.talkdesk,
+            "everbridge": self.everbridge,
+            "conga": self.conga,
+        }
+        for name in self.destination_names:
+            found += sections[name].missing()
+        if self.mapping.file is not None and not self.mapping.file.is_file():
+            name = env_name("mapping", "file")
+            found.append(ConfigError(f"{name}: no such file {self.mapping.file}", setting=name))
+        chosen = self.ca_file
+        if chosen is not None and not chosen[0].is_file():
+            path, name = chosen
+            found.append(ConfigError(f"{name}: the CA bundle {path} does not exist", setting=name))
+        return found
+
+    def check(self) -> None:
+        """Raise one ConfigError naming every problem of ``problems()``."""
+        raise_all(self.problems())
+
     @field_validator("database_url")
     @classmethod
     def _db(cls, value: str) -> str:
@@ -354,11 +480,81 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings from the environment; a validation error becomes a ConfigError."""
+    """Build settings from the environment; validation errors become one ConfigError that
+    names every invalid variable."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = [str(p) for p in first["loc"]]
-        name = env_name(*loc) if loc else ENV_PREFIX
-        raise ConfigError(f"{name} is invalid: {first['msg']}", setting=name) from None
+        problems: list[ConfigError] = []
+        seen: set[str] = set()
+        for error in exc.errors():
+            loc = [str(p) for p in error["loc"]]
+            name = _variable(loc)
+            if name in seen:
+                continue
+            seen.add(name)
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(ConfigError(f"{name} is invalid: {message}", setting=name))
+        raise combined(problems) from None
+
+
+def _variable(loc: list[str]) -> str:
+    if not loc:
+        return ENV_PREFIX
+    if loc[0] in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        return loc[0]
+    return env_name(*loc)
+
+
+# Prefixes of variables that are not settings: the test suite's and the benchmarks' own.
+RESERVED_PREFIXES = ("DIALSYNC_TEST_", "DIALSYNC_BENCH_", "DIALSYNC_FAULTS")
+
+
+def known_variables() -> tuple[set[str], set[str]]:
+    """(every DIALSYNC_* variable a setting reads, prefixes under which any key is valid)."""
+    names: set[str] = set()
+    open_prefixes: set[str] = set()
+    for field_name, info in Settings.model_fields.items():
+        if info.validation_alias is not None:
+            continue  # REQUESTS_CA_BUNDLE, SSL_CERT_FILE: not ours
+        section = info.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            names.add(env_name(field_name))  # a whole section as JSON
+            for sub, sub_info in section.model_fields.items():
+                names.add(env_name(field_name, sub))
+                if "dict" in str(sub_info.annotation):
+                    open_prefixes.add(env_name(field_name, sub) + "__")
+        else:
+            names.add(env_name(field_name))
+    return names, open_prefixes
+
+
+def unknown_variables(
+    environ: dict[str, str] | None = None, env_file: Path | None = Path(".env")
+) -> list[tuple[str, str | None]]:
+    """DIALSYNC_* variables (environment and .env) that no setting reads: misspelled or
+    retired. Each with the closest known name, when one is close."""
+    seen = set(os.environ if environ is None else environ)
+    if env_file is not None and env_file.is_file():
+        from dotenv import dotenv_values
+
+        seen |= set(dotenv_values(env_file))
+    names, open_prefixes = known_variables()
+    found = []
+    for var in sorted(seen):
+        upper = var.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in names:
+            continue
+        if upper.startswith(RESERVED_PREFIXES) or upper.startswith(tuple(open_prefixes)):
+            continue
+        close = difflib.get_close_matches(upper, sorted(names), n=1, cutoff=0.75)
+        found.append((var, close[0] if close else None))
+    return found
+
+
+def unknown_variable_lines(environ: dict[str, str] | None = None) -> list[str]:
+    lines = []
+    for var, close in unknown_variables(environ):
+        hint = f" (did you mean {close}?)" if close else ""
+        lines.append(f"{var} is not a dialsync setting{hint}")
+    return lines

@@ -6,7 +6,6 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
@@ -22,11 +21,7 @@ from dialsync.errors import ConfigError
 from dialsync.logs import register_secret
 from dialsync.progress import Observers, Total
 from dialsync.settings import (
-    CongaSettings,
-    EverbridgeSettings,
     Settings,
-    TalkdeskSettings,
-    env_name,
 )
 from dialsync.sources.salesforce import SalesforceSource, TimeoutSession
 from dialsync.store.store import SyncStore, open_store
@@ -39,16 +34,21 @@ class Tls:
 
 
 def tls_from(settings: Settings) -> Tls:
-    bundle: Path | None = settings.ca_bundle
-    if bundle is None:
+    """One CA bundle for every client, requests and httpx alike (Settings.ca_file: the
+    DIALSYNC_CA_BUNDLE setting wins over REQUESTS_CA_BUNDLE and SSL_CERT_FILE)."""
+    chosen = settings.ca_file
+    if chosen is None:
         return Tls(True, True)
+    bundle, name = chosen
     if not bundle.is_file():
+        raise ConfigError(f"{name}: the CA bundle {bundle} does not exist", setting=name)
+    try:
+        context = ssl.create_default_context(cafile=str(bundle))
+    except ssl.SSLError as exc:
         raise ConfigError(
-            f"the CA bundle {bundle} does not exist (set by DIALSYNC_CA_BUNDLE, "
-            "REQUESTS_CA_BUNDLE or SSL_CERT_FILE)",
-            setting="REQUESTS_CA_BUNDLE",
-        )
-    return Tls(str(bundle), ssl.create_default_context(cafile=str(bundle)))
+            f"{name}: {bundle} holds no usable CA certificate ({exc.reason})", setting=name
+        ) from None
+    return Tls(str(bundle), context)
 
 
 def register_secrets(settings: Settings) -> None:
@@ -151,17 +151,7 @@ def build_engine(
     terminal: TextIO | None = None,  # a progress bar there when it is a TTY
 ) -> SyncEngine:
     register_secrets(settings)
-    settings.salesforce.auth_mode()  # a ConfigError naming the missing setting, before any I/O
-    sections: dict[str, TalkdeskSettings | EverbridgeSettings | CongaSettings] = {
-        "talkdesk": settings.talkdesk,
-        "everbridge": settings.everbridge,
-        "conga": settings.conga,
-    }
-    for name in settings.destination_names:  # a ConfigError naming what is missing
-        sections[name].require()
-    if settings.mapping.file is not None and not settings.mapping.file.is_file():
-        name = env_name("mapping", "file")
-        raise ConfigError(f"{name}: no such file {settings.mapping.file}", setting=name)
+    settings.check()  # one ConfigError naming every missing setting, before any I/O
     tls = tls_from(settings)
     hooks = call_hooks()
     session = TimeoutSession(settings.salesforce.timeout_seconds)

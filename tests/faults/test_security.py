@@ -311,12 +311,13 @@ def test_only_validated_ids_reach_soql(
 
 
 def test_hostile_ids_given_to_the_resync_task_are_refused_before_any_query() -> None:
+    from dialsync.errors import Refused
     from dialsync.worker import runtime, tasks
 
     runtime.reset()
     for bad in ("003' OR Id != '", "0035e0000000001AA'", "; DROP TABLE runs"):
-        answer = tasks.resync.run(contact_ids=[bad])
-        assert "refused" in answer
+        with pytest.raises(Refused, match="refused"):  # the task fails, naming the id
+            tasks.resync.run(contact_ids=[bad])
     assert runtime._engine is None  # nothing was built, nothing was queried
 
 

@@ -25,6 +25,7 @@ from dialsync.errors import (
     TerminalError,
     TransientError,
 )
+from dialsync.tls_errors import tls_failure
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,8 @@ def fetch_token(
     try:
         response = client.post(url, data=data, auth=auth) if auth else client.post(url, data=data)
     except httpx.TransportError as exc:
+        if (tls := tls_failure(exc, url, system=system)) is not None:
+            raise tls from None
         raise TransientError(
             f"cannot reach the token endpoint {url}: {exc.__class__.__name__}", system=system
         ) from None
@@ -258,6 +261,8 @@ class ApiClient:
                     method, url, json=json, params=params, headers=headers
                 )
             except _NOT_SENT as exc:
+                if (tls := tls_failure(exc, url, system=self.system)) is not None:
+                    raise tls from None
                 reason = f"cannot connect: {exc.__class__.__name__}"
                 if attempt < self.policy.max_attempts:
                     self.sleep(self.policy.backoff(attempt, self.rng))

@@ -119,6 +119,7 @@ class TalkdeskDestination:
                 system=SYSTEM,
                 status=404,
                 code="RECORD_LIST_NOT_FOUND",
+                setting="DIALSYNC_TALKDESK__RECORD_LIST_ID",
             ) from None
         unique = body.get("unique_identifier_type")
         self._unique_external = unique == "EXTERNAL"

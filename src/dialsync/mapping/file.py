@@ -72,10 +72,17 @@ class Problem:
 
 
 class MappingFileError(ConfigError):
-    """The mapping file is unreadable or invalid; ``problems`` lists every finding."""
+    """The mapping file is unreadable or invalid; ``problems`` lists every finding.
 
-    def __init__(self, path: Path, problems: list[Problem]) -> None:
+    ``partial`` holds the sections that are valid on their own (when any are), so their fields
+    can still be checked against the org in the same round.
+    """
+
+    def __init__(
+        self, path: Path, problems: list[Problem], partial: MappingFile | None = None
+    ) -> None:
         self.problems = problems
+        self.partial = partial
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
         lines = "\n  ".join(str(p) for p in problems)
         super().__init__(f"{SETTING}: {count} in the mapping file:\n  {lines}", setting=SETTING)
@@ -200,12 +207,72 @@ def parse_mapping(text: str, path: Path) -> MappingFile:
     except ValidationError as exc:
         found = MappingFile(path, MappingSpec(), lines)
         issues = [*_pydantic_problems(found, exc), *_section_rules(found, data)]
-        raise MappingFileError(path, _sorted(issues)) from None
+        raise MappingFileError(path, _sorted(issues), _valid_sections(path, data, lines)) from None
     mapping = MappingFile(path, spec, lines)
     checks = [mapping.problem(loc, message) for loc, message in semantic_problems(spec)]
     if checks:
-        raise MappingFileError(path, _sorted(checks))
+        raise MappingFileError(path, _sorted(checks), mapping)
     return mapping
+
+
+def _valid_sections(path: Path, data: Any, lines: dict[Loc, int]) -> MappingFile | None:
+    """The file reduced to its sections that validate on their own (the others take their
+    defaults), for checking their fields; None when none does."""
+    if not isinstance(data, dict):
+        return None
+    kept = {}
+    for key, value in data.items():
+        try:
+            MappingSpec.model_validate({key: value})
+        except ValidationError:
+            continue
+        kept[key] = value
+    try:
+        spec = MappingSpec.model_validate(kept)
+    except ValidationError:
+        return None
+    return MappingFile(
+        path, spec, {loc: n for loc, n in lines.items() if loc[:1] in {(k,) for k in kept}}
+    )
+
+
+@dataclass(frozen=True)
+class MappingCheck:
+    """Everything wrong with a mapping file, found in one round."""
+
+    mapping: MappingFile | None  # None when the file could not be read at all
+    errors: list[Problem]
+    warnings: list[Problem]
+
+
+def check_mapping(
+    path: Path, default_list: str | None, org_fields: set[str] | None = None
+) -> MappingCheck:
+    """The file's own problems, its routing's default list, and (given the org's Contact
+    fields) every field it reads: all reported together, not one kind per run."""
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    try:
+        mapping: MappingFile | None = load_mapping_file(path)
+        checked = mapping
+    except MappingFileError as exc:
+        errors += exc.problems
+        mapping, checked = None, exc.partial
+    if checked is not None:
+        try:
+            checked.router(default_list)
+        except ConfigError as exc:
+            errors.append(checked.problem(("routing",), exc.message))
+        if org_fields is not None:
+            found, warned = checked.check_fields(org_fields)
+            errors += found
+            warnings += warned
+    return MappingCheck(mapping, _sorted(errors), warnings)
+
+
+def default_mapping() -> MappingFile:
+    """The built-in mapping, as the file that maps like it (an empty one)."""
+    return MappingFile(Path("(default mapping)"), MappingSpec(), {})
 
 
 def _sorted(problems: Iterable[Problem]) -> list[Problem]:

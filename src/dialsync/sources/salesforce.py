@@ -29,6 +29,7 @@ from simple_salesforce.exceptions import (
 from dialsync.errors import AuthError, ConfigError, RateLimited, TerminalError, TransientError
 from dialsync.models import SourceContact
 from dialsync.settings import SalesforceSettings, env_name
+from dialsync.tls_errors import tls_failure
 
 log = logging.getLogger(__name__)
 SYSTEM = "salesforce"
@@ -147,6 +148,8 @@ class SalesforceSource:
         try:
             response = self.session.post(url, data=data)
         except requests.RequestException as exc:
+            if (tls := tls_failure(exc, url, system=SYSTEM)) is not None:
+                raise tls from None
             raise TransientError(
                 f"cannot reach {url}: {exc.__class__.__name__}", system=SYSTEM
             ) from None
@@ -275,6 +278,8 @@ class SalesforceSource:
                     _error_message(exc), system=SYSTEM, status=status, code=_error_code(exc)
                 ) from None
             except requests.RequestException as exc:
+                if (tls := tls_failure(exc, self.instance_url or "", system=SYSTEM)) is not None:
+                    raise tls from None
                 if attempt < 4:
                     self.sleep(min(8.0, 0.5 * 2**attempt))
                     continue

@@ -138,6 +138,8 @@ runs = Table(
     Column("window_end", UTCDateTime()),
     *(Column(name, Integer, nullable=False, default=0) for name in RUN_COUNTERS),
     Column("error", Text),
+    # config (a setting or credential must change) | transient | error; NULL when it went well
+    Column("error_kind", String(16)),
     Column("host", String(128)),
     Column("pid", Integer),
 )

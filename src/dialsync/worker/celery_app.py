@@ -19,7 +19,11 @@ def configure(app: Celery, settings: Settings) -> None:
     sync = settings.sync
     app.conf.update(
         broker_url=settings.broker_url or "memory://",
-        result_backend=None,
+        # Results are kept only for the tasks an operator waits for (resync: ignore_result
+        # off), in the broker's Redis, for a day: `resync --wait` and Flower's
+        # /api/task/result read them there.
+        result_backend=_result_backend(settings.broker_url),
+        result_expires=timedelta(days=1),
         task_ignore_result=True,
         # One task at a time per process: a push batch holds rows claimed, don't hoard messages.
         worker_prefetch_multiplier=1,
@@ -32,6 +36,9 @@ def configure(app: Celery, settings: Settings) -> None:
         timezone="UTC",
         enable_utc=True,
         broker_connection_retry_on_startup=True,
+        # A broker outage is transient: retry for as long as it lasts (Celery's default gives
+        # up after 100 attempts and the worker exits).
+        broker_connection_max_retries=None,
         # Redis re-delivers an unacked message after the visibility timeout; the tasks that ack
         # late are idempotent, and it must exceed the longest task.
         broker_transport_options={"visibility_timeout": sync.pull_time_limit_seconds + 600},
@@ -39,6 +46,12 @@ def configure(app: Celery, settings: Settings) -> None:
         beat_schedule_filename=str(sync.beat_schedule_file),
         beat_schedule=beat_schedule(settings),
     )
+
+
+def _result_backend(broker_url: str | None) -> str | None:
+    if broker_url and broker_url.startswith(("redis://", "rediss://", "unix://")):
+        return broker_url
+    return None
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -13,18 +13,23 @@ import threading
 import time
 from types import FrameType
 
-from dialsync.errors import ConfigError, DialsyncError, LockBusy
+from dialsync.errors import ConfigError, DialsyncError, LockBusy, operator_fix
+from dialsync.preflight import backoff, is_connection_error, wait_for_database
 from dialsync.settings import Settings
 from dialsync.store.locks import writer_lock
 
 log = logging.getLogger(__name__)
 
 
+def refusal_backoff(refusals: int, interval: float, cap: float) -> float:
+    """After the n-th credential refusal in a row: 2x, 4x, 8x ... the interval, up to cap.
+    Nothing changes on its own, so asking again every interval only hammers the remote."""
+    return float(min(max(cap, interval), interval * 2**refusals))
+
+
 def run_forever(settings: Settings, *, max_cycles: int | None = None) -> None:
     from dialsync.wiring import build_engine, build_store
 
-    store = build_store(settings)
-    engine = build_engine(settings, store)
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
@@ -33,27 +38,65 @@ def run_forever(settings: Settings, *, max_cycles: int | None = None) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    wait_for_database(settings, sleep=stop.wait, stopped=stop.is_set)
+    if stop.is_set():
+        return
+    store = build_store(settings)
+    engine = build_engine(settings, store)
     interval = settings.sync.interval_seconds
+    cap = settings.sync.retry_max_seconds
     next_reconcile = time.monotonic() + settings.sync.reconcile_seconds
-    cycles = 0
+    cycles = outages = refusals = 0
     try:
         while not stop.is_set():
             started = time.monotonic()
+            wait = float(interval)
             try:
                 with writer_lock(store.engine, "sync"):
                     if time.monotonic() >= next_reconcile:
                         engine.reconcile()
                         next_reconcile = time.monotonic() + settings.sync.reconcile_seconds
                     engine.sync()
+                if outages or refusals:
+                    log.info("cycle succeeded again")
+                outages = refusals = 0
             except LockBusy:
                 log.info("a sync is running elsewhere on this state database; waiting")
             except ConfigError:
-                raise
+                raise  # a setting is wrong: exit 2 naming it (restarting cannot help)
             except DialsyncError as exc:
-                log.error("cycle failed, retrying in %ss: %s", interval, exc)
+                if operator_fix(exc) is not None:  # credentials refused, a list not found
+                    refusals += 1
+                    wait = refusal_backoff(refusals, interval, cap)
+                    log.error(
+                        "cycle refused (%s; check %s): refusal %d in a row, backing off: "
+                        "next attempt in %.0f s",
+                        exc,
+                        operator_fix(exc),
+                        refusals,
+                        wait,
+                    )
+                else:
+                    log.error("cycle failed, retrying in %ss: %s", interval, exc)
+            except Exception as exc:
+                if not is_connection_error(exc):
+                    raise
+                outages += 1
+                wait = min(float(interval), backoff(outages))
+                log.warning(
+                    "state database unavailable (%s); retrying in %.0f s (attempt %d)",
+                    _first_line(exc),
+                    wait,
+                    outages,
+                )
             cycles += 1
             if max_cycles is not None and cycles >= max_cycles:
                 return
-            stop.wait(max(0.0, interval - (time.monotonic() - started)))
+            stop.wait(max(0.0, wait - (time.monotonic() - started)))
     finally:
         engine.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0] if text else ''}"
