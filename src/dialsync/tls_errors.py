@@ -17,7 +17,7 @@ from dialsync.errors import TlsError
 # OpenSSL's X509_V_ERR_* codes that an operator meets.
 _EXPIRED = 10
 _NOT_YET_VALID = 9
-_HOSTNAME_MISMATCH = 62
+_HOST_MISMATCH = (62, 64)  # a host name, an IP address
 _UNKNOWN_ISSUER = (2, 18, 19, 20, 21)
 CA_SETTING = "DIALSYNC_CA_BUNDLE"
 
@@ -53,7 +53,7 @@ def tls_failure(exc: BaseException, url: str, *, system: str) -> TlsError | None
     elif code == _NOT_YET_VALID:
         why = "the server's certificate is not valid yet (check this host's clock)"
         setting = None
-    elif code == _HOSTNAME_MISMATCH:
+    elif code in _HOST_MISMATCH:
         why = f"the certificate is not for {host}: check the URL setting ({detail})"
         setting = None
     elif code in _UNKNOWN_ISSUER:
