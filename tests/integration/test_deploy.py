@@ -32,8 +32,11 @@ def seconds(value: str) -> int:
 def test_compose_file_structure() -> None:
     services = compose()["services"]
     assert set(services) == {"redis", "postgres", "migrate", "worker", "beat", "flower"}
-    for name in ("redis", "postgres", "worker", "flower"):
+    for name in ("redis", "postgres", "worker", "beat", "flower"):
         assert "healthcheck" in services[name], name
+    for name in ("worker", "beat", "flower"):
+        # unhealthy when the last pull failed for a setting or a credential (the state DB)
+        assert "dialsync health" in " ".join(services[name]["healthcheck"]["test"]), name
     assert any("postgres-data" in v for v in services["postgres"]["volumes"])
     assert services["migrate"]["command"] == ["dialsync", "db", "upgrade"]
     assert services["migrate"]["restart"] == "no"
