@@ -52,8 +52,8 @@ def command(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
         try:
+            warn_unknown_variables()  # first: a typo may be why a setting is missing
             settings = load_settings()
-            warn_unknown_variables()
             setup_logging("DEBUG" if debug else settings.log_level, settings.log_format)
             return fn(settings, *args, **kwargs)
         except (click.exceptions.Exit, click.ClickException, SystemExit):

@@ -52,6 +52,15 @@ def test_wrong_credential_or_unknown_list_exits_2_naming_the_setting(
     assert "Traceback" not in result.stderr and "wrong-secret-value" not in result.stderr
 
 
+def test_unknown_everbridge_record_type_exits_2_naming_it(tmp_path: Path) -> None:
+    with Sandboxes(tmp_path / "box", destinations=("everbridge",)) as box:
+        box.salesforce.insert_many([person(i) for i in range(2)])
+        env = {**box.env(), "DIALSYNC_EVERBRIDGE__RECORD_TYPE_NAME": "NoSuchType"}
+        result = cli(["sync"], env, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "DIALSYNC_EVERBRIDGE__RECORD_TYPE_NAME" in result.stderr
+
+
 def test_invalid_log_level_exits_2_naming_it(sandboxes: Sandboxes, tmp_path: Path) -> None:
     result = cli(["status"], {**sandboxes.env(), "DIALSYNC_LOG_LEVEL": "LOUD"}, tmp_path)
     assert result.returncode == 2
@@ -109,6 +118,15 @@ def test_misspelled_variable_is_reported_in_env_and_dotenv(
         and "DIALSYNC_TALKDESK__MAX_REQUESTS_PER_SECOND" in w
         for w in warnings
     ), result.stderr
+    # A typo is often why a setting is missing: both are said, the suggestion first.
+    typo = sandboxes.env()
+    typo["DIALSYNC_TALKDESK__CLIENT_SECRT"] = typo.pop("DIALSYNC_TALKDESK__CLIENT_SECRET")
+    missing = cli(["sync"], typo, tmp_path)
+    assert missing.returncode == 2
+    first, *rest = missing.stderr.splitlines()
+    assert first.startswith("warning: DIALSYNC_TALKDESK__CLIENT_SECRT is not a dialsync setting")
+    assert "did you mean DIALSYNC_TALKDESK__CLIENT_SECRET?" in first
+    assert any("DIALSYNC_TALKDESK__CLIENT_SECRET is not set" in line for line in rest)
     doctor = cli(["doctor", "--no-scan", "--json"], env, tmp_path)
     assert doctor.returncode == 1
     checks = json.loads(doctor.stdout)["checks"]
