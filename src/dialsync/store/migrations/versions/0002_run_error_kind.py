@@ -3,7 +3,7 @@
 `dialsync health` (the container healthchecks) reads it: a pull that failed because a setting
 or a credential is wrong makes the service unhealthy; a transient failure does not.
 
-Revision ID: 0002
+Revision ID: 0002_run_error_kind
 Revises: 0001
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
+revision = "0002_run_error_kind"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
