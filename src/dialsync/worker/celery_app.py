@@ -127,6 +127,15 @@ def _serve_metrics(**_: Any) -> None:
     metrics.start(load_settings())
 
 
+@worker_init.connect
+def _forget_backoff(**_: Any) -> None:
+    """A worker (re)started: most likely the settings were just fixed, so the pause that
+    credential refusals put on pulls must not outlast the restart (tasks.back_off)."""
+    from dialsync.worker import tasks
+
+    tasks.recovered()
+
+
 @worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     from dialsync.worker import runtime
