@@ -87,21 +87,40 @@ def wait_for_database(
     sleep: Callable[[float], object] = time.sleep,
     stopped: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Open the state database and check its schema (SQLite is migrated on first use; a
-    Postgres schema behind is a ConfigError: `dialsync db upgrade`)."""
+    """Reach the state database and check its schema: a PostgreSQL schema behind is a
+    ConfigError (`dialsync db upgrade`). Nothing is created or migrated here: SQLite is
+    migrated by the first process that writes to it, and processes starting together (a
+    worker and a beat) must not race to do it."""
+    from sqlalchemy.engine import make_url
+
+    from dialsync.store import migrate
     from dialsync.store.store import open_store
 
+    url = make_url(settings.database_url)
+    sqlite = url.get_backend_name() == "sqlite"
+    if sqlite and url.database and not Path(url.database).exists():
+        return  # created by the first sync
     attempt = 0
     while not stopped():
         attempt += 1
         try:
-            store = open_store(settings.database_url)
-        except TransientError as exc:
+            store = open_store(settings.database_url, auto_migrate=False)
+            try:
+                current = migrate.is_current(store.engine)
+            finally:
+                store.engine.dispose()
+        except (TransientError, SQLAlchemyError) as exc:
             wait = backoff(attempt)
             log.warning("state database unavailable (%s); trying again in %.0f s", exc, wait)
             sleep(wait)
             continue
-        store.engine.dispose()
+        if not current and not sqlite:
+            name = env_name("database_url")
+            raise ConfigError(
+                f"the state database ({name}) is not at the current schema: run "
+                "`dialsync db upgrade`",
+                setting=name,
+            )
         return
 
 
