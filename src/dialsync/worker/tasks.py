@@ -220,4 +220,8 @@ def reconcile() -> dict[str, Any]:
             report = runtime.engine().reconcile()
     except LockBusy:
         return {"skipped": "a pull is running; the next schedule reconciles"}
+    except Exception as exc:
+        if is_connection_error(exc):
+            return _unavailable("reconcile", exc)
+        raise
     return _summary(report)
