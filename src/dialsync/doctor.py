@@ -55,7 +55,7 @@ def run_doctor(load: Callable[[], Settings], *, scan: bool = True) -> Checklist:
     unknown = unknown_variables()
     for var, close in unknown:
         fix = f"rename it to {close}" if close else "remove it (README: Settings lists every one)"
-        out.add("unknown variable", "fail", f"{var} is not a dialsync setting", fix)
+        out.add("unknown variable", "fail", f"{var} is not a known setting", fix)
     try:
         settings = load()
     except ConfigError as exc:

@@ -556,5 +556,5 @@ def unknown_variable_lines(environ: dict[str, str] | None = None) -> list[str]:
     lines = []
     for var, close in unknown_variables(environ):
         hint = f" (did you mean {close}?)" if close else ""
-        lines.append(f"{var} is not a dialsync setting{hint}")
+        lines.append(f"{var} is not a known setting{hint}")
     return lines

@@ -124,7 +124,7 @@ def test_misspelled_variable_is_reported_in_env_and_dotenv(
     missing = cli(["sync"], typo, tmp_path)
     assert missing.returncode == 2
     first, *rest = missing.stderr.splitlines()
-    assert first.startswith("warning: DIALSYNC_TALKDESK__CLIENT_SECRT is not a dialsync setting")
+    assert first.startswith("warning: DIALSYNC_TALKDESK__CLIENT_SECRT is not a known setting")
     assert "did you mean DIALSYNC_TALKDESK__CLIENT_SECRET?" in first
     assert any("DIALSYNC_TALKDESK__CLIENT_SECRET is not set" in line for line in rest)
     doctor = cli(["doctor", "--no-scan", "--json"], env, tmp_path)

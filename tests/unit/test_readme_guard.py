@@ -22,6 +22,8 @@ def defined_settings() -> set[str]:
     """Every DIALSYNC_* variable Settings reads: DIALSYNC_X, and DIALSYNC_SECTION__FIELD."""
     names = set()
     for name, field in Settings.model_fields.items():
+        if field.validation_alias is not None:
+            continue  # read from a standard variable (REQUESTS_CA_BUNDLE), not a DIALSYNC_ one
         kind = field.annotation
         if isinstance(kind, type) and issubclass(kind, BaseModel):
             for inner in kind.model_fields:
