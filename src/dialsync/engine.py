@@ -21,7 +21,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,6 +38,7 @@ from dialsync.errors import (
 )
 from dialsync.mapping import CONTACT_FIELDS, MappingConfig, map_contact
 from dialsync.models import DialerRecord, Skip, SkipReason, SourceContact
+from dialsync.remap import MappingWatch, TargetChange
 from dialsync.store.decide import Desired, Status, Verdict
 from dialsync.store.store import SyncStore, WorkRow
 from dialsync.store.tables import RUN_COUNTERS
@@ -101,6 +102,9 @@ class EngineOptions:
     route: Callable[[SourceContact, DialerRecord, Destination], bool] | None = None
     # Dialer calls in flight at once within one process (the service fans out tasks instead).
     push_threads: int = 4
+    # What shapes payloads beyond the fields above (the mapping file's content, SOQL_WHERE,
+    # the routed lists): part of each target's fingerprint (dialsync.remap).
+    payload_settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Observer:
@@ -170,6 +174,9 @@ class SyncEngine:
         self.failed: dict[str, DialsyncError] = {}
         self._pushing = True
         self.observer = Observer()
+        # Targets whose mapping changed since their rows were rendered: re-rendered this pull.
+        self.mapping_watch = MappingWatch(store)
+        self.remapped: dict[str, TargetChange] = {}
 
     # -- entry points ------------------------------------------------------------------------
     def sync(self, *, full: bool = False, dry_run: bool = False, force: bool = False) -> RunReport:
@@ -302,7 +309,8 @@ class SyncEngine:
         if not dry_run:
             self._prepare(report)
         cursor = self.store.get_cursor(CURSOR)
-        incremental = cursor.modstamp is not None and not full
+        self.remapped = self._mapping_changes(synced_before=cursor.modstamp is not None)
+        incremental = cursor.modstamp is not None and not full and not self.remapped
         # The window's end is fixed now; Salesforce stamps have one-second precision.
         end = self.clock().replace(microsecond=0)
         start = cursor.modstamp - self.options.lookback if incremental and cursor.modstamp else None
@@ -321,6 +329,8 @@ class SyncEngine:
                     high, high_id = last.system_modstamp, last.id
                     self.store.set_cursor(CURSOR, modstamp=high, last_id=high_id)
                 wake()
+        if not dry_run:
+            self.mapping_watch.record()  # every contact is rendered with the current mapping
         if dry_run:
             return
         if incremental and cursor.modstamp is not None:
@@ -364,6 +374,7 @@ class SyncEngine:
                     result = Skip(
                         reason=SkipReason.ROUTED_ELSEWHERE, message="routed to another list"
                     )
+                remap = key(dest) in self.remapped  # re-render even a contact seen already
                 if isinstance(result, Skip):
                     wants.append(
                         Desired(
@@ -373,13 +384,20 @@ class SyncEngine:
                             reason_code=result.reason.value,
                             reason_message=result.message,
                             force=force,
+                            remap=remap,
                         )
                     )
                 else:
                     text, digest = canonical(dest.render(result))
                     wants.append(
                         Desired(
-                            contact.id, contact.system_modstamp, True, text, digest, force=force
+                            contact.id,
+                            contact.system_modstamp,
+                            True,
+                            text,
+                            digest,
+                            force=force,
+                            remap=remap,
                         )
                     )
             self._apply(report, dest, wants, dry_run)
@@ -410,6 +428,17 @@ class SyncEngine:
                     ],
                     False,
                 )
+
+    def _mapping_changes(self, *, synced_before: bool) -> dict[str, TargetChange]:
+        assert self._mapping is not None and self._fields is not None
+        return self.mapping_watch.check(
+            self.destinations,
+            config=self._mapping,
+            fields=self._fields,
+            mapper=self.options.mapper,
+            payload_settings=self.options.payload_settings,
+            synced_before=synced_before,
+        )
 
     # -- deletes and reconciliation ----------------------------------------------------------
     def _deletes(

@@ -142,6 +142,8 @@ class Plan:
     window: str
     notes: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    # "name:target" -> what changed, for the targets whose mapping changed (dialsync.remap)
+    mapping_changed: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -150,6 +152,7 @@ class Plan:
             "lists": [vars(item) for item in self.lists],
             "notes": self.notes,
             "failed": self.failed,
+            "mapping_changed": self.mapping_changed,
         }
 
 
@@ -193,25 +196,50 @@ def make_plan(
             engine_log.setLevel(logging.WARNING)
         try:
             report = engine.sync(full=full)
-            window = _window(live, engine.options.lookback, full)
+            changed = {k: change.reason for k, change in engine.remapped.items()}
+            window = _window(live, engine.options.lookback, full, remapped=bool(changed))
             lists = [_list_plan(live, copy, dest, examples) for dest in dests]
         finally:
             engine_log.setLevel(level)
             engine.close()
             copy.engine.dispose()
             live.engine.dispose()
-    return Plan(report.as_dict(), lists, window, _notes(report, dests), dict(report.failed))
+    notes = _remap_notes(changed, lists) + _notes(report, dests)
+    return Plan(report.as_dict(), lists, window, notes, dict(report.failed), changed)
 
 
-def _window(live: SyncStore, lookback: timedelta, full: bool) -> str:
+def _window(live: SyncStore, lookback: timedelta, full: bool, *, remapped: bool = False) -> str:
     cursor = live.get_cursor(CURSOR)
     if full:
         return "every contact (--full)"
+    if remapped:
+        return "every contact (the mapping changed since the last sync: each is rendered again)"
     if cursor.modstamp is None:
         return "every contact (first sync)"
     since = (cursor.modstamp - lookback).isoformat()
     seconds = f"{lookback.total_seconds():g}"
     return f"contacts changed since {since} (the cursor minus the {seconds} s lookback)"
+
+
+def _remap_notes(changed: dict[str, str], lists: Sequence[ListPlan]) -> list[str]:
+    """One line per target whose mapping changed: what changed and what it costs."""
+    notes = []
+    for item in lists:
+        reason = changed.get(f"{item.destination}:{item.list_id}")
+        if reason is None:
+            continue
+        counts = item.counts
+        also = [
+            f"{counts[op]:,} {word}"
+            for op, word in (("create", "created"), ("delete", "removed"))
+            if counts.get(op)
+        ]
+        notes.append(
+            f"the mapping changed: {counts.get('update', 0):,} records will be updated"
+            + (f", {', '.join(also)}" if also else "")
+            + f" in {item.destination} {item.list_id} ({reason})"
+        )
+    return notes
 
 
 def _notes(report: RunReport, dests: Sequence[DryRunDestination]) -> list[str]:

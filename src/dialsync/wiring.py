@@ -159,6 +159,13 @@ def build_engine(
     source = SalesforceSource(settings.salesforce, verify=tls.requests_verify, session=session)
     mapped: dict[str, Any] = {}
     router = None
+    # Settings that shape payloads beyond the mapping config: a change of any re-renders every
+    # row at the next pull (dialsync.remap).
+    payload_settings: dict[str, Any] = {
+        "mapping": "default",
+        "scope": settings.salesforce.soql_where,
+        "lists": None,
+    }
     if settings.mapping.file is not None:
         # A mapping file: its mapper, its fields (refused when the org lacks one), and one
         # Talkdesk destination per list it routes to. Read first: an invalid file stops here.
@@ -171,6 +178,10 @@ def build_engine(
             settings.salesforce, mapping, verify=tls.requests_verify, session=session
         )
         mapped = {"mapper": mapping.mapper(), "fields": mapping.spec.fields()}
+        payload_settings["mapping"] = "file"
+        for section, value in mapping.spec.model_dump(mode="json").items():
+            payload_settings[f"mapping.{section}"] = value  # so a change names its section
+        payload_settings["lists"] = list(router.lists) if router is not None else None
     destinations = build_destinations(settings, tls, limiter_client, hooks)
     if router is not None:
         from dialsync.routing import routed_destinations
@@ -186,6 +197,7 @@ def build_engine(
         priority=settings.mapping.priority,
         retry_base_seconds=settings.sync.retry_base_seconds,
         retry_max_seconds=settings.sync.retry_max_seconds,
+        payload_settings=payload_settings,
         **mapped,
     )
     engine = SyncEngine(

@@ -49,6 +49,9 @@ class Desired:
     reason_code: str | None = None  # when absent
     reason_message: str | None = None
     force: bool = False  # resync: forget what the dialer is thought to hold
+    # The mapping changed (dialsync.remap): render again even a contact seen already, and
+    # compare with what the dialer holds.
+    remap: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,19 @@ def decide(row: RowState | None, want: Desired) -> Verdict:
     """The single rule of the sync table; see tests/unit/test_decide.py."""
     if row is None:
         return Verdict.CREATE if want.present else Verdict.SKIP
-    if not want.force and want.modstamp is not None and row.source_modstamp == want.modstamp:
+    if (
+        want.remap
+        and row.status == Status.REJECTED
+        and row.source_modstamp == want.modstamp
+        and row.payload_hash == want.payload_hash
+    ):
+        return Verdict.UNCHANGED  # refused as it is, and the new mapping renders it alike
+    if (
+        not want.force
+        and not want.remap
+        and want.modstamp is not None
+        and row.source_modstamp == want.modstamp
+    ):
         # Seen already (the lookback re-reads a window): nothing new to decide. A rejected
         # record is retried only when its contact changes (a new modstamp) or on resync.
         return Verdict.UNCHANGED if row.status not in ACTIVE else Verdict.WAITING

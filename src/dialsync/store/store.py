@@ -807,8 +807,13 @@ def _values_for(
     if verdict is Verdict.WAITING:
         return values
     if verdict is Verdict.UNCHANGED:
-        if row is not None and row.source_modstamp == want.modstamp and not want.force:
-            return values  # a lookback re-read: leave the row as it is
+        if (
+            row is not None
+            and row.source_modstamp == want.modstamp
+            and not want.force
+            and (not want.remap or row.payload_hash == want.payload_hash)
+        ):
+            return values  # a lookback re-read (or a re-render to the same payload): as it is
         values.update(
             status=Status.SYNCED if want.present else row.status if row else Status.SKIPPED,
             desired="present" if want.present else "absent",

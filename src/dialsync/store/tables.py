@@ -143,3 +143,16 @@ runs = Table(
     Column("host", String(128)),
     Column("pid", Integer),
 )
+
+# Per target: the fingerprint of everything that shaped the payloads its rows hold (the mapping,
+# its settings, the destination's rendering), and the inputs it was made of, so a change can be
+# named. A different fingerprint at the next pull re-renders every row (dialsync.remap).
+target_fingerprints = Table(
+    "target_fingerprints",
+    metadata,
+    Column("destination", String(32), primary_key=True),
+    Column("list_id", String(64), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("inputs", Text, nullable=False),  # JSON: input name -> value or digest
+    Column("recorded_at", UTCDateTime(), nullable=False),
+)

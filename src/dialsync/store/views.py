@@ -15,13 +15,20 @@ from sqlalchemy import and_, case, func, insert, or_, select
 
 from dialsync.store.decide import RowState
 from dialsync.store.store import SyncStore
-from dialsync.store.tables import cursors, dialer_orphans, list_state, runs, sync_records
+from dialsync.store.tables import (
+    cursors,
+    dialer_orphans,
+    list_state,
+    runs,
+    sync_records,
+    target_fingerprints,
+)
 
 R = sync_records.c
 _CHUNK = 500  # ids per IN (...), as in the store
 _COPY_BATCH = 2000
 # What a sync reads and writes besides its own run row.
-_STATE_TABLES = (sync_records, dialer_orphans, cursors, list_state)
+_STATE_TABLES = (sync_records, dialer_orphans, cursors, list_state, target_fingerprints)
 
 
 def copy_state(source: SyncStore, target: SyncStore) -> None:

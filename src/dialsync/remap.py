@@ -1,0 +1,96 @@
+"""Notice that what a sync would send differs from what it sent, though no contact changed.
+
+Per target, the fingerprint of everything that shapes its payloads (``mapping.fingerprint``)
+is stored once a pull has rendered every contact with it. When the current fingerprint
+differs, the next pull reads every contact again and re-renders it; the sync table then queues
+only the records whose payload really changed (an unchanged one costs no call), and the
+fingerprint is stored when that pass is durable. A pull that fails half-way leaves the old
+fingerprint, so the next one re-renders again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dialsync.destinations.base import Destination
+from dialsync.mapping.contact import MappingConfig
+from dialsync.mapping.fingerprint import changed_inputs, describe, fingerprint, target_inputs
+from dialsync.models import DialerRecord, Skip, SourceContact
+from dialsync.store import fingerprints
+from dialsync.store.store import SyncStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TargetChange:
+    """A target whose stored fingerprint differs from the current one."""
+
+    destination: str
+    target: str
+    changed: list[str]  # input names; empty when none was recorded
+
+    @property
+    def reason(self) -> str:
+        return describe(self.changed)
+
+
+class MappingWatch:
+    """Compares, then records, the fingerprints of an engine's targets."""
+
+    def __init__(self, store: SyncStore) -> None:
+        self.store = store
+        self._current: dict[str, tuple[Destination, str, dict[str, Any]]] = {}
+
+    def check(
+        self,
+        destinations: Sequence[Destination],
+        *,
+        config: MappingConfig,
+        fields: Sequence[str],
+        mapper: Callable[[SourceContact, MappingConfig], DialerRecord | Skip],
+        payload_settings: Mapping[str, Any],
+        synced_before: bool,
+    ) -> dict[str, TargetChange]:
+        """Targets to re-render, by "name:target". Before the first pull there is nothing to
+        re-render: that pass renders everything with the current mapping anyway."""
+        changes: dict[str, TargetChange] = {}
+        self._current.clear()
+        for dest in destinations:
+            inputs = target_inputs(
+                config=config,
+                fields=fields,
+                mapper=mapper,
+                render=dest.render,
+                payload_settings=payload_settings,
+            )
+            digest = fingerprint(inputs)
+            key = f"{dest.name}:{dest.target}"
+            recorded = fingerprints.load(self.store, dest.name, dest.target)
+            if recorded is not None and recorded.fingerprint == digest:
+                continue
+            self._current[key] = (dest, digest, inputs)
+            if synced_before:
+                change = TargetChange(
+                    dest.name,
+                    dest.target,
+                    changed_inputs(recorded.inputs if recorded else None, inputs),
+                )
+                changes[key] = change
+                log.warning(
+                    "%s: the mapping changed since its records were rendered (%s): every contact "
+                    "is read and rendered again; only records whose payload changed are sent",
+                    key,
+                    change.reason,
+                )
+        return changes
+
+    def record(self) -> None:
+        """Called when the pass that rendered every contact with the current inputs is
+        durable in the sync table."""
+        for dest, digest, inputs in self._current.values():
+            fingerprints.save(self.store, dest.name, dest.target, digest, inputs)
+        self._current.clear()

@@ -1,0 +1,63 @@
+"""Read and write the per-target fingerprints (see ``dialsync.mapping.fingerprint``).
+
+Kept apart from ``SyncStore``: a fingerprint is written once per mapping change, not per row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from dialsync.errors import TransientError
+from dialsync.store.store import SyncStore
+from dialsync.store.tables import target_fingerprints
+
+F = target_fingerprints.c
+
+
+@dataclass(frozen=True)
+class Recorded:
+    fingerprint: str
+    inputs: dict[str, Any]
+
+
+def load(store: SyncStore, destination: str, list_id: str) -> Recorded | None:
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            select(F.fingerprint, F.inputs).where(
+                F.destination == destination, F.list_id == list_id
+            )
+        ).first()
+    if row is None:
+        return None
+    inputs = json.loads(row.inputs)
+    return Recorded(row.fingerprint, inputs if isinstance(inputs, dict) else {})
+
+
+def save(
+    store: SyncStore, destination: str, list_id: str, fingerprint: str, inputs: dict[str, Any]
+) -> None:
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(
+                delete(target_fingerprints).where(
+                    F.destination == destination, F.list_id == list_id
+                )
+            )
+            conn.execute(
+                insert(target_fingerprints).values(
+                    destination=destination,
+                    list_id=list_id,
+                    fingerprint=fingerprint,
+                    inputs=json.dumps(inputs, sort_keys=True),
+                    recorded_at=store.clock(),
+                )
+            )
+    except (OperationalError, InterfaceError) as exc:
+        raise TransientError(
+            f"state database unavailable: {exc.__class__.__name__}", system="store"
+        ) from exc
