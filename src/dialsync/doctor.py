@@ -14,6 +14,7 @@ from typing import Literal
 from sqlalchemy.engine import make_url
 
 from dialsync.destinations.base import Destination
+from dialsync.destinations.capacity import ListCapacity
 from dialsync.errors import AuthError, ConfigError, DialsyncError, TransientError
 from dialsync.logs import redact
 from dialsync.mapping.file import MappingFile, MappingFileError, load_mapping_file
@@ -238,6 +239,7 @@ def _dialer(dest: Destination, out: Checklist, authed: set[str], scan: bool) -> 
         detail += f", {_plural(info.records_count, 'record')}"
     if info.unique_identifier_type:
         detail += f", unique by {info.unique_identifier_type}"
+    _capacity(dest, name, out)
     if not scan:
         out.add(name, "ok", detail)
         return
@@ -276,6 +278,35 @@ def _resolved_ids(dest: Destination, out: Checklist) -> None:
         "let the API user list record types and contact paths, or set "
         f"DIALSYNC_{dest.name.upper()}__RECORD_TYPE_ID and numeric ids in __PATHS",
     )
+
+
+def _capacity(dest: Destination, name: str, out: Checklist) -> None:
+    """A record list holds at most so many records (Talkdesk: 250,000; it warns at 80%).
+    Said only past 80%: below, the list's own line is enough."""
+    capacity = getattr(dest, "capacity", None)
+    fill = capacity.fill() if isinstance(capacity, ListCapacity) else None
+    if fill is None:
+        return
+    fix = (
+        "remove records dialsync does not own from the list, narrow "
+        "DIALSYNC_SALESFORCE__SOQL_WHERE, or route contacts to another list (the mapping "
+        "file's routing)"
+    )
+    if fill.level == "full":
+        out.add(
+            f"{name} capacity",
+            "fail",
+            f"{dest.target}: full, {fill}: new contacts wait in the sync table "
+            "(`dialsync errors --json`: LIST_FULL)",
+            fix,
+        )
+    elif fill.level == "warn":
+        out.add(
+            f"{name} capacity",
+            "warn",
+            f"{dest.target}: {fill}, past Talkdesk's 80% warning: creates stop at the limit",
+            fix,
+        )
 
 
 def _plural(n: int, noun: str) -> str:

@@ -38,7 +38,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from dialsync.calls import Call
-from dialsync.destinations.base import ItemResult
+from dialsync.destinations.base import Destination, ItemResult
+from dialsync.destinations.capacity import ListCapacity
 from dialsync.engine import CURSOR, Observer, RunReport
 from dialsync.errors import ConfigError, DialsyncError
 from dialsync.settings import Settings
@@ -84,6 +85,13 @@ class _Metrics:
         self.api_limit = Gauge(
             "dialsync_salesforce_api_requests_limit",
             "The org's Salesforce API requests allowed per 24 h (Sforce-Limit-Info)",
+            multiprocess_mode="mostrecent",
+        )
+        self.list_fill = Gauge(
+            "dialsync_record_list_fill_ratio",
+            "Records a record list holds / the most it may hold (Talkdesk: 250,000; it warns "
+            "from 0.8; at 1 new contacts wait)",
+            ["destination", "list"],
             multiprocess_mode="mostrecent",
         )
 
@@ -149,10 +157,10 @@ def _remove_if_owner(directory: Path, owner: int) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def observer() -> Observer:
+def observer(destinations: Sequence[Destination] = ()) -> Observer:
     """What an engine reports, counted (its HTTP calls are counted by ``count_call``, a hook
-    the composition root passes to each client)."""
-    return MetricsObserver(_get())
+    the composition root passes to each client); ``destinations`` for their lists' fill."""
+    return MetricsObserver(_get(), destinations)
 
 
 def count_call(call: Call) -> None:
@@ -169,8 +177,9 @@ def count_call(call: Call) -> None:
 
 
 class MetricsObserver(Observer):
-    def __init__(self, metrics: _Metrics) -> None:
+    def __init__(self, metrics: _Metrics, destinations: Sequence[Destination] = ()) -> None:
         self.metrics = metrics
+        self.destinations = list(destinations)
 
     def batch_sent(self, dest: str, op: str, results: Sequence[ItemResult]) -> None:
         name, _, target = dest.partition(":")
@@ -184,6 +193,11 @@ class MetricsObserver(Observer):
     def run_finished(self, report: RunReport, seconds: float, status: str) -> None:
         self.metrics.runs.labels(report.kind, status).inc()
         self.metrics.run_seconds.labels(report.kind).observe(seconds)
+        for dest in self.destinations:
+            capacity = getattr(dest, "capacity", None)
+            fill = capacity.fill() if isinstance(capacity, ListCapacity) else None
+            if fill is not None:  # the list's count at open, plus this run's creates and deletes
+                self.metrics.list_fill.labels(dest.name, dest.target).set(fill.share)
 
 
 class StateCollector(Collector):

@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from dialsync.destinations.base import Destination, ItemResult, Outcome, TargetInfo, WriteItem
+from dialsync.destinations.capacity import HELD_CODE, ListCapacity
 from dialsync.engine import CURSOR, Observer, RunReport, SyncEngine
 from dialsync.models import DialerRecord
 from dialsync.settings import Settings
@@ -82,6 +83,9 @@ class DryRunDestination:
         self._lock = threading.Lock()  # the engine's push threads call in concurrently
         self.scanned = False
         self.info: TargetInfo | None = None
+        self.held = 0  # creates a full list would not take
+        capacity = getattr(real, "capacity", None)
+        self.capacity = capacity if isinstance(capacity, ListCapacity) else None
 
     def render(self, record: DialerRecord) -> dict[str, Any]:
         return self.real.render(record)
@@ -100,12 +104,22 @@ class DryRunDestination:
         return out
 
     def create(self, items: Sequence[WriteItem]) -> list[ItemResult]:
-        return self._ok("create", items)
+        # The real adapter's count of the list (read by open()): the plan holds what it holds.
+        granted = self.capacity.reserve(len(items)) if self.capacity else len(items)
+        held = [
+            ItemResult(item.external_id, Outcome.TRANSIENT, code=HELD_CODE, message="list full")
+            for item in items[granted:]
+        ]
+        with self._lock:
+            self.held += len(held)
+        return self._ok("create", items[:granted]) + held
 
     def update(self, items: Sequence[WriteItem]) -> list[ItemResult]:
         return self._ok("update", items)
 
     def delete(self, items: Sequence[WriteItem]) -> list[ItemResult]:
+        if self.capacity:
+            self.capacity.removed(len(items))
         return self._ok("delete", items)
 
     def delete_records(self, record_ids: Sequence[str]) -> list[ItemResult]:
@@ -251,6 +265,12 @@ def _notes(report: RunReport, dests: Sequence[DryRunDestination]) -> list[str]:
             notes.append(f"{dest.name} list {dest.target} is read in full first, to adopt records")
         if dest.orphans:
             notes.append(f"{dest.orphans} duplicate records are removed from list {dest.target}")
+        fill = dest.capacity.fill() if dest.capacity else None
+        if dest.held and fill is not None:
+            notes.append(
+                f"{dest.held:,} creates wait: {dest.name} list {dest.target} would hold {fill}, "
+                "Talkdesk's limit (LIST_FULL; they go out once records are removed)"
+            )
     return notes
 
 

@@ -104,6 +104,9 @@ class TalkdeskSettings(BaseModel):
     # Bounded retries inside one call; after that the rows wait for a later cycle.
     max_attempts: int = Field(default=4, ge=1, le=10)
     max_backoff_seconds: float = Field(default=30.0, ge=0)
+    # Talkdesk's limit of records in one record list (its UI warns from 80%); creates that
+    # would pass it wait in the sync table until records are removed.
+    list_capacity: int = Field(default=250_000, ge=1)
 
     @field_validator("api_url", "token_url")
     @classmethod

@@ -235,5 +235,5 @@ def observers(
     every = None if bar else settings.sync.progress_seconds
     found = Observers(ProgressLog(engine.due, total=None if bar else total, every=every), bar)
     if metrics.collecting():  # a worker or `run` serving /metrics: count what this engine does
-        found.add(metrics.observer())
+        found.add(metrics.observer(engine.destinations))
     return found

@@ -7,6 +7,7 @@ the (list, external id) -> record id map in the sync table and this adapter repo
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -14,11 +15,13 @@ from typing import Any
 import httpx
 
 from dialsync.destinations.base import ItemResult, Outcome, TargetInfo, WriteItem
+from dialsync.destinations.capacity import HELD_CODE, ListCapacity, says_full
 from dialsync.destinations.http import (
     ApiClient,
     NotFound,
     OAuthToken,
     RateLimiter,
+    RequestRefused,
     RetryPolicy,
     fetch_token,
     http_client,
@@ -27,6 +30,7 @@ from dialsync.errors import TerminalError
 from dialsync.models import DialerRecord
 from dialsync.settings import TalkdeskSettings
 
+log = logging.getLogger(__name__)
 SYSTEM = "talkdesk"
 SCOPE = "record-lists:manage"
 BULK_LIMIT = 100  # "create/update/delete up to 100" per bulk call; more answers 400
@@ -106,6 +110,7 @@ class TalkdeskDestination:
         # A create the client timed out on may still be applied by the dialer a little later;
         # a list scan concludes "never created" only for creates older than this.
         self.settle_seconds = 2 * settings.timeout_seconds
+        self.capacity = ListCapacity(settings.list_capacity)
 
     def render(self, record: DialerRecord) -> dict[str, Any]:
         return render_record(record)
@@ -124,6 +129,16 @@ class TalkdeskDestination:
         unique = body.get("unique_identifier_type")
         self._unique_external = unique == "EXTERNAL"
         count = body.get("records_count")
+        fill = self.capacity.opened(count if isinstance(count, int) else None)
+        if fill is not None and fill.level != "ok":
+            log.warning(
+                "talkdesk list %s holds %s%s",
+                self.target,
+                fill,
+                ": it is full, new contacts wait in the sync table (LIST_FULL)"
+                if fill.level == "full"
+                else "; past 80%: creates stop at the limit",
+            )
         return TargetInfo(
             name=str(body.get("name") or self.target),
             records_count=count if isinstance(count, int) else None,
@@ -133,6 +148,47 @@ class TalkdeskDestination:
 
     # -- writes ----------------------------------------------------------------------------
     def create(self, items: Sequence[WriteItem]) -> list[ItemResult]:
+        """Creates that fit in the list are sent; the others are answered as held."""
+        granted = self.capacity.reserve(len(items))
+        send, held = list(items[:granted]), list(items[granted:])
+        results: list[ItemResult] = []
+        if send:
+            try:
+                results = self._create(send)
+            except RequestRefused as exc:
+                self.capacity.release(granted)
+                if not says_full(exc.code, exc.message):
+                    raise
+                self.capacity.refused()
+                log.warning("talkdesk list %s refused creates as full: %s", self.target, exc)
+                send, held = [], list(items)
+            except BaseException:
+                self.capacity.release(granted)  # the next open() reads the true count
+                raise
+            else:
+                made = sum(1 for r in results if r.outcome is Outcome.OK)
+                self.capacity.release(granted - made)
+        if held:
+            log.warning(
+                "talkdesk list %s is full (%s): %d creates wait in the sync table (LIST_FULL)",
+                self.target,
+                self.capacity.fill() or "count unknown",
+                len(held),
+            )
+        return results + [self._held(item) for item in held]
+
+    def _held(self, item: WriteItem) -> ItemResult:
+        fill = self.capacity.fill()
+        state = f"holds {fill}" if fill is not None else "refused creates as full"
+        return ItemResult(
+            item.external_id,
+            Outcome.TRANSIENT,
+            code=HELD_CODE,
+            message=f"record list {self.target} {state}, Talkdesk's limit: the create waits "
+            "until records are removed from the list (or contacts are routed to another list)",
+        )
+
+    def _create(self, items: Sequence[WriteItem]) -> list[ItemResult]:
         body = {"records": [item.payload for item in items]}
         # On an EXTERNAL list a repeated create is refused per record, never duplicated, so a
         # lost answer may be retried; elsewhere it must be settled by a scan first.
@@ -232,7 +288,12 @@ class TalkdeskDestination:
             idempotent=True,
             ok=(200,),
         )
-        failed = {str(f.get("id")) for f in _embedded(response.json(), "failed_records")}
+        body = response.json()
+        failed = {str(f.get("id")) for f in _embedded(body, "failed_records")}
+        deleted = body.get("total_deleted") if isinstance(body, dict) else None
+        self.capacity.removed(
+            deleted if isinstance(deleted, int) else len([i for i in ids if i not in failed])
+        )
         # The vendor does not document why a delete fails; a record that is not there any more
         # is what we wanted, so check before calling it a failure.
         return {rid for rid in ids if rid not in failed or not self._record_exists(rid)}

@@ -42,6 +42,11 @@ READ_ONLY = ("id", "record_list_id", "created_at", "updated_at", "_links")
 WRITE_METHODS = frozenset({"POST", "PATCH", "DELETE"})
 DEFAULT_PER_PAGE = 50  # documented default page size
 MAX_PER_PAGE = 100
+# "There is a limit in place of the maximum amount of records in record lists ... 250,000
+# records" (Talkdesk support, Uploading a List); the API's answer when a create would pass it is
+# undocumented: ours refuses the whole request, see _create_bulk.
+LIST_CAPACITY = 250_000
+LIMIT_CODE = "RECORD_LIST_LIMIT_REACHED"
 _LIST = r"/record-lists/(?P<list_id>[^/]+)"
 _RECORD = _LIST + r"/records/(?P<record_id>[^/]+)"
 
@@ -77,6 +82,7 @@ class _RecordList:
     id: str
     name: str
     unique_identifier_type: str
+    capacity: int = LIST_CAPACITY
     records: dict[str, Record] = field(default_factory=dict)  # insertion order = creation order
     index: UniquenessIndex = field(default_factory=UniquenessIndex)
 
@@ -119,7 +125,9 @@ class TalkdeskSandbox:
         max_requests_per_second: float | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        list_capacity: int = LIST_CAPACITY,
     ) -> None:
+        self.list_capacity = list_capacity  # per list; tests set a small one
         self.client_id = client_id
         self.client_secret = client_secret
         self.token_ttl = token_ttl
@@ -168,8 +176,14 @@ class TalkdeskSandbox:
             raise ValueError(f"unique_identifier_type must be one of {UNIQUE_IDENTIFIER_TYPES}")
         list_id = str(uuid.uuid4())
         with self._lock:
-            self._lists[list_id] = _RecordList(list_id, name, unique_identifier_type)
+            self._lists[list_id] = _RecordList(
+                list_id, name, unique_identifier_type, self.list_capacity
+            )
         return list_id
+
+    def set_capacity(self, list_id: str, capacity: int) -> None:
+        with self._lock:
+            self._get_list(list_id).capacity = capacity
 
     def records(self, list_id: str) -> list[Record]:
         with self._lock:
@@ -482,10 +496,30 @@ class TalkdeskSandbox:
         self._counts["records_created"] += 1
         return {**self._render(record_list, stored, base), "errors": []}, True
 
+    @staticmethod
+    def _over_capacity(record_list: _RecordList, adding: int) -> Response | None:
+        """Refuse a create that would take the list past its capacity, as a whole (the CSV
+        upload is refused as a whole too; the API's answer is undocumented)."""
+        held = len(record_list.records)
+        if held + adding <= record_list.capacity:
+            return None
+        return Response(
+            400,
+            {
+                "code": LIMIT_CODE,
+                "message": "the record list has reached its limit of records",
+                "description": f"{held} records held, {adding} more asked, at most "
+                f"{record_list.capacity}",
+            },
+        )
+
     def _create_one(self, request: Request, record_list: _RecordList) -> Response:
         item = _json_body(request)
         if not isinstance(item, dict):
             raise BadRequest("INVALID_BODY", "body must be a record object")
+        full = self._over_capacity(record_list, 1)
+        if full is not None:
+            return full
         data = writable(item)
         errors = record_errors(data, record_list.unique_identifier_type, record_list.index)
         if errors:
@@ -509,6 +543,9 @@ class TalkdeskSandbox:
 
     def _create_bulk(self, request: Request, record_list: _RecordList) -> Response:
         items = parse_bulk_create(_json_body(request))
+        full = self._over_capacity(record_list, len(items))
+        if full is not None:
+            return full
         base = self._base(request)
         # one at a time, so uniqueness also holds between records of the same request
         results = [self._create(record_list, item, base) for item in items]
