@@ -152,6 +152,8 @@ def test_the_worker_serves_metrics(tmp_path: Path, broker_url: str) -> None:
             "DIALSYNC_METRICS__PORT": str(port),
             "DIALSYNC_METRICS__ADDRESS": "127.0.0.1",
             "DIALSYNC_METRICS__DIR": str(tmp_path / "metrics"),
+            # 30 records in a list of at most 36: past Talkdesk's 80% warning
+            "DIALSYNC_TALKDESK__LIST_CAPACITY": "36",
         }
         with processes(env, tmp_path) as procs:
             ids = box.salesforce.insert_many([person(i) for i in range(30)])
@@ -160,6 +162,7 @@ def test_the_worker_serves_metrics(tmp_path: Path, broker_url: str) -> None:
             procs.start("beat", name="beat")
             wait_until(lambda: set(ours(box)) == set(ids), what="the initial load")
             lid = box.list_id
+            where = {"destination": "talkdesk", "list": lid}
 
             def records(samples: dict[Any, float], result: str) -> float:
                 labels = {"destination": "talkdesk", "list": lid, "op": "create"}
@@ -171,7 +174,8 @@ def test_the_worker_serves_metrics(tmp_path: Path, broker_url: str) -> None:
                 except httpx.HTTPError:
                     return False
                 backlog = value(samples, "dialsync_backlog_rows", destination="talkdesk", list=lid)
-                return records(samples, "ok") == 30 and backlog == 0
+                fill = value(samples, "dialsync_record_list_fill_ratio", **where)
+                return records(samples, "ok") == 30 and backlog == 0 and fill == 30 / 36
 
             wait_until(settled, what="the metrics of the initial load")
             samples = scrape(port)
@@ -189,4 +193,8 @@ def test_the_worker_serves_metrics(tmp_path: Path, broker_url: str) -> None:
             assert value(samples, "dialsync_runs_total", kind="pull", status="ok") >= 1
             assert value(samples, "dialsync_last_success_timestamp_seconds", kind="pull") > 0
             assert ("dialsync_sync_lag_seconds", ()) in samples
+            wait_until(
+                lambda: "holds 30 of at most 36 records (83%); past 80%" in procs.log("worker"),
+                what="the capacity warning, as a run opens the list",
+            )
         assert "metrics: serving" in procs.log("worker")

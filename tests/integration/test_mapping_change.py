@@ -55,10 +55,10 @@ def the_same_again(box: Sandboxes, env: dict[str, str], cwd: Path) -> None:
     assert "the mapping changed" not in text
 
 
-def test_priority_setting_change_updates_every_record(tmp_path: Path) -> None:
+def test_priority_setting_change_updates_every_record(tmp_path: Path, db_url: str) -> None:
     with Sandboxes(tmp_path / "box") as box:
         ids = box.salesforce.insert_many([person(i) for i in range(6)])
-        env = box.env()
+        env = box.env(db_url)  # SQLite and PostgreSQL: the plan copies the fingerprints too
         assert sync(env, tmp_path)["created"] == 6
         assert {r["priority"] for r in in_list(box, box.list_id).values()} == {5}
 
