@@ -88,6 +88,9 @@ _PROBE_CONTACT = SourceContact(
 )
 
 
+_PROBE_CONFIG = MappingConfig(instance_url="https://probe.invalid", default_region="US", priority=5)
+
+
 def digest_of(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -106,7 +109,9 @@ def target_inputs(
     ``payload_settings`` are what the composition root knows beyond the mapping config: the
     mapping file's content, SOQL_WHERE, the routed lists (see ``EngineOptions``).
     """
-    probe = mapper(_PROBE_CONTACT, config)
+    # A fixed config: this input stands for the mapping's code and rules; the settings are
+    # inputs of their own.
+    probe = mapper(_PROBE_CONTACT, _PROBE_CONFIG)
     inputs: dict[str, Any] = {
         "mapping": "default",
         "priority": config.priority,
@@ -136,7 +141,9 @@ def describe(names: Sequence[str]) -> str:
     """The changed inputs in words, for a log line or the plan."""
     if not names:
         return "not recorded for this target yet (a new list, or the first sync since fingerprints)"
-    return ", ".join(_label(name) for name in names)
+    # The probe's output moves with the mapping file too: it names a cause only on its own.
+    named = [n for n in names if n != "mapper"] or list(names)
+    return ", ".join(_label(name) for name in named)
 
 
 def _label(name: str) -> str:
