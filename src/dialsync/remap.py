@@ -55,8 +55,13 @@ class MappingWatch:
         payload_settings: Mapping[str, Any],
         synced_before: bool,
     ) -> dict[str, TargetChange]:
-        """Targets to re-render, by "name:target". Before the first pull there is nothing to
-        re-render: that pass renders everything with the current mapping anyway."""
+        """Targets to re-render, by "name:target".
+
+        Before the first pull nothing was rendered: the fingerprint is stored at once, so a
+        first pass that fails half-way resumes incrementally, and a mapping changed before the
+        resume re-renders the part already written. After it, a target with no fingerprint (a
+        list new to the routing, or a table from before fingerprints) is re-rendered too.
+        """
         changes: dict[str, TargetChange] = {}
         self._current.clear()
         for dest in destinations:
@@ -72,20 +77,22 @@ class MappingWatch:
             recorded = fingerprints.load(self.store, dest.name, dest.target)
             if recorded is not None and recorded.fingerprint == digest:
                 continue
+            if recorded is None and not synced_before:
+                fingerprints.save(self.store, dest.name, dest.target, digest, inputs)
+                continue
             self._current[key] = (dest, digest, inputs)
-            if synced_before:
-                change = TargetChange(
-                    dest.name,
-                    dest.target,
-                    changed_inputs(recorded.inputs if recorded else None, inputs),
-                )
-                changes[key] = change
-                log.warning(
-                    "%s: the mapping changed since its records were rendered (%s): every contact "
-                    "is read and rendered again; only records whose payload changed are sent",
-                    key,
-                    change.reason,
-                )
+            change = TargetChange(
+                dest.name,
+                dest.target,
+                changed_inputs(recorded.inputs if recorded else None, inputs),
+            )
+            changes[key] = change
+            log.warning(
+                "%s: the mapping changed since its records were rendered (%s): every contact "
+                "is read and rendered again; only records whose payload changed are sent",
+                key,
+                change.reason,
+            )
         return changes
 
     def record(self) -> None:

@@ -9,6 +9,7 @@ the sync sends exactly the records whose payload changed, and the next sync send
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -221,3 +222,21 @@ def test_destination_field_setting_change_updates_that_destination_only(tmp_path
         before = writes(box)
         again = sync(env, tmp_path)
         assert again["updated"] == again["created"] == 0 and writes(box) == before
+
+
+def test_a_new_record_list_receives_every_contact_not_only_changed_ones(tmp_path: Path) -> None:
+    with Sandboxes(tmp_path / "box") as box:
+        sf = box.salesforce
+        # Last changed two hours ago: far behind the cursor and its lookback.
+        ids = sf.insert_many([person(i) for i in range(5)], sf.now() - timedelta(hours=2))
+        ids.append(sf.insert(person(5)))
+        env = box.env()
+        assert sync(env, tmp_path)["created"] == 6
+        env["DIALSYNC_TALKDESK__RECORD_LIST_ID"] = box.talkdesk.create_list("Autumn", "EXTERNAL")
+        text, _ = plan(env, tmp_path)
+        assert "the mapping changed: 0 records will be updated, 6 created" in text, text
+        assert "not recorded for this target yet" in text
+        counts = sync(env, tmp_path)
+        assert counts["created"] == 6
+        assert set(in_list(box, env["DIALSYNC_TALKDESK__RECORD_LIST_ID"])) == set(ids)
+        the_same_again(box, env, tmp_path)
