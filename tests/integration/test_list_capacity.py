@@ -8,6 +8,7 @@ out once records are removed, and `doctor` says when a list passes 80% or is ful
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,8 @@ def test_creates_past_the_limit_wait_and_go_out_when_room_appears(tmp_path: Path
         assert {(r["status"], r["reason_code"]) for r in waiting} == {("retrying", "LIST_FULL")}
         assert "10 of at most 10 records" in waiting[0]["reason_message"]
         human = cli(["errors"], env, tmp_path).stdout
-        assert human.count("LIST_FULL") == 4
+        assert re.search(r"retrying\s+LIST_FULL\s+4\n", human), human  # the summary by reason
+        assert human.count("the create waits until records are removed from the list") == 4
 
         code, checks = doctor(env, tmp_path)
         full = checks["talkdesk list Outbound capacity"]
