@@ -1,7 +1,7 @@
 """target fingerprints: what shaped each target's payloads, to notice a mapping change
 
-Revision ID: 0002_fingerprints
-Revises: 0001
+Revision ID: 0003_fingerprints
+Revises: 0002_run_error_kind
 Create Date: 2026-12-04 19:40:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_fingerprints"
-down_revision = "0001"
+revision = "0003_fingerprints"
+down_revision = "0002_run_error_kind"
 branch_labels = None
 depends_on = None
 
