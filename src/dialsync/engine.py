@@ -854,6 +854,27 @@ class SyncEngine:
                     }
                 )
                 report.counts["retrying"] += 1
+            elif op == "delete":
+                # A removal is never terminal: a contact that must not be called stays in the
+                # list until the dialer lets it go, so it is retried with backoff (and counted
+                # by `dialsync errors` and the failing-removals metric meanwhile).
+                changes.append(
+                    {
+                        "_id": row.id,
+                        "status": Status.RETRYING,
+                        "attempts": row.attempts + 1,
+                        "next_attempt_at": self._next_attempt(row.attempts + 1, None),
+                        "inflight": None,
+                        "reason_code": res.code or "DELETE_FAILED",
+                        "reason_message": (res.message or "the dialer did not remove it")[:500],
+                    }
+                )
+                report.counts["retrying"] += 1
+                log.error(
+                    "%s: a record that must not be called could not be removed (%s); retrying",
+                    key(dest),
+                    res.code or "DELETE_FAILED",
+                )
             else:
                 changes.append(self._rejected(row, res.code, res.message))
                 report.counts["rejected"] += 1

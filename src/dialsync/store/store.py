@@ -48,6 +48,8 @@ from dialsync.store.tables import (
 Clock = Callable[[], datetime]
 R = sync_records.c
 _CHUNK = 500  # ids per IN (...) clause: well under SQLite's and Postgres's parameter limits
+# A row still retrying after this many tries (each after its backoff) is reported as stuck.
+STUCK_ATTEMPTS = 3
 
 
 def utcnow() -> datetime:
@@ -723,12 +725,31 @@ class SyncStore:
                     R.attempts,
                     R.next_attempt_at,
                     R.updated_at,
+                    and_(R.desired == "absent", R.record_id.is_not(None)).label("must_remove"),
                 )
                 .where(R.status.in_([Status.REJECTED, Status.SKIPPED, Status.RETRYING]))
                 .order_by(R.status, R.external_id)
                 .limit(limit)
             )
-            return [dict(r._mapping) for r in rows]
+            return [{**r._mapping, "must_remove": bool(r.must_remove)} for r in rows]
+
+    def stuck_counts(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """Per (destination, list): rows that must leave the list but whose removal failed,
+        and rows still wrong after STUCK_ATTEMPTS tries (each after its backoff)."""
+        removal = and_(R.desired == "absent", R.record_id.is_not(None), R.attempts > 0)
+        stuck = and_(R.status == Status.RETRYING, R.attempts >= STUCK_ATTEMPTS)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    R.destination,
+                    R.list_id,
+                    func.count().filter(removal),
+                    func.count().filter(stuck),
+                )
+                .where(R.status == Status.RETRYING)
+                .group_by(R.destination, R.list_id)
+            )
+            return {(d, li): (int(a), int(b)) for d, li, a, b in rows}
 
     def count_due(self, destination: str, list_id: str) -> int:
         now = self.clock()

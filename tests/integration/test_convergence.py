@@ -1,0 +1,88 @@
+"""Convergence (issue 10): whatever went wrong before, the next cycle repairs the list.
+
+Each test reproduces one defect of the edge-triggered engine at the level of outcomes (what
+the dialer's list holds), against the loopback sandboxes, on SQLite and Postgres.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from dialsync.sandbox.harness import Sandboxes
+from dialsync.sandbox.server import Request, Response, SandboxServer
+from tests.integration.helpers import engine_for, ours, person, run
+
+
+@contextmanager
+def intercept(
+    server: SandboxServer,
+    match: Callable[[Request], bool],
+    handle: Callable[[Request, Callable[[Request], Response]], Response],
+    times: int = 1,
+) -> Iterator[list[Request]]:
+    """The first ``times`` requests that ``match`` go to ``handle(request, original)``."""
+    original = server.dispatch
+    seen: list[Request] = []
+    lock = threading.Lock()
+
+    def dispatch(request: Request) -> Response:
+        with lock:
+            mine = match(request) and len(seen) < times
+            if mine:
+                seen.append(request)
+        return handle(request, original) if mine else original(request)
+
+    server.dispatch = dispatch  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        server.dispatch = original  # type: ignore[method-assign]
+
+
+def bulk(method: str) -> Callable[[Request], bool]:
+    return lambda r: r.method == method and r.path.endswith("/records/bulks")
+
+
+def refuse_delete(request: Request, original: Callable[[Request], Response]) -> Response:
+    """A bulk delete answered with every record failed, none removed (reasons undocumented)."""
+    items = request.json()
+    failed = [{**item, "errors": ["OTHER"]} for item in items]
+    return Response(
+        200,
+        {"total_deleted": 0, "total_errors": len(failed), "_embedded": {"failed_records": failed}},
+    )
+
+
+def failing_removals(db_url: str) -> float:
+    from dialsync.metrics import StateCollector
+
+    samples = [s for m in StateCollector(db_url).collect() for s in m.samples]
+    return sum(s.value for s in samples if s.name == "dialsync_failing_removals")
+
+
+def test_a_failed_removal_is_retried_until_the_opted_out_contact_is_gone(
+    sandboxes: Sandboxes, db_url: str
+) -> None:
+    sf = sandboxes.salesforce
+    ids = sf.insert_many([person(i) for i in range(3)])
+    run(sandboxes, db_url)
+    assert set(ours(sandboxes)) == set(ids)
+    time.sleep(1.1)
+    sf.update(ids[0], {"DoNotCall": True})
+    with intercept(sandboxes.talkdesk.server, bulk("DELETE"), refuse_delete) as refused:
+        run(sandboxes, db_url)
+    assert refused, "the removal was sent"
+    assert ids[0] in ours(sandboxes)  # the dialer refused it this time
+    # an operator sees it, loudly: a contact that must not be called is still in the list
+    problems = {r["external_id"]: r for r in engine_for(sandboxes, db_url).store.problem_rows()}
+    assert problems[ids[0]]["status"] == "retrying"
+    assert problems[ids[0]]["reason_code"] == "DELETE_FAILED"
+    assert problems[ids[0]]["must_remove"] is True
+    assert failing_removals(db_url) == 1
+    time.sleep(1.1)  # past its backoff (RETRY_BASE_SECONDS=1 in the sandbox settings)
+    run(sandboxes, db_url)
+    assert set(ours(sandboxes)) == set(ids[1:])
+    assert failing_removals(db_url) == 0
