@@ -32,7 +32,8 @@ from dialsync.destinations.http import RequestRefused
 from dialsync.errors import AmbiguousWriteError, DialsyncError, TerminalError, TransientError
 from dialsync.mapping import CONTACT_FIELDS, MappingConfig, map_contact
 from dialsync.models import DialerRecord, Skip, SkipReason, SourceContact
-from dialsync.store.decide import Desired, Status, Verdict
+from dialsync.store import transitions
+from dialsync.store.decide import Desired, Verdict
 from dialsync.store.store import SyncStore, WorkRow
 from dialsync.store.tables import RUN_COUNTERS
 
@@ -133,6 +134,11 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
 def canonical(payload: dict[str, Any]) -> tuple[str, str]:
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text, hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sent(row: WorkRow) -> transitions.Sent:
+    """What a claimed row held when it was sent: its answer is recorded against this."""
+    return transitions.Sent(row.id, row.desired, row.payload_hash, row.attempts)
 
 
 class SyncEngine:
@@ -662,16 +668,14 @@ class SyncEngine:
             if not rows:
                 break
             if not final and len(rows) < limit:
-                self.store.update_rows([{"_id": r.id} for r in rows])  # release
+                self.store.record([transitions.released(r.id) for r in rows])
                 break
             self._send(local, dest, op, rows)
         return local
 
     def _settle_noops(self, dest: Destination) -> None:
         while rows := self.store.claim(dest.name, dest.target, "noop", 500, LEASE_SECONDS):
-            self.store.update_rows(
-                [{"_id": r.id, "status": Status.SKIPPED, "inflight": None} for r in rows]
-            )
+            self.store.record([transitions.noop_settled(sent(r)) for r in rows])
 
     def _send(self, report: RunReport, dest: Destination, op: str, rows: Sequence[WorkRow]) -> None:
         items = [WriteItem(r.external_id, r.record_id, r.payload) for r in rows]
@@ -710,7 +714,7 @@ class SyncEngine:
             self._strike(dest, exc)
             return
         except TerminalError:
-            self.store.update_rows([{"_id": r.id, "inflight": None} for r in rows])
+            self.store.record([transitions.not_sent(r.id) for r in rows])
             raise
         with self._strikes_lock:
             self._strikes[key(dest)] = 0  # it answered
@@ -740,22 +744,19 @@ class SyncEngine:
         *,
         keep_inflight: bool,
     ) -> None:
-        changes = []
-        for row in rows:
-            attempts = row.attempts + 1
-            changes.append(
-                {
-                    "_id": row.id,
-                    "status": Status.RETRYING,
-                    "attempts": attempts,
-                    "next_attempt_at": self._next_attempt(attempts, exc.retry_after),
-                    "reason_code": exc.code
-                    or (f"HTTP_{exc.status}" if exc.status else "TRANSIENT"),
-                    "reason_message": str(exc)[:500],
-                    "inflight": "create" if keep_inflight else None,
-                }
-            )
-        self.store.update_rows(changes)
+        code = exc.code or (f"HTTP_{exc.status}" if exc.status else "TRANSIENT")
+        self.store.record(
+            [
+                transitions.failed(
+                    sent(row),
+                    code=code,
+                    message=str(exc),
+                    next_attempt_at=self._next_attempt(row.attempts + 1, exc.retry_after),
+                    uncertain_create=keep_inflight,
+                )
+                for row in rows
+            ]
+        )
         report.counts["retrying"] += len(rows)
         log.warning("%d rows will be retried: %s", len(rows), exc)
 
@@ -776,135 +777,66 @@ class SyncEngine:
         results: Sequence[ItemResult],
     ) -> None:
         by_id = {r.external_id: r for r in rows}
-        changes: list[dict[str, Any]] = []
+        changes: list[transitions.Change] = []
         duplicates: list[tuple[WorkRow, ItemResult]] = []
         answered = {res.external_id for res in results}
+        done = {"create": "created", "update": "updated", "delete": "deleted"}[op]
         for res in results:
             row = by_id.get(res.external_id)
             if row is None:
                 continue
+            was = sent(row)
             if res.outcome is Outcome.OK:
-                report.counts[
-                    {"create": "created", "update": "updated", "delete": "deleted"}[op]
-                ] += 1
-                if op == "delete":
-                    changes.append(
-                        {
-                            "_id": row.id,
-                            "status": Status.REMOVED,
-                            "record_id": None,
-                            "sent_hash": None,
-                            "inflight": None,
-                            "attempts": 0,
-                        }
-                    )
-                else:
-                    changes.append(
-                        {
-                            "_id": row.id,
-                            "status": Status.SYNCED,
-                            "record_id": res.record_id or row.record_id,
-                            "sent_hash": row.payload_hash,
-                            "inflight": None,
-                            "attempts": 0,
-                            "reason_code": None,
-                            "reason_message": None,
-                            "next_attempt_at": None,
-                        }
-                    )
+                report.counts[done] += 1
+                changes.append(
+                    transitions.removed(was)
+                    if op == "delete"
+                    else transitions.created(was, res.record_id, row.record_id)
+                )
             elif res.outcome is Outcome.NOT_FOUND:
                 # Removed in the dialer by hand: create it again (or, for a delete, done).
-                done = op == "delete"
-                changes.append(
-                    {
-                        "_id": row.id,
-                        "record_id": None,
-                        "sent_hash": None,
-                        "inflight": None,
-                        "status": Status.REMOVED if done else Status.PENDING,
-                    }
-                )
-                if done:
+                if op == "delete":
                     report.counts["deleted"] += 1
+                    changes.append(transitions.removed(was))
+                else:
+                    changes.append(transitions.vanished(was))
             elif res.outcome is Outcome.DUPLICATE:
                 duplicates.append((row, res))
-            elif res.outcome is Outcome.UNKNOWN:
-                changes.append(
-                    {
-                        "_id": row.id,
-                        "status": Status.RETRYING,
-                        "attempts": row.attempts + 1,
-                        "next_attempt_at": self._next_attempt(row.attempts + 1, None),
-                        "inflight": "create" if op == "create" else None,
-                        "reason_code": "UNKNOWN",
-                        "reason_message": res.message,
-                    }
-                )
-                report.counts["retrying"] += 1
-            elif res.outcome is Outcome.TRANSIENT:
-                changes.append(
-                    {
-                        "_id": row.id,
-                        "status": Status.RETRYING,
-                        "attempts": row.attempts + 1,
-                        "next_attempt_at": self._next_attempt(row.attempts + 1, None),
-                        "inflight": None,
-                        "reason_code": res.code or "TRANSIENT",
-                        "reason_message": res.message,
-                    }
-                )
-                report.counts["retrying"] += 1
-            elif op == "delete":
+            elif res.outcome in (Outcome.UNKNOWN, Outcome.TRANSIENT) or op == "delete":
                 # A removal is never terminal: a contact that must not be called stays in the
-                # list until the dialer lets it go, so it is retried with backoff (and counted
-                # by `dialsync errors` and the failing-removals metric meanwhile).
-                changes.append(
-                    {
-                        "_id": row.id,
-                        "status": Status.RETRYING,
-                        "attempts": row.attempts + 1,
-                        "next_attempt_at": self._next_attempt(row.attempts + 1, None),
-                        "inflight": None,
-                        "reason_code": res.code or "DELETE_FAILED",
-                        "reason_message": (res.message or "the dialer did not remove it")[:500],
-                    }
-                )
+                # list until the dialer lets it go, so a refused delete is retried with backoff
+                # (and shown by `dialsync errors` and the failing-removals metric meanwhile).
+                code = res.code or ("UNKNOWN" if res.outcome is Outcome.UNKNOWN else "TRANSIENT")
+                if op == "delete" and res.outcome is Outcome.REJECTED:
+                    code = res.code or "DELETE_FAILED"
+                    log.error(
+                        "%s: a record that must not be called could not be removed (%s); retrying",
+                        key(dest),
+                        code,
+                    )
+                changes.append(self._failed(row, code, res.message, res.outcome, op))
                 report.counts["retrying"] += 1
-                log.error(
-                    "%s: a record that must not be called could not be removed (%s); retrying",
-                    key(dest),
-                    res.code or "DELETE_FAILED",
-                )
             else:
-                changes.append(self._rejected(row, res.code, res.message))
+                changes.append(transitions.rejected(was, code=res.code, message=res.message))
                 report.counts["rejected"] += 1
         for row in rows:
             if row.external_id not in answered:
-                changes.append(
-                    {
-                        "_id": row.id,
-                        "status": Status.RETRYING,
-                        "attempts": row.attempts + 1,
-                        "reason_code": "UNKNOWN",
-                        "next_attempt_at": self._next_attempt(row.attempts + 1, None),
-                        "inflight": "create" if op == "create" else None,
-                    }
-                )
+                changes.append(self._failed(row, "UNKNOWN", None, Outcome.UNKNOWN, op))
                 report.counts["retrying"] += 1
-        self.store.update_rows(changes)
+        self.store.record(changes)
         if duplicates:
             self._resolve_duplicates(report, dest, duplicates)
 
-    def _rejected(self, row: WorkRow, code: str | None, message: str) -> dict[str, Any]:
-        return {
-            "_id": row.id,
-            "status": Status.REJECTED,
-            "inflight": None,
-            "attempts": row.attempts + 1,
-            "reason_code": code or "OTHER",
-            "reason_message": message[:500] or None,
-            "next_attempt_at": None,
-        }
+    def _failed(
+        self, row: WorkRow, code: str, message: str | None, outcome: Outcome, op: str
+    ) -> transitions.Change:
+        return transitions.failed(
+            sent(row),
+            code=code,
+            message=message,
+            next_attempt_at=self._next_attempt(row.attempts + 1, None),
+            uncertain_create=op == "create" and outcome is Outcome.UNKNOWN,
+        )
 
     def _resolve_duplicates(
         self, report: RunReport, dest: Destination, duplicates: list[tuple[WorkRow, ItemResult]]
@@ -918,18 +850,18 @@ class SyncEngine:
             if key(dest) not in self._scanned:
                 self._scan(report, dest)
         ids = self.store.record_ids(dest.name, dest.target, [r.external_id for r, _ in duplicates])
-        rejected = [
-            self._rejected(
-                row,
-                res.code,
-                "the dialer holds another record with this external id or phone number",
+        changes = [
+            transitions.released(row.id)  # adopted: to be sent as an update
+            if ids.get(row.external_id)
+            else transitions.rejected(
+                sent(row),
+                code=res.code,
+                message="the dialer holds another record with this external id or phone number",
             )
             for row, res in duplicates
-            if not ids.get(row.external_id)
         ]
-        report.counts["rejected"] += len(rejected)
-        adopted = [{"_id": row.id} for row, _ in duplicates if ids.get(row.external_id)]
-        self.store.update_rows(rejected + adopted)  # adopted: released, to be sent as updates
+        report.counts["rejected"] += sum(1 for row, _ in duplicates if not ids.get(row.external_id))
+        self.store.record(changes)
 
     def _push_orphans(self, dest: Destination) -> None:
         while orphans := self.store.orphans(dest.name, dest.target, dest.max_batch):

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.server import Request, Response, SandboxServer
@@ -86,3 +87,70 @@ def test_a_failed_removal_is_retried_until_the_opted_out_contact_is_gone(
     run(sandboxes, db_url)
     assert set(ours(sandboxes)) == set(ids[1:])
     assert failing_removals(db_url) == 0
+
+
+def after(
+    action: Callable[[], None],
+) -> Callable[[Request, Callable[[Request], Response]], Response]:
+    """Apply the request, run ``action`` (while the client waits for the answer), answer."""
+
+    def handle(request: Request, original: Callable[[Request], Response]) -> Response:
+        response = original(request)
+        action()
+        return response
+
+    return handle
+
+
+def test_a_push_answer_never_overwrites_a_newer_change_pulled_meanwhile(
+    sandboxes: Sandboxes, db_url: str
+) -> None:
+    """Service mode: worker A sends an update; while the dialer answers, the contact changes
+    again and worker B pulls it. A's answer must not mark the newer state as sent."""
+    sf = sandboxes.salesforce
+    start = datetime.now(UTC) - timedelta(seconds=60)
+    ids = sf.insert_many([person(i) for i in range(3)], stamp=start)
+    run(sandboxes, db_url)
+    sf.update(ids[0], {"LastName": "Second"}, stamp=start + timedelta(seconds=20))
+    worker_a, worker_b = engine_for(sandboxes, db_url), engine_for(sandboxes, db_url)
+    try:
+        worker_a.pull()
+
+        def newer_change_pulled_by_b() -> None:
+            sf.update(ids[0], {"LastName": "Third"}, stamp=start + timedelta(seconds=40))
+            worker_b.pull()
+
+        with intercept(sandboxes.talkdesk.server, bulk("PATCH"), after(newer_change_pulled_by_b)):
+            worker_a.push()
+        # the row stays due: a push (this one or the next, any worker) sends B's newer state
+        worker_a.push()
+    finally:
+        worker_a.close()
+        worker_b.close()
+    assert ours(sandboxes)[ids[0]]["last_name"] == "Third"
+    run(sandboxes, db_url)
+    assert ours(sandboxes)[ids[0]]["last_name"] == "Third"
+
+
+def test_an_opt_out_pulled_while_its_create_is_in_flight_is_removed(
+    sandboxes: Sandboxes, db_url: str
+) -> None:
+    """The create's answer (OK) must not mark the row synced: it now must be removed."""
+    sf = sandboxes.salesforce
+    start = datetime.now(UTC) - timedelta(seconds=60)
+    ids = sf.insert_many([person(i) for i in range(3)], stamp=start)
+    worker_a, worker_b = engine_for(sandboxes, db_url), engine_for(sandboxes, db_url)
+    try:
+        worker_a.pull()
+
+        def opt_out_pulled_by_b() -> None:
+            sf.update(ids[0], {"DoNotCall": True}, stamp=start + timedelta(seconds=20))
+            worker_b.pull()
+
+        with intercept(sandboxes.talkdesk.server, bulk("POST"), after(opt_out_pulled_by_b)):
+            worker_a.push()
+        worker_a.push()
+    finally:
+        worker_a.close()
+        worker_b.close()
+    assert set(ours(sandboxes)) == set(ids[1:])

@@ -20,7 +20,9 @@ from typing import Any
 
 from sqlalchemy import (
     Engine,
+    String,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -34,7 +36,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from dialsync.errors import ConfigError, TransientError
-from dialsync.store import migrate
+from dialsync.store import migrate, transitions
 from dialsync.store.decide import Desired, RowState, Status, Verdict, decide
 from dialsync.store.tables import (
     RUN_COUNTERS,
@@ -44,6 +46,7 @@ from dialsync.store.tables import (
     runs,
     sync_records,
 )
+from dialsync.store.transitions import Change
 
 Clock = Callable[[], datetime]
 R = sync_records.c
@@ -158,7 +161,7 @@ class SyncStore:
                 verdicts[verdict] += 1
                 if dry_run:
                     continue
-                values = _values_for(verdict, row, want, run_id, now)
+                values = transitions.pulled(verdict, row, want, run_id, now)
                 if row is None:
                     inserts.append(
                         {
@@ -173,14 +176,9 @@ class SyncStore:
                     updates.append({"_id": row.id, **values})
             if inserts:
                 conn.execute(insert(sync_records), inserts)
-            for group in _group_by_keys(updates):
-                keys = [k for k in group[0] if k != "_id"]
-                stmt = (
-                    update(sync_records)
-                    .where(R.id == _bind("_id"))
-                    .values({k: _bind(k) for k in keys})
-                )
-                conn.execute(stmt, group)
+            _update_each(conn, updates, R.id == _bind("_id"))
+            if updates:
+                _unsettle(conn, [u["_id"] for u in updates], now)
         return verdicts
 
     def mark_seen(
@@ -315,26 +313,41 @@ class SyncStore:
                 .values(inflight=op, inflight_at=now if op else None)
             )
 
-    def update_rows(self, changes: Sequence[dict[str, Any]]) -> None:
-        """Apply per-row outcomes: each dict has ``_id`` and the columns to set.
+    def record(self, changes: Sequence[Change]) -> None:
+        """Apply per-row transitions (see transitions.py) in one transaction; claims are
+        released with them.
 
-        Claims are released with the outcome.
+        A change with ``expect`` is compare-and-set: its values are set only where the row still
+        holds the desired state and payload that were sent, its ``otherwise`` values elsewhere.
+        Neither set changes those two columns, so every row matches exactly one of them.
         """
         if not changes:
             return
         now = self.clock()
-        rows = [
-            {**c, "updated_at": now, "claimed_by": None, "claim_expires_at": None} for c in changes
-        ]
+        release = {"updated_at": now, "claimed_by": None, "claim_expires_at": None}
+        plain: list[dict[str, Any]] = []
+        held: list[dict[str, Any]] = []
+        moved: list[dict[str, Any]] = []
+        for change in changes:
+            if change.expect is None:
+                plain.append({"_id": change.id, **change.values, **release})
+                continue
+            cond = {
+                "_id": change.id,
+                "_desired": change.expect.desired,
+                "_hash": change.expect.payload_hash,
+            }
+            held.append({**cond, **change.values, **release})
+            moved.append({**cond, **(change.otherwise or {}), **release})
+        still = and_(
+            R.id == _bind("_id"),
+            R.desired == _bind("_desired"),
+            R.payload_hash.is_not_distinct_from(bindparam("_hash", type_=String())),
+        )
         with self._tx() as conn:
-            for group in _group_by_keys(rows):
-                keys = [k for k in group[0] if k != "_id"]
-                conn.execute(
-                    update(sync_records)
-                    .where(R.id == _bind("_id"))
-                    .values({k: _bind(k) for k in keys}),
-                    group,
-                )
+            _update_each(conn, plain, R.id == _bind("_id"))
+            _update_each(conn, moved, and_(R.id == _bind("_id"), ~still))
+            _update_each(conn, held, still)
 
     def _claim_prefix(self) -> str:
         return f"{socket.gethostname()[:30]}:{os.getpid()}:{self._instance}."
@@ -811,53 +824,54 @@ def _pid_gone(pid: int | None) -> bool:
     return False
 
 
+def _unsettle(conn: Connection, row_ids: Sequence[int], now: datetime) -> None:
+    """Put back in the queue rows that a decision made on a stale read left at rest.
+
+    The pull decides from rows read at the start of its transaction; a push answer committed
+    meanwhile (a create just applied) can make "skipped: never in the dialer" false. A row at
+    rest must agree with what the dialer holds (the table above transitions.AT_REST);
+    checked in the same transaction, after the writes, so no answer recorded before is missed
+    (and one recorded after is compare-and-set against the new desired state).
+    """
+    for part in _chunks(list(row_ids)):
+        conn.execute(
+            update(sync_records)
+            .where(R.id.in_(part), R.status.in_(transitions.AT_REST), ~_at_rest_consistent())
+            .values(status=Status.PENDING, next_attempt_at=None, updated_at=now)
+        )
+
+
+def _at_rest_consistent() -> Any:
+    """A row at rest that agrees with what the dialer holds (see transitions.AT_REST)."""
+    return or_(
+        and_(
+            R.status == Status.SYNCED,
+            R.desired == "present",
+            R.record_id.is_not(None),
+            R.sent_hash == R.payload_hash,
+        ),
+        and_(
+            R.status.in_([Status.SKIPPED, Status.REMOVED]),
+            R.record_id.is_(None),
+            or_(R.inflight.is_(None), R.inflight != "create"),
+        ),
+        R.status == Status.REJECTED,
+    )
+
+
+def _update_each(conn: Connection, rows: Sequence[dict[str, Any]], where: Any) -> None:
+    """One executemany per set of columns; ``_``-prefixed keys are the condition's values."""
+    for group in _group_by_keys(rows):
+        keys = [k for k in group[0] if not k.startswith("_")]
+        conn.execute(update(sync_records).where(where).values({k: _bind(k) for k in keys}), group)
+
+
 def _group_by_keys(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """executemany needs every dict of one call to have the same keys."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(sorted(row)), []).append(row)
     return list(groups.values())
-
-
-def _values_for(
-    verdict: Verdict, row: RowState | None, want: Desired, run_id: int | None, now: datetime
-) -> dict[str, Any]:
-    values: dict[str, Any] = {"updated_at": now, "last_seen_run": run_id}
-    if want.modstamp is not None:
-        values["source_modstamp"] = want.modstamp
-    if verdict is Verdict.WAITING:
-        return values
-    if verdict is Verdict.UNCHANGED:
-        if row is not None and row.source_modstamp == want.modstamp and not want.force:
-            return values  # a lookback re-read: leave the row as it is
-        values.update(
-            status=Status.SYNCED if want.present else row.status if row else Status.SKIPPED,
-            desired="present" if want.present else "absent",
-            payload=want.payload,
-            payload_hash=want.payload_hash,
-            reason_code=None if want.present else want.reason_code,
-            reason_message=None if want.present else want.reason_message,
-            next_attempt_at=None,
-            attempts=0,
-        )
-        return values
-    values.update(
-        desired="present" if want.present else "absent",
-        payload=want.payload,
-        payload_hash=want.payload_hash,
-        next_attempt_at=None,
-        attempts=0,
-        reason_code=want.reason_code,
-        reason_message=want.reason_message,
-    )
-    if want.force:
-        values["sent_hash"] = None
-    if verdict is Verdict.SKIP:
-        removed = row is not None and row.status == Status.REMOVED
-        values["status"] = Status.REMOVED if removed else Status.SKIPPED
-    else:
-        values["status"] = Status.PENDING
-    return values
 
 
 def open_store(url: str, *, clock: Clock = utcnow, auto_migrate: bool = True) -> SyncStore:
