@@ -154,3 +154,20 @@ def test_an_opt_out_pulled_while_its_create_is_in_flight_is_removed(
         worker_a.close()
         worker_b.close()
     assert set(ours(sandboxes)) == set(ids[1:])
+
+
+def test_a_second_edit_in_the_same_second_is_sent(sandboxes: Sandboxes, db_url: str) -> None:
+    sf = sandboxes.salesforce
+    start = datetime.now(UTC) - timedelta(seconds=60)
+    ids = sf.insert_many([person(i) for i in range(2)], stamp=start)
+    run(sandboxes, db_url)
+    same_second = start + timedelta(seconds=20)
+    sf.update(ids[0], {"LastName": "First"}, stamp=same_second)
+    run(sandboxes, db_url)
+    assert ours(sandboxes)[ids[0]]["last_name"] == "First"
+    sf.update(ids[0], {"LastName": "Second"}, stamp=same_second)
+    sf.update(ids[1], {"DoNotCall": True}, stamp=start)  # the stamp it was synced with
+    run(sandboxes, db_url)
+    listed = ours(sandboxes)
+    assert listed[ids[0]]["last_name"] == "Second"
+    assert ids[1] not in listed

@@ -70,9 +70,16 @@ def decide(row: RowState | None, want: Desired) -> Verdict:
     """The single rule of the sync table; see tests/unit/test_decide.py."""
     if row is None:
         return Verdict.CREATE if want.present else Verdict.SKIP
-    if not want.force and want.modstamp is not None and row.source_modstamp == want.modstamp:
+    if (
+        not want.force
+        and want.modstamp is not None
+        and row.source_modstamp == want.modstamp
+        and _same_desire(row, want)
+    ):
         # Seen already (the lookback re-reads a window): nothing new to decide. A rejected
-        # record is retried only when its contact changes (a new modstamp) or on resync.
+        # record is retried only when its contact changes or on resync. SystemModstamp has
+        # one-second precision, so an equal stamp alone does not mean "seen": two edits in one
+        # second share it, and the content tells them apart.
         return Verdict.UNCHANGED if row.status not in ACTIVE else Verdict.WAITING
     maybe_in_dialer = row.record_id is not None or row.inflight == "create"
     if not want.present:
@@ -95,3 +102,9 @@ def decide(row: RowState | None, want: Desired) -> Verdict:
     ):
         return Verdict.WAITING
     return Verdict.UPDATE
+
+
+def _same_desire(row: RowState, want: Desired) -> bool:
+    if want.present:
+        return row.desired == "present" and row.payload_hash == want.payload_hash
+    return row.desired == "absent"
