@@ -72,6 +72,9 @@ class RunReport:
     reconciled: bool = False
     # Destinations that failed this run (the others went on): name -> reason.
     failed: dict[str, str] = field(default_factory=dict)
+    # Rows the dialer is not known to hold as wanted when the run ended (queued for a retry,
+    # or a create whose answer was lost): the list is not converged yet.
+    unsettled: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {name: int(self.counts.get(name, 0)) for name in RUN_COUNTERS}
@@ -244,6 +247,12 @@ class SyncEngine:
             self.observer.run_finished(report, time.monotonic() - started, "failed")
             raise
         report.failed = {name: str(exc) for name, exc in self.failed.items()}
+        if kind not in ("push", "pull") and not dry_run:
+            report.unsettled = sum(
+                self.store.count_unsettled(d.name, d.target)
+                for d in self.destinations
+                if key(d) not in self.failed
+            )
         if run_id is not None:
             status = "partial" if report.failed else "ok"
             error = "; ".join(report.failed.values()) or None
@@ -382,7 +391,9 @@ class SyncEngine:
         self, report: RunReport, dest: Destination, wants: Sequence[Desired], dry_run: bool
     ) -> None:
         verdicts = self.store.apply(dest.name, dest.target, wants, report.run_id, dry_run=dry_run)
-        report.counts["unchanged"] += verdicts[Verdict.UNCHANGED] + verdicts[Verdict.WAITING]
+        # WAITING rows are queued (a backoff, a create whose answer was lost): not unchanged.
+        report.counts["unchanged"] += verdicts[Verdict.UNCHANGED]
+        report.counts["retrying"] += verdicts[Verdict.WAITING]
         report.counts["skipped"] += verdicts[Verdict.SKIP]
         if dry_run:
             report.counts["created"] += verdicts[Verdict.CREATE]
@@ -510,7 +521,11 @@ class SyncEngine:
         missing = self.store.forget_missing(dest.name, dest.target, seen, started)
         # A create the client gave up on (a timeout) may still land after this scan: only
         # creates sent longer ago than the destination's settle time are taken as never made.
+        # A list that refuses a second record with the same external id needs no wait: a
+        # create sent again is refused if the first one landed, and that record is adopted.
         grace = timedelta(seconds=float(getattr(dest, "settle_seconds", 0.0)))
+        if self.targets[key(dest)].unique_by_external_id:
+            grace = timedelta(0)
         settled = self.store.settle_uncertain_creates(dest.name, dest.target, started - grace)
         self.store.set_list_scanned(
             dest.name, dest.target, self.targets[key(dest)].unique_identifier_type

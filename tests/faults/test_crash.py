@@ -69,8 +69,10 @@ def test_sigkill_of_dialsync_sync_after_the_dialer_applied_a_create(
             for _ in range(6):  # restart, as cron or systemd would
                 cycles += 1
                 restart = procs.run("sync", "--json")
-                assert restart.returncode == 0, restart.stderr
+                # a run that leaves creates unconfirmed (within their grace) exits 1
+                assert restart.returncode in (0, 1), restart.stderr
                 if settled(box, db):
+                    assert restart.returncode == 0, restart.stderr
                     break
                 time.sleep(2)
         m = measure(box)

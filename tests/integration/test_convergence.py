@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from subprocess import Popen
 
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.server import Request, Response, SandboxServer
@@ -171,3 +173,73 @@ def test_a_second_edit_in_the_same_second_is_sent(sandboxes: Sandboxes, db_url: 
     listed = ours(sandboxes)
     assert listed[ids[0]]["last_name"] == "Second"
     assert ids[1] not in listed
+
+
+def test_creates_lost_in_a_crash_are_resent_at_once_on_an_external_id_list(
+    sandboxes: Sandboxes, db_url: str, tmp_path: Path
+) -> None:
+    """`dialsync sync` killed with creates in flight: on a list that refuses a second record
+    with the same external id, the rerun re-sends them at once (no settle wait), nothing is
+    duplicated, and a rerun that leaves contacts missing does not exit 0."""
+    from tests.integration.service import Processes, processes
+
+    assert sandboxes.unique_identifier_type == "EXTERNAL"
+    ids = sandboxes.salesforce.insert_many([person(i) for i in range(500)])
+    env = sandboxes.env(db_url)  # a 5 s timeout: creates would wait 10 s to settle
+    held: dict[str, Popen[bytes]] = {}
+
+    def die_before_it_arrives(
+        request: Request, original: Callable[[Request], Response]
+    ) -> Response:
+        # the process dies after marking the batch in flight, before the dialer got it
+        Processes.kill(held["p"])
+        return Response(0, drop=True)
+
+    with processes(env, tmp_path) as procs:
+        with intercept(
+            sandboxes.talkdesk.server, bulk("POST"), die_before_it_arrives, times=1
+        ) as killed:
+            held["p"] = procs.start("sync", name="sync-killed")
+            held["p"].wait(timeout=120)
+        assert killed
+        assert len(ours(sandboxes)) < len(ids)
+        rerun = procs.run("sync", "--json")
+        assert set(ours(sandboxes)) == set(ids), rerun.stderr[-2000:]
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+
+
+def test_a_rerun_that_cannot_settle_lost_creates_yet_does_not_exit_0(
+    db_url: str, tmp_path: Path
+) -> None:
+    """On a list that accepts duplicates, a lost create is settled only after its grace: until
+    then the rerun reports those rows as retrying (not unchanged) and exits non-zero."""
+    import json
+
+    from tests.integration.service import Processes, processes
+
+    with Sandboxes(tmp_path / "box", unique_identifier_type="NOTHING") as box:
+        ids = box.salesforce.insert_many([person(i) for i in range(300)])
+        # a 3 s timeout: a lost create is taken as never made 6 s after it was sent
+        env = {**box.env(db_url), "DIALSYNC_TALKDESK__TIMEOUT_SECONDS": "3"}
+        held: dict[str, Popen[bytes]] = {}
+
+        def die(request: Request, original: Callable[[Request], Response]) -> Response:
+            Processes.kill(held["p"])
+            return Response(0, drop=True)
+
+        with processes(env, tmp_path) as procs:
+            with intercept(box.talkdesk.server, bulk("POST"), die):
+                held["p"] = procs.start("sync", name="sync-killed")
+                held["p"].wait(timeout=120)
+            missing = len(ids) - len(ours(box))
+            assert missing > 0
+            rerun = procs.run("sync", "--json")
+            counts = json.loads(rerun.stdout.strip().splitlines()[-1])
+            assert len(ours(box)) < len(ids)  # still within the grace: not a success
+            assert rerun.returncode == 1, rerun.stderr[-2000:]
+            # the rows whose create is unconfirmed are retrying, not "unchanged"
+            assert counts["retrying"] >= len(ids) - len(ours(box))
+            time.sleep(6.5)  # past the grace
+            final = procs.run("sync", "--json")
+            assert final.returncode == 0, final.stderr[-2000:]
+        assert set(ours(box)) == set(ids)

@@ -764,6 +764,18 @@ class SyncStore:
             )
             return {(d, li): (int(a), int(b)) for d, li, a, b in rows}
 
+    def count_unsettled(self, destination: str, list_id: str) -> int:
+        """Rows the dialer is not known to hold as wanted: queued (due or waiting for their
+        backoff) or a create in flight whose answer was never recorded."""
+        return self._count(
+            R.destination == destination,
+            R.list_id == list_id,
+            or_(
+                R.status.in_([Status.PENDING, Status.RETRYING]),
+                and_(R.inflight == "create", R.record_id.is_(None)),
+            ),
+        )
+
     def count_due(self, destination: str, list_id: str) -> int:
         now = self.clock()
         return self._count(
