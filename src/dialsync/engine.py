@@ -794,6 +794,7 @@ class SyncEngine:
         by_id = {r.external_id: r for r in rows}
         changes: list[transitions.Change] = []
         duplicates: list[tuple[WorkRow, ItemResult]] = []
+        clashed: list[WorkRow] = []
         answered = {res.external_id for res in results}
         done = {"create": "created", "update": "updated", "delete": "deleted"}[op]
         for res in results:
@@ -815,6 +816,8 @@ class SyncEngine:
                     changes.append(transitions.removed(was))
                 else:
                     changes.append(transitions.vanished(was))
+            elif res.outcome is Outcome.DUPLICATE and op == "update":
+                clashed.append(row)
             elif res.outcome is Outcome.DUPLICATE:
                 duplicates.append((row, res))
             elif res.outcome in (Outcome.UNKNOWN, Outcome.TRANSIENT) or op == "delete":
@@ -839,8 +842,44 @@ class SyncEngine:
                 changes.append(self._failed(row, "UNKNOWN", None, Outcome.UNKNOWN, op))
                 report.counts["retrying"] += 1
         self.store.record(changes)
+        if op != "create" and any(res.outcome is Outcome.OK for res in results):
+            # a record changed or went: it may have held what refused a blocked row
+            self.store.unblock(dest.name, dest.target)
+        if clashed:
+            self._recreate(report, dest, clashed)
         if duplicates:
             self._resolve_duplicates(report, dest, duplicates)
+
+    def _recreate(self, report: RunReport, dest: Destination, rows: Sequence[WorkRow]) -> None:
+        """Updates refused because another record holds the new phone number. The old record
+        is stale (a number the contact no longer has), and when two contacts swap numbers each
+        is refused by the other's old record on every retry: removing the stale records and
+        creating them anew breaks that cycle (a create still refused is then blocked)."""
+        try:
+            results = dest.delete_records([str(r.record_id) for r in rows])
+        except TransientError as exc:
+            log.warning("%s: stale records not removed yet: %s", key(dest), exc)
+            results = []
+        gone = {res.record_id for res in results if res.outcome is Outcome.OK}
+        self.store.record(
+            [
+                transitions.recreate(sent(row))
+                if row.record_id in gone
+                else self._blocked(row, "PHONE_NUMBER_NOT_UNIQUE")
+                for row in rows
+            ]
+        )
+        if gone:
+            self.store.unblock(dest.name, dest.target)
+        report.counts["retrying"] += len(rows) - len(gone)
+
+    def _blocked(self, row: WorkRow, code: str | None) -> transitions.Change:
+        return transitions.blocked(
+            sent(row),
+            code=code,
+            message="the dialer holds another record with this external id or phone number",
+            next_attempt_at=self._next_attempt(17, None),  # the slow end of the backoff
+        )
 
     def _failed(
         self, row: WorkRow, code: str, message: str | None, outcome: Outcome, op: str
@@ -868,11 +907,7 @@ class SyncEngine:
         changes = [
             transitions.released(row.id)  # adopted: to be sent as an update
             if ids.get(row.external_id)
-            else transitions.rejected(
-                sent(row),
-                code=res.code,
-                message="the dialer holds another record with this external id or phone number",
-            )
+            else self._blocked(row, res.code)
             for row, res in duplicates
         ]
         report.counts["rejected"] += sum(1 for row, _ in duplicates if not ids.get(row.external_id))
@@ -887,6 +922,8 @@ class SyncEngine:
                 return
             done = {res.record_id for res in results if res.outcome is Outcome.OK}
             self.store.drop_orphans([oid for oid, rid in orphans if rid in done])
+            if done:
+                self.store.unblock(dest.name, dest.target)
             if len(done) < len(orphans):
                 log.warning(
                     "%s: %d duplicate records could not be removed",

@@ -243,3 +243,39 @@ def test_a_rerun_that_cannot_settle_lost_creates_yet_does_not_exit_0(
             final = procs.run("sync", "--json")
             assert final.returncode == 0, final.stderr[-2000:]
         assert set(ours(box)) == set(ids)
+
+
+def phones_of(record: dict[str, object]) -> set[str]:
+    return {p["phone_number"] for p in record["phone_numbers"]}  # type: ignore[attr-defined]
+
+
+def test_phone_clash_is_retried_when_the_holder_changes_and_swaps_resolve(
+    db_url: str, tmp_path: Path
+) -> None:
+    with Sandboxes(tmp_path / "box", unique_identifier_type="PHONE_NUMBER") as box:
+        sf = box.salesforce
+        start = datetime.now(UTC) - timedelta(seconds=60)
+        a, b, c = sf.insert_many(
+            [
+                person(1, MobilePhone="(415) 201-0001"),
+                person(2, MobilePhone="(415) 201-0002"),
+                person(3, MobilePhone="(415) 201-0001"),  # A's number: refused
+            ],
+            stamp=start,
+        )
+        run(box, db_url)
+        assert set(ours(box)) == {a, b}
+        # the holder changes number: the refused contact gets in, in the same sync
+        sf.update(a, {"MobilePhone": "(415) 201-0003"}, stamp=start + timedelta(seconds=10))
+        run(box, db_url)
+        listed = ours(box)
+        assert set(listed) == {a, b, c}
+        assert phones_of(listed[c]) == {"+14152010001"}
+        # two contacts swap numbers: each clashes with the other's old record
+        sf.update(a, {"MobilePhone": "(415) 201-0002"}, stamp=start + timedelta(seconds=20))
+        sf.update(b, {"MobilePhone": "(415) 201-0003"}, stamp=start + timedelta(seconds=20))
+        run(box, db_url)
+        listed = ours(box)
+        assert set(listed) == {a, b, c}
+        assert phones_of(listed[a]) == {"+14152010002"}
+        assert phones_of(listed[b]) == {"+14152010003"}

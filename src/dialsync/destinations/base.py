@@ -18,7 +18,9 @@ class Outcome(StrEnum):
     OK = "ok"
     REJECTED = "rejected"  # refused for this record; code says why; retried when it changes
     NOT_FOUND = "not_found"  # an update or delete found no such record in the destination
-    DUPLICATE = "duplicate"  # a create clashed with an existing record (ours, maybe: adopt)
+    # a create clashed with an existing record (ours, maybe: adopt); or an update was refused
+    # because another record holds a value that must be unique (its phone number)
+    DUPLICATE = "duplicate"
     UNKNOWN = "unknown"  # the answer did not say: treat the write as uncertain
     TRANSIENT = "transient"  # failed for now; try later
 

@@ -187,6 +187,12 @@ class TalkdeskDestination:
             errors = [str(e) for e in (entry or {}).get("errors") or []]
             if entry is not None and not errors:
                 results.append(ItemResult(item.external_id, Outcome.OK, item.record_id))
+            elif DUPLICATE_CODES.intersection(errors):
+                # another record holds the new phone number: the engine breaks the clash
+                code = next(e for e in errors if e in DUPLICATE_CODES)
+                results.append(
+                    ItemResult(item.external_id, Outcome.DUPLICATE, item.record_id, code=code)
+                )
             elif self._record_exists(item.record_id):
                 code = errors[0] if errors else "OTHER"
                 results.append(

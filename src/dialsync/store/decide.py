@@ -16,6 +16,9 @@ class Status(StrEnum):
     PENDING = "pending"
     RETRYING = "retrying"
     REJECTED = "rejected"
+    # Refused because another record holds its phone number or external id: retried when a
+    # record of that list changes or goes (the holder may have), and on a slow backoff.
+    BLOCKED = "blocked"
     SKIPPED = "skipped"
     REMOVED = "removed"
     # Found in the dialer by a list scan, not yet matched to a contact: never pushed until the

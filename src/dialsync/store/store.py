@@ -740,7 +740,9 @@ class SyncStore:
                     R.updated_at,
                     and_(R.desired == "absent", R.record_id.is_not(None)).label("must_remove"),
                 )
-                .where(R.status.in_([Status.REJECTED, Status.SKIPPED, Status.RETRYING]))
+                .where(
+                    R.status.in_([Status.REJECTED, Status.BLOCKED, Status.SKIPPED, Status.RETRYING])
+                )
                 .order_by(R.status, R.external_id)
                 .limit(limit)
             )
@@ -763,6 +765,23 @@ class SyncStore:
                 .group_by(R.destination, R.list_id)
             )
             return {(d, li): (int(a), int(b)) for d, li, a, b in rows}
+
+    def unblock(self, destination: str, list_id: str) -> int:
+        """A record of this list changed or went: rows refused because another record held
+        their phone number or external id are due now (that record may have been it)."""
+        now = self.clock()
+        with self._tx() as conn:
+            result = conn.execute(
+                update(sync_records)
+                .where(
+                    R.destination == destination,
+                    R.list_id == list_id,
+                    R.status == Status.BLOCKED,
+                    R.next_attempt_at > now,
+                )
+                .values(next_attempt_at=now)
+            )
+            return int(result.rowcount or 0)
 
     def count_unsettled(self, destination: str, list_id: str) -> int:
         """Rows the dialer is not known to hold as wanted: queued (due or waiting for their
@@ -788,9 +807,12 @@ class SyncStore:
 def _is_due(now: datetime) -> Any:
     """Pending, or retrying and its time has come. Written as one IN on the indexed status
     (pending rows carry no next attempt time) so the index answers it at any table size."""
-    return and_(
-        R.status.in_([Status.PENDING, Status.RETRYING]),
-        or_(R.next_attempt_at.is_(None), R.next_attempt_at <= now),
+    return or_(
+        and_(
+            R.status.in_([Status.PENDING, Status.RETRYING]),
+            or_(R.next_attempt_at.is_(None), R.next_attempt_at <= now),
+        ),
+        and_(R.status == Status.BLOCKED, R.next_attempt_at <= now),
     )
 
 
@@ -867,7 +889,7 @@ def _at_rest_consistent() -> Any:
             R.record_id.is_(None),
             or_(R.inflight.is_(None), R.inflight != "create"),
         ),
-        R.status == Status.REJECTED,
+        R.status.in_([Status.REJECTED, Status.BLOCKED]),
     )
 
 

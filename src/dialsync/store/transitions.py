@@ -47,7 +47,9 @@ class Change:
 #   skipped, removed  no record id and no create in flight
 #   rejected          the dialer refused the payload (retried when the contact changes)
 # A row that breaks this is due again (store._unsettle, after each pull, in SQL).
-AT_REST = (Status.SYNCED, Status.SKIPPED, Status.REMOVED, Status.REJECTED)
+#   blocked           as rejected, refused because of another record; due again at its
+#                     (slow) next attempt, or as soon as a record of the list changes
+AT_REST = (Status.SYNCED, Status.SKIPPED, Status.REMOVED, Status.REJECTED, Status.BLOCKED)
 
 _STILL_DUE = {"status": Status.PENDING, "next_attempt_at": None}
 
@@ -138,6 +140,33 @@ def rejected(row: Sent, *, code: str | None, message: str) -> Change:
         },
         expect=row,
         otherwise={"inflight": None},
+    )
+
+
+def blocked(row: Sent, *, code: str | None, message: str, next_attempt_at: datetime) -> Change:
+    """Refused because another record holds its phone number or external id. Not terminal:
+    the holder may change number, opt out or go; see SyncStore.unblock."""
+    return Change(
+        row.id,
+        {
+            "status": Status.BLOCKED,
+            "inflight": None,
+            "attempts": row.attempts + 1,
+            "reason_code": code or "OTHER",
+            "reason_message": message[:500] or None,
+            "next_attempt_at": next_attempt_at,
+        },
+        expect=row,
+        otherwise={"inflight": None},
+    )
+
+
+def recreate(row: Sent) -> Change:
+    """Its stale record was deleted to break a clash (two contacts swapping numbers, each
+    refused by the other's old record): create it anew."""
+    return Change(
+        row.id,
+        {"record_id": None, "sent_hash": None, "inflight": None, "attempts": 0, **_STILL_DUE},
     )
 
 
