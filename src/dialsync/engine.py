@@ -496,17 +496,18 @@ class SyncEngine:
 
     def _prepare_one(self, report: RunReport, dest: Destination, force_scan: bool) -> None:
         info = self.targets[key(dest)]
-        first_use = not self.store.list_scanned(dest.name, dest.target)
+        scanned, others = self.store.list_others(dest.name, dest.target)
         uncertain = self.store.uncertain_creates(dest.name, dest.target)
         ours = self.store.count_in_dialer(dest.name, dest.target)
         # A list this table has never seen may hold our records already (a lost state DB,
-        # a previous tool); a create whose answer was lost may have happened; a list
-        # holding fewer records than we put there was edited by hand.
-        shrunk = info.records_count is not None and info.records_count < ours
-        if force_scan or uncertain or shrunk or (first_use and info.records_count != 0):
+        # a previous tool); a create whose answer was lost may have happened; a list whose
+        # count is not ours plus the other providers' records at the last scan was edited by
+        # hand (records of ours removed, maybe while others were added).
+        edited = info.records_count is not None and info.records_count != ours + (others or 0)
+        if force_scan or uncertain or edited or (not scanned and info.records_count != 0):
             self._scan(report, dest)
-        elif first_use:
-            self.store.set_list_scanned(dest.name, dest.target, info.unique_identifier_type)
+        elif not scanned:
+            self.store.set_list_scanned(dest.name, dest.target, info.unique_identifier_type, 0)
 
     def _scan(self, report: RunReport, dest: Destination) -> None:
         started = self.clock()
@@ -527,9 +528,15 @@ class SyncEngine:
         if self.targets[key(dest)].unique_by_external_id:
             grace = timedelta(0)
         settled = self.store.settle_uncertain_creates(dest.name, dest.target, started - grace)
-        self.store.set_list_scanned(
-            dest.name, dest.target, self.targets[key(dest)].unique_identifier_type
+        # The list's count now, less ours: the other providers' records, against which the
+        # next runs' counts tell whether someone edited the list by hand.
+        info = self.targets[key(dest)] = dest.open()
+        others = (
+            None
+            if info.records_count is None
+            else max(0, info.records_count - self.store.count_in_dialer(dest.name, dest.target))
         )
+        self.store.set_list_scanned(dest.name, dest.target, info.unique_identifier_type, others)
         self._scanned.add(key(dest))
         log.info(
             "%s: list scanned: %d adopted, %d duplicates, %d unknown, %d removed by hand, "

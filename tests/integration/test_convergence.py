@@ -279,3 +279,34 @@ def test_phone_clash_is_retried_when_the_holder_changes_and_swaps_resolve(
         assert set(listed) == {a, b, c}
         assert phones_of(listed[a]) == {"+14152010002"}
         assert phones_of(listed[b]) == {"+14152010003"}
+
+
+def other_provider(n: int) -> dict[str, object]:
+    return {
+        "first_name": f"Csv{n}",
+        "last_name": "Upload",
+        "phone_numbers": [{"phone_number": f"+1415555{n:04d}", "phone_type": "HOME"}],
+        "external_provider": "csv",
+        "external_id": f"csv-{n}",
+    }
+
+
+def test_records_removed_by_hand_are_restored_when_other_providers_share_the_list(
+    sandboxes: Sandboxes, db_url: str
+) -> None:
+    sf, td = sandboxes.salesforce, sandboxes.talkdesk
+    for n in range(3):
+        td.add_record(sandboxes.list_id, other_provider(n))
+    ids = sf.insert_many([person(i) for i in range(5)])
+    run(sandboxes, db_url)
+    assert set(ours(sandboxes)) == set(ids)
+    # two of ours removed by hand, three records of another provider added: the list holds
+    # more records than ours, as it always did (a removal exactly offset by additions is left
+    # to the full reconciliation, which compares every record)
+    for cid in ids[:2]:
+        td.remove_record(sandboxes.list_id, ours(sandboxes)[cid]["id"])
+    for n in range(3, 6):
+        td.add_record(sandboxes.list_id, other_provider(n))
+    run(sandboxes, db_url)
+    assert set(ours(sandboxes)) == set(ids)
+    assert len(td.records(sandboxes.list_id)) == len(ids) + 6  # the others untouched

@@ -607,15 +607,27 @@ class SyncStore:
 
     # -- list state, cursor ----------------------------------------------------------------
     def list_scanned(self, destination: str, list_id: str) -> bool:
+        return self.list_others(destination, list_id)[0]
+
+    def list_others(self, destination: str, list_id: str) -> tuple[bool, int | None]:
+        """(scanned ever, records of other providers at the last scan, when known)."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(list_state.c.scanned_at).where(
+                select(list_state.c.scanned_at, list_state.c.others_count).where(
                     list_state.c.destination == destination, list_state.c.list_id == list_id
                 )
             ).first()
-            return row is not None and row.scanned_at is not None
+            if row is None:
+                return False, None
+            return row.scanned_at is not None, row.others_count
 
-    def set_list_scanned(self, destination: str, list_id: str, unique_type: str | None) -> None:
+    def set_list_scanned(
+        self,
+        destination: str,
+        list_id: str,
+        unique_type: str | None,
+        others: int | None = None,
+    ) -> None:
         with self._tx() as conn:
             conn.execute(
                 delete(list_state).where(
@@ -628,6 +640,7 @@ class SyncStore:
                     list_id=list_id,
                     scanned_at=self.clock(),
                     unique_identifier_type=unique_type,
+                    others_count=others,
                 )
             )
 
