@@ -443,28 +443,33 @@ class SyncEngine:
         report.reconciled = True
 
     def _sweep(self, report: RunReport) -> None:
+        """Rows a full pass did not see. A contact edited after the window's end (or created
+        meanwhile) is unseen too: each is confirmed by Id before its record is removed."""
         assert report.run_id is not None
+        unseen: set[str] = set()
         for dest in self.destinations:
-            gone = self.store.unseen_ids(dest.name, dest.target, report.run_id)
-            if gone:
-                log.info(
-                    "%s: %d records have no contact in Salesforce any more", dest.name, len(gone)
-                )
-                self._apply(
-                    report,
-                    dest,
-                    [
-                        Desired(
-                            i,
-                            None,
-                            False,
-                            reason_code=SkipReason.NOT_IN_SALESFORCE.value,
-                            reason_message="no such contact in Salesforce",
-                        )
-                        for i in gone
-                    ],
-                    False,
-                )
+            unseen.update(self.store.unseen_ids(dest.name, dest.target, report.run_id))
+        if unseen:
+            self._confirm(report, sorted(unseen))
+
+    def _confirm(self, report: RunReport, ids: list[str]) -> None:
+        """Re-read these contacts by Id: those Salesforce returns are decided as any pulled
+        contact (within SOQL_WHERE or not), the others are gone."""
+        from dialsync.salesforce_ids import is_valid_id
+
+        assert self._fields is not None
+        valid = [i for i in ids if is_valid_id(i)]
+        scope = set(self._scope_of(valid)) if self.options.scoped else None
+        seen: set[str] = set()
+        for batch in chunked(self.source.by_ids(self._fields, valid), PULL_BATCH):
+            seen.update(c.id for c in batch)
+            self._ingest(report, batch, scope, force=False)
+        gone = [i for i in ids if i not in seen]
+        if gone:
+            log.info("%d records have no contact in Salesforce any more", len(gone))
+            self._absent(
+                report, gone, SkipReason.NOT_IN_SALESFORCE, "no such contact in Salesforce"
+            )
 
     def _refresh(self, report: RunReport, ids: list[str], *, force: bool) -> None:
         """Re-read contacts by Id; Ids Salesforce does not return are gone."""

@@ -310,3 +310,29 @@ def test_records_removed_by_hand_are_restored_when_other_providers_share_the_lis
     run(sandboxes, db_url)
     assert set(ours(sandboxes)) == set(ids)
     assert len(td.records(sandboxes.list_id)) == len(ids) + 6  # the others untouched
+
+
+def test_a_full_pass_keeps_a_contact_edited_while_it_runs(
+    sandboxes: Sandboxes, db_url: str
+) -> None:
+    """A contact edited after the window's end is not in the window: it is not gone."""
+    sf = sandboxes.salesforce
+    ids = sf.insert_many(
+        [person(i) for i in range(5)], stamp=datetime.now(UTC) - timedelta(seconds=60)
+    )
+    run(sandboxes, db_url)
+    before = ours(sandboxes)[ids[0]]["id"]
+
+    def edit_first(request: Request, original: Callable[[Request], Response]) -> Response:
+        later = datetime.now(UTC) + timedelta(seconds=5)  # after the window's end
+        sf.update(ids[0], {"Title": "Edited meanwhile"}, stamp=later)
+        return original(request)
+
+    def window_query(request: Request) -> bool:
+        return "/query" in request.path and "SystemModstamp" in (request.arg("q") or "")
+
+    with intercept(sf.server, window_query, edit_first):
+        run(sandboxes, db_url, full=True)
+    listed = ours(sandboxes)
+    assert set(listed) == set(ids)
+    assert listed[ids[0]]["id"] == before  # never removed and created anew
