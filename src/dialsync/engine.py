@@ -134,6 +134,13 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
+def _noting(dest: Destination, seen: set[str]) -> Iterator[tuple[str, str]]:
+    """The list's records of ours, noting each external id in ``seen``."""
+    for external_id, record_id in dest.scan():
+        seen.add(external_id)
+        yield external_id, record_id
+
+
 def canonical(payload: dict[str, Any]) -> tuple[str, str]:
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text, hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -515,27 +522,39 @@ class SyncEngine:
             self.store.set_list_scanned(dest.name, dest.target, info.unique_identifier_type, 0)
 
     def _scan(self, report: RunReport, dest: Destination) -> None:
-        started = self.clock()
-        seen: set[str] = set()
-
-        def remote() -> Iterator[tuple[str, str]]:
-            for external_id, record_id in dest.scan():
-                seen.add(external_id)
-                yield external_id, record_id
-
-        adopted, duplicates, unknown = self.store.adopt(dest.name, dest.target, remote())
-        missing = self.store.forget_missing(dest.name, dest.target, seen, started)
-        # A create the client gave up on (a timeout) may still land after this scan: only
-        # creates sent longer ago than the destination's settle time are taken as never made.
-        # A list that refuses a second record with the same external id needs no wait: a
-        # create sent again is refused if the first one landed, and that record is adopted.
-        grace = timedelta(seconds=float(getattr(dest, "settle_seconds", 0.0)))
-        if self.targets[key(dest)].unique_by_external_id:
-            grace = timedelta(0)
-        settled = self.store.settle_uncertain_creates(dest.name, dest.target, started - grace)
-        # The list's count now, less ours: the other providers' records, against which the
+        # Pages are numbered: a record added or removed while the list is paged shifts the
+        # pages after it, so a record can be missed. What a scan found is true (adopted), but
+        # what it did not find is trusted only when the list's count did not move meanwhile;
+        # else it is scanned once more, and if that one overlaps writes too, "not found"
+        # concludes nothing this run (a later scan settles it).
+        adopted = duplicates = 0
+        unknown: list[str] = []
+        for _ in range(2):
+            before = dest.open().records_count
+            started = self.clock()
+            seen: set[str] = set()
+            found, dupes, new = self.store.adopt(dest.name, dest.target, _noting(dest, seen))
+            adopted, duplicates = adopted + found, duplicates + dupes
+            unknown += new
+            info = self.targets[key(dest)] = dest.open()
+            trusted = before is None or info.records_count == before
+            if trusted:
+                break
+            log.info("%s: the list changed while it was scanned", key(dest))
+        missing = settled = 0
+        if trusted:
+            missing = self.store.forget_missing(dest.name, dest.target, seen, started)
+            # A create the client gave up on (a timeout) may still land after this scan:
+            # only creates sent longer ago than the destination's settle time are taken as
+            # never made. A list that refuses a second record with the same external id
+            # needs no wait: a create sent again is refused if the first one landed, and
+            # that record is adopted.
+            grace = timedelta(seconds=float(getattr(dest, "settle_seconds", 0.0)))
+            if info.unique_by_external_id:
+                grace = timedelta(0)
+            settled = self.store.settle_uncertain_creates(dest.name, dest.target, started - grace)
+        # The list's count, less ours: the other providers' records, against which the
         # next runs' counts tell whether someone edited the list by hand.
-        info = self.targets[key(dest)] = dest.open()
         others = (
             None
             if info.records_count is None

@@ -336,3 +336,37 @@ def test_a_full_pass_keeps_a_contact_edited_while_it_runs(
     listed = ours(sandboxes)
     assert set(listed) == set(ids)
     assert listed[ids[0]]["id"] == before  # never removed and created anew
+
+
+def test_a_list_scan_that_overlaps_a_removal_draws_no_wrong_conclusion(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Pages are numbered: a record removed while the list is paged shifts the next page, and
+    the record that slid onto the page already read is never seen. Taking it as removed by
+    hand would create it again: a duplicate on a list that accepts them."""
+    with Sandboxes(tmp_path / "box", unique_identifier_type="NOTHING") as box:
+        td = box.talkdesk
+        ids = box.salesforce.insert_many([person(i) for i in range(150)])
+        run(box, db_url)
+        by_order = [r["id"] for r in td.records(box.list_id)]
+        td.remove_record(box.list_id, by_order[0])  # by hand: the next run scans the list
+
+        def first_page(request: Request) -> bool:
+            return (
+                request.method == "GET"
+                and request.path.endswith("/records")
+                and request.arg("page") in (None, "1")
+            )
+
+        def remove_while_paging(
+            request: Request, original: Callable[[Request], Response]
+        ) -> Response:
+            response = original(request)
+            td.remove_record(box.list_id, by_order[1])  # by hand, while the scan pages
+            return response
+
+        with intercept(td.server, first_page, remove_while_paging) as paged:
+            run(box, db_url)
+        assert paged
+        run(box, db_url)
+        assert set(ours(box)) == set(ids)  # ours() fails on a duplicate
