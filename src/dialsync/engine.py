@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from dialsync.destinations.base import Destination, ItemResult, Outcome, TargetInfo, WriteItem
+from dialsync.destinations.base import (
+    ContentScan,
+    Destination,
+    ItemResult,
+    Outcome,
+    TargetInfo,
+    WriteItem,
+)
 from dialsync.destinations.http import RequestRefused
 from dialsync.errors import AmbiguousWriteError, DialsyncError, TerminalError, TransientError
 from dialsync.mapping import CONTACT_FIELDS, MappingConfig, map_contact
@@ -134,11 +141,19 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def _noting(dest: Destination, seen: set[str]) -> Iterator[tuple[str, str]]:
-    """The list's records of ours, noting each external id in ``seen``."""
+def _noting(
+    dest: Destination, seen: set[str], contents: bool
+) -> Iterator[tuple[str, str, str | None]]:
+    """The list's records of ours, noting each external id in ``seen``; with ``contents``
+    (and a destination that reads them), each with the hash of its content."""
+    if contents and isinstance(dest, ContentScan):
+        for external_id, record_id, payload in dest.scan_contents():
+            seen.add(external_id)
+            yield external_id, record_id, canonical(payload)[1]
+        return
     for external_id, record_id in dest.scan():
         seen.add(external_id)
-        yield external_id, record_id
+        yield external_id, record_id, None
 
 
 def canonical(payload: dict[str, Any]) -> tuple[str, str]:
@@ -194,14 +209,11 @@ class SyncEngine:
         )
 
     def reconcile(self) -> RunReport:
-        """Compare every Salesforce Id with the table and the list; remove what is gone."""
-
-        def work(report: RunReport) -> None:
-            self._prepare(report, force_scan=True)
-            self._reconcile(report)
-            self._push(report, final=True)
-
-        return self._run("reconcile", work, False)
+        """The service's scheduled two-sided reconciliation, as `sync --full`: every record
+        of the list compared with what the table wants, every in-scope contact re-read (a
+        contact may enter SOQL_WHERE through a related record without a modstamp of its own),
+        unseen ones confirmed gone, and every difference sent."""
+        return self._run("reconcile", lambda report: self._cycle(report, True, False, False), False)
 
     def pull(self, *, full: bool = False) -> RunReport:
         """Service mode: read the window into the sync table and move the cursor; push tasks
@@ -310,7 +322,11 @@ class SyncEngine:
     # -- the cycle ---------------------------------------------------------------------------
     def _cycle(self, report: RunReport, full: bool, dry_run: bool, force: bool) -> None:
         if not dry_run:
-            self._prepare(report)
+            # A full pass is the two-sided reconciliation: every record of the list is
+            # compared with what the table wants (and the pull then re-reads every contact).
+            self._prepare(report, force_scan=full)
+            for dest in self.destinations if full else ():
+                self.store.unblock(dest.name, dest.target)
         cursor = self.store.get_cursor(CURSOR)
         incremental = cursor.modstamp is not None and not full
         # The window's end is fixed now; Salesforce stamps have one-second precision.
@@ -517,24 +533,27 @@ class SyncEngine:
         # hand (records of ours removed, maybe while others were added).
         edited = info.records_count is not None and info.records_count != ours + (others or 0)
         if force_scan or uncertain or edited or (not scanned and info.records_count != 0):
-            self._scan(report, dest)
+            # a forced scan (the full reconciliation) compares every record's content too
+            self._scan(report, dest, contents=force_scan)
         elif not scanned:
             self.store.set_list_scanned(dest.name, dest.target, info.unique_identifier_type, 0)
 
-    def _scan(self, report: RunReport, dest: Destination) -> None:
+    def _scan(self, report: RunReport, dest: Destination, contents: bool = False) -> None:
         # Pages are numbered: a record added or removed while the list is paged shifts the
         # pages after it, so a record can be missed. What a scan found is true (adopted), but
         # what it did not find is trusted only when the list's count did not move meanwhile;
         # else it is scanned once more, and if that one overlaps writes too, "not found"
         # concludes nothing this run (a later scan settles it).
-        adopted = duplicates = 0
+        adopted = duplicates = edited = 0
         unknown: list[str] = []
         for _ in range(2):
             before = dest.open().records_count
             started = self.clock()
             seen: set[str] = set()
-            found, dupes, new = self.store.adopt(dest.name, dest.target, _noting(dest, seen))
-            adopted, duplicates = adopted + found, duplicates + dupes
+            found, dupes, new, changed = self.store.adopt(
+                dest.name, dest.target, _noting(dest, seen, contents)
+            )
+            adopted, duplicates, edited = adopted + found, duplicates + dupes, edited + changed
             unknown += new
             info = self.targets[key(dest)] = dest.open()
             trusted = before is None or info.records_count == before
@@ -564,12 +583,13 @@ class SyncEngine:
         self._scanned.add(key(dest))
         log.info(
             "%s: list scanned: %d adopted, %d duplicates, %d unknown, %d removed by hand, "
-            "%d creates never applied",
+            "%d edited by hand, %d creates never applied",
             dest.name,
             adopted,
             duplicates,
             len(unknown),
             missing,
+            edited,
             settled,
         )
         if unknown and self.store.get_cursor(CURSOR).modstamp is not None:

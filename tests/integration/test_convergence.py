@@ -370,3 +370,41 @@ def test_a_list_scan_that_overlaps_a_removal_draws_no_wrong_conclusion(
         assert paged
         run(box, db_url)
         assert set(ours(box)) == set(ids)  # ours() fails on a duplicate
+
+
+def edit_by_hand(box: Sandboxes, record: dict[str, object], **changes: object) -> None:
+    """Change a record in the dialer's UI: same record id, other content."""
+    box.talkdesk.remove_record(box.list_id, str(record["id"]))
+    box.talkdesk.add_record(box.list_id, {**record, **changes})
+
+
+def test_sync_full_repairs_a_list_damaged_by_hand_in_every_way(db_url: str, tmp_path: Path) -> None:
+    with Sandboxes(tmp_path / "box", unique_identifier_type="NOTHING") as box:
+        sf, td = box.salesforce, box.talkdesk
+        start = datetime.now(UTC) - timedelta(seconds=60)
+        ids = sf.insert_many([person(i) for i in range(8)], stamp=start)
+        td.add_record(box.list_id, other_provider(1))
+        sf.update(ids[7], {"DoNotCall": True}, stamp=start + timedelta(seconds=5))
+        run(box, db_url)
+        clean = ours(box)
+        assert set(clean) == set(ids[:7])
+        # the damage, by hand in the dialer:
+        td.remove_record(box.list_id, clean[ids[0]]["id"])  # a record deleted
+        edit_by_hand(box, clean[ids[1]], last_name="Typo")  # edited: a name
+        edit_by_hand(  # edited: the number to call
+            box,
+            clean[ids[2]],
+            phone_numbers=[{"phone_number": "+14155550199", "phone_type": "MOBILE"}],
+        )
+        edit_by_hand(box, clean[ids[3]], timezone="Asia/Tokyo")  # edited: the calling window
+        td.add_record(box.list_id, {**clean[ids[4]], "id": None})  # duplicated
+        opted_out = {**clean[ids[5]], "id": None, "external_id": ids[7]}
+        td.add_record(box.list_id, opted_out)  # an opted-out contact re-added
+        run(box, db_url, full=True)
+        repaired = ours(box)  # fails on a duplicate
+        assert set(repaired) == set(ids[:7])
+        for cid in ids[:7]:
+            for field in ("first_name", "last_name", "phone_numbers", "timezone", "extra_data"):
+                assert repaired[cid].get(field) == clean[cid].get(field), (cid, field)
+        others = [r for r in td.records(box.list_id) if r["external_provider"] == "csv"]
+        assert len(others) == 1  # never touched

@@ -84,3 +84,14 @@ class Destination(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ContentScan(Protocol):
+    """A destination whose list scan also reads each record's content (Talkdesk): the full
+    reconciliation rewrites records edited by hand."""
+
+    def scan_contents(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """(external id, record id, the record in payload form) of every record of ours:
+        only the fields ``render()`` owns, so it equals the payload we sent when unchanged."""
+        ...

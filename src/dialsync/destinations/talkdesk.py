@@ -55,6 +55,31 @@ def render_record(record: DialerRecord) -> dict[str, Any]:
     return payload
 
 
+# The fields render_record writes; an optional one left out of a payload is absent or null.
+OWNED_FIELDS = (
+    "phone_numbers",
+    "first_name",
+    "last_name",
+    "external_provider",
+    "external_id",
+    "external_url",
+    "sync_external_id",
+    "extra_data",
+    "timezone",
+    "priority",
+)
+OPTIONAL_FIELDS = frozenset({"timezone", "priority"})
+
+
+def as_payload(record: dict[str, Any]) -> dict[str, Any]:
+    """A record of the list in the form render_record gives, to compare with what we sent."""
+    out = {name: record.get(name) for name in OWNED_FIELDS}
+    for name in OPTIONAL_FIELDS:
+        if out[name] is None:
+            del out[name]
+    return out
+
+
 class TalkdeskDestination:
     name = SYSTEM
     max_batch = BULK_LIMIT
@@ -256,6 +281,11 @@ class TalkdeskDestination:
     # -- reads -----------------------------------------------------------------------------
     def scan(self) -> Iterator[tuple[str, str]]:
         """Page the whole list by following ``_links.next`` (never computing page numbers)."""
+        for external_id, record_id, _ in self.scan_contents():
+            yield external_id, record_id
+
+    def scan_contents(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """As scan(), with each record in payload form (the fields render_record owns)."""
         url: str | None = f"{self._list_path}/records"
         params: dict[str, Any] | None = {"page": 1, "per_page": PAGE_SIZE}
         while url:
@@ -266,7 +296,7 @@ class TalkdeskDestination:
                     and record.get("external_id")
                     and record.get("id")
                 ):
-                    yield str(record["external_id"]), str(record["id"])
+                    yield str(record["external_id"]), str(record["id"]), as_payload(record)
             next_link = (body.get("_links") or {}).get("next") or {}
             url = next_link.get("href") if isinstance(next_link, dict) else None
             params = None

@@ -402,24 +402,29 @@ class SyncStore:
         )
 
     def adopt(
-        self, destination: str, list_id: str, remote: Iterable[tuple[str, str]]
-    ) -> tuple[int, int, list[str]]:
-        """Take over dialer records of ours found by a list scan: (external_id, record_id).
+        self,
+        destination: str,
+        list_id: str,
+        remote: Iterable[tuple[str, str, str | None]],
+    ) -> tuple[int, int, list[str], int]:
+        """Take over dialer records of ours found by a list scan: (external_id, record_id,
+        the hash of its content in payload form, or None when the scan did not read it).
 
-        Returns (adopted, duplicates, unknown external ids). The first record seen for an
-        external id is kept; any other becomes an orphan to delete. Uncertain creates are
-        settled: found means created, not found means never created.
+        Returns (adopted, duplicates, unknown external ids, edited). The record a row knows
+        is kept (else the first seen); any other record with its external id becomes an orphan
+        to delete. Uncertain creates are settled: found means created. A known record whose
+        content is not the payload the row wants was edited by hand: it is sent again.
         """
-        adopted = duplicates = 0
+        adopted = duplicates = edited = 0
         unknown: list[str] = []
         now = self.clock()
-        batch: list[tuple[str, str]] = []
+        batch: list[tuple[str, str, str | None]] = []
 
         def flush() -> None:
-            nonlocal adopted, duplicates
+            nonlocal adopted, duplicates, edited
             with self._tx() as conn:
-                known = self._rows(conn, destination, list_id, [e for e, _ in batch])
-                for external_id, record_id in batch:
+                known = self._rows(conn, destination, list_id, [e for e, _, _ in batch])
+                for external_id, record_id, content in batch:
                     row = known.get(external_id)
                     if row is None:
                         unknown.append(external_id)
@@ -476,7 +481,22 @@ class SyncStore:
                             None,
                         )
                     elif row.record_id == record_id:
-                        continue
+                        if (
+                            content is not None
+                            and row.desired == "present"
+                            and content != row.payload_hash
+                        ):
+                            edited += 1
+                            conn.execute(
+                                update(sync_records)
+                                .where(R.id == row.id)
+                                .values(
+                                    sent_hash=None,
+                                    status=Status.PENDING,
+                                    next_attempt_at=None,
+                                    updated_at=now,
+                                )
+                            )
                     else:
                         duplicates += 1
                         self._add_orphan(
@@ -490,7 +510,7 @@ class SyncStore:
                 flush()
         if batch:
             flush()
-        return adopted, duplicates, unknown
+        return adopted, duplicates, unknown, edited
 
     def settle_uncertain_creates(
         self, destination: str, list_id: str, scan_started: datetime
