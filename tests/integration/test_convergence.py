@@ -408,3 +408,19 @@ def test_sync_full_repairs_a_list_damaged_by_hand_in_every_way(db_url: str, tmp_
                 assert repaired[cid].get(field) == clean[cid].get(field), (cid, field)
         others = [r for r in td.records(box.list_id) if r["external_provider"] == "csv"]
         assert len(others) == 1  # never touched
+
+
+def test_an_update_clears_the_fields_the_mapping_no_longer_gives(
+    sandboxes: Sandboxes, db_url: str
+) -> None:
+    sf = sandboxes.salesforce
+    start = datetime.now(UTC) - timedelta(seconds=60)
+    (cid,) = sf.insert_many([person(1, MobilePhone="(415) 201-0005")], stamp=start)
+    run(sandboxes, db_url)
+    assert ours(sandboxes)[cid]["timezone"] == "America/Los_Angeles"
+    # its only phone becomes toll-free: no time zone can be told from it
+    sf.update(cid, {"MobilePhone": "(800) 555-0199"}, stamp=start + timedelta(seconds=10))
+    run(sandboxes, db_url)
+    record = ours(sandboxes)[cid]
+    assert phones_of(record) == {"+18005550199"}
+    assert record.get("timezone") is None

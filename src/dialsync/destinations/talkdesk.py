@@ -195,8 +195,17 @@ class TalkdeskDestination:
         return results
 
     def update(self, items: Sequence[WriteItem]) -> list[ItemResult]:
+        # "replace" sets only the keys given: an optional field the mapping no longer gives
+        # (a time zone once the only phone is toll-free) is cleared with an explicit null: the
+        # reference documents null as "absent" for priority; for the time zone it documents
+        # nothing, and our sandbox takes null as absent the same way (see
+        # shared/reference/talkdesk-record-lists.md).
         ops = [
-            {"op": "replace", "path": f"/records/{item.record_id}", "value": item.payload}
+            {
+                "op": "replace",
+                "path": f"/records/{item.record_id}",
+                "value": {**dict.fromkeys(sorted(OPTIONAL_FIELDS)), **(item.payload or {})},
+            }
             for item in items
         ]
         response = self.api.call(
