@@ -424,3 +424,17 @@ def test_an_update_clears_the_fields_the_mapping_no_longer_gives(
     record = ours(sandboxes)[cid]
     assert phones_of(record) == {"+18005550199"}
     assert record.get("timezone") is None
+
+
+def test_a_lookback_under_a_minute_is_refused_naming_the_setting(
+    sandboxes: Sandboxes, tmp_path: Path
+) -> None:
+    """getDeleted refuses a window under a minute (INVALID_REPLICATION_DATE): every sync in
+    the same minute would fail; the setting is refused at start instead."""
+    from tests.integration.test_cli import cli
+
+    env = {**sandboxes.env(), "DIALSYNC_SALESFORCE__LOOKBACK_SECONDS": "30"}
+    result = cli(["sync"], env, tmp_path)
+    assert result.returncode == 2
+    assert "DIALSYNC_SALESFORCE__LOOKBACK_SECONDS" in result.stderr
+    assert sandboxes.talkdesk.stats()["writes"] == 0
