@@ -438,3 +438,29 @@ def test_a_lookback_under_a_minute_is_refused_naming_the_setting(
     assert result.returncode == 2
     assert "DIALSYNC_SALESFORCE__LOOKBACK_SECONDS" in result.stderr
     assert sandboxes.talkdesk.stats()["writes"] == 0
+
+
+def test_a_contact_entering_the_scope_through_its_account_is_added_by_the_reconciliation(
+    sandboxes: Sandboxes, db_url: str
+) -> None:
+    from pydantic import SecretStr
+
+    from dialsync.settings import SalesforceSettings
+
+    sf = sandboxes.salesforce
+    scoped = SalesforceSettings(
+        login_url=sf.url,
+        client_id=sf.client_id,
+        client_secret=SecretStr(sf.client_secret),
+        soql_where="Account.Type = 'Customer'",
+    )
+    customer = sf.insert_account("Acme", "Customer")
+    prospect = sf.insert_account("Initech", "Prospect")
+    inside = sf.insert(person(1, AccountId=customer))
+    outside = sf.insert(person(2, AccountId=prospect))
+    run(sandboxes, db_url, settings={"salesforce": scoped})
+    assert set(ours(sandboxes)) == {inside}
+    # the account becomes a customer: its contact's own SystemModstamp does not move
+    sf.update_account(prospect, Type="Customer")
+    run(sandboxes, db_url, settings={"salesforce": scoped}, full=True)
+    assert set(ours(sandboxes)) == {inside, outside}
