@@ -192,6 +192,7 @@ class SyncEngine:
         self._strikes_lock = threading.Lock()
         self.failed: dict[str, DialsyncError] = {}
         self._pushing = True
+        self._full_pass = False  # the sweep after a full pass reads which rows it saw
         self.observer = Observer()
 
     # -- entry points ------------------------------------------------------------------------
@@ -334,6 +335,7 @@ class SyncEngine:
         start = cursor.modstamp - self.options.lookback if incremental and cursor.modstamp else None
         scope = set(self.source.ids(start)) if self.options.scoped else None
         high, high_id = cursor.modstamp, cursor.last_id
+        self._full_pass = not incremental
         assert self._fields is not None
         with self._background_push(report, enabled=not dry_run) as wake:
             for batch in chunked(self.source.window(self._fields, start, end), PULL_BATCH):
@@ -413,7 +415,14 @@ class SyncEngine:
     def _apply(
         self, report: RunReport, dest: Destination, wants: Sequence[Desired], dry_run: bool
     ) -> None:
-        verdicts = self.store.apply(dest.name, dest.target, wants, report.run_id, dry_run=dry_run)
+        verdicts = self.store.apply(
+            dest.name,
+            dest.target,
+            wants,
+            report.run_id,
+            dry_run=dry_run,
+            mark_seen=self._full_pass,
+        )
         # WAITING rows are queued (a backoff, a create whose answer was lost): not unchanged.
         report.counts["unchanged"] += verdicts[Verdict.UNCHANGED]
         report.counts["retrying"] += verdicts[Verdict.WAITING]

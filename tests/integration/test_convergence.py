@@ -464,3 +464,35 @@ def test_a_contact_entering_the_scope_through_its_account_is_added_by_the_reconc
     sf.update_account(prospect, Type="Customer")
     run(sandboxes, db_url, settings={"salesforce": scoped}, full=True)
     assert set(ours(sandboxes)) == {inside, outside}
+
+
+def test_a_quiet_cycle_rewrites_no_row_and_old_runs_are_pruned(
+    sandboxes: Sandboxes, db_url: str
+) -> None:
+    from sqlalchemy import select
+
+    from dialsync.store.tables import runs, sync_records
+
+    sf = sandboxes.salesforce
+    sf.insert_many([person(i) for i in range(20)])
+    run(sandboxes, db_url)
+
+    def written() -> dict[str, object]:
+        store = engine_for(sandboxes, db_url).store
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(sync_records.c.external_id, sync_records.c.updated_at))
+            return {r.external_id: r.updated_at for r in rows}
+
+    before = written()
+    time.sleep(0.01)  # so that a rewrite would show a later updated_at
+    run(sandboxes, db_url)  # the lookback re-reads all 20: none changed
+    assert written() == before
+
+    store = engine_for(sandboxes, db_url).store
+    store.runs_kept = 5
+    for _ in range(12):
+        store.finish_run(store.start_run("pull"), "ok", {})
+    with store.engine.connect() as conn:
+        kinds = [r.kind for r in conn.execute(select(runs.c.kind).order_by(runs.c.id))]
+    assert kinds.count("pull") == 5
+    assert "sync" in kinds  # the last run of each kind is kept

@@ -88,10 +88,16 @@ class Cursor:
     reconciled_at: datetime | None
 
 
+# Runs kept in the runs table: a service pulling every second records 86,400 a day. The last
+# run of each kind and status is always kept (`dialsync status`, the last-success gauge).
+RUNS_KEPT = 10_000
+
+
 class SyncStore:
-    def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
+    def __init__(self, engine: Engine, clock: Clock = utcnow, runs_kept: int = RUNS_KEPT) -> None:
         self.engine = engine
         self.clock = clock
+        self.runs_kept = runs_kept
         # Marks this store's claims, so a run can free those an earlier run left behind.
         self._instance = uuid.uuid4().hex[:8]
         # SQLite has one writer at a time, and threads of one process waiting on its busy
@@ -147,8 +153,13 @@ class SyncStore:
         run_id: int | None,
         *,
         dry_run: bool = False,
+        mark_seen: bool = True,
     ) -> Counter[Verdict]:
-        """Record what the contacts now imply; returns how many of each verdict."""
+        """Record what the contacts now imply; returns how many of each verdict.
+
+        A lookback re-read of a row whose state does not change writes nothing, unless
+        ``mark_seen`` (a full pass: the sweep reads which rows this run saw).
+        """
         verdicts: Counter[Verdict] = Counter()
         now = self.clock()
         with self._tx() as conn:
@@ -160,6 +171,8 @@ class SyncStore:
                 verdict = decide(row, want)
                 verdicts[verdict] += 1
                 if dry_run:
+                    continue
+                if row is not None and not mark_seen and transitions.reread(verdict, row, want):
                     continue
                 values = transitions.pulled(verdict, row, want, run_id, now)
                 if row is None:
@@ -702,7 +715,18 @@ class SyncStore:
             )
             key = result.inserted_primary_key
             assert key is not None
-            return int(key[0])
+            run_id = int(key[0])
+            self._prune_runs(conn, run_id)
+            return run_id
+
+    def _prune_runs(self, conn: Connection, newest: int) -> None:
+        """Drop runs older than the last ``runs_kept`` (by id: the primary key answers it)."""
+        if newest <= self.runs_kept:
+            return
+        latest = select(func.max(runs.c.id)).group_by(runs.c.kind, runs.c.status)
+        conn.execute(
+            delete(runs).where(runs.c.id <= newest - self.runs_kept, runs.c.id.not_in(latest))
+        )
 
     def _end_orphaned_runs(self, conn: Connection) -> None:
         """Runs of this host still 'running' whose process is gone, or is this one (a process

@@ -176,6 +176,16 @@ def noop_settled(row: Sent) -> Change:
 
 
 # -- the pull side ---------------------------------------------------------------------------
+def reread(verdict: Verdict, row: RowState, want: Desired) -> bool:
+    """A lookback re-read that changes nothing in the row (only a full pass's seen mark)."""
+    return (
+        verdict in (Verdict.UNCHANGED, Verdict.WAITING)
+        and not want.force
+        and want.modstamp is not None
+        and row.source_modstamp == want.modstamp
+    )
+
+
 def pulled(
     verdict: Verdict, row: RowState | None, want: Desired, run_id: int | None, now: datetime
 ) -> dict[str, Any]:
