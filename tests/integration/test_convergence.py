@@ -16,6 +16,7 @@ from subprocess import Popen
 
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.server import Request, Response, SandboxServer
+from dialsync.store.store import SyncStore
 from tests.integration.helpers import engine_for, ours, person, run
 
 
@@ -59,6 +60,15 @@ def refuse_delete(request: Request, original: Callable[[Request], Response]) -> 
     )
 
 
+def errors_output(store: SyncStore) -> list[str]:
+    """What `dialsync errors` prints."""
+    from dialsync.render import errors_lines
+    from dialsync.store.views import ProblemFilter, problem_rows, problem_summary
+
+    where = ProblemFilter()
+    return errors_lines(problem_summary(store, where), problem_rows(store, where, 100), 100)
+
+
 def failing_removals(db_url: str) -> float:
     from dialsync.metrics import StateCollector
 
@@ -84,6 +94,8 @@ def test_a_failed_removal_is_retried_until_the_opted_out_contact_is_gone(
     assert problems[ids[0]]["status"] == "retrying"
     assert problems[ids[0]]["reason_code"] == "DELETE_FAILED"
     assert problems[ids[0]]["must_remove"] is True
+    shown = errors_output(engine_for(sandboxes, db_url).store)
+    assert any(ids[0] in line and "STILL IN THE LIST" in line for line in shown)
     assert failing_removals(db_url) == 1
     time.sleep(1.1)  # past its backoff (RETRY_BASE_SECONDS=1 in the sandbox settings)
     run(sandboxes, db_url)
