@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from dialsync.destinations.base import Destination, ItemResult, Outcome, TargetInfo, WriteItem
+from dialsync.destinations.base import (
+    ContentScan,
+    Destination,
+    ItemResult,
+    Outcome,
+    TargetInfo,
+    WriteItem,
+)
 from dialsync.destinations.http import RequestRefused
 from dialsync.errors import (
     AmbiguousWriteError,
@@ -39,7 +46,8 @@ from dialsync.errors import (
 from dialsync.mapping import CONTACT_FIELDS, MappingConfig, map_contact
 from dialsync.models import DialerRecord, Skip, SkipReason, SourceContact
 from dialsync.remap import MappingWatch, TargetChange
-from dialsync.store.decide import Desired, Status, Verdict
+from dialsync.store import transitions
+from dialsync.store.decide import Desired, Verdict
 from dialsync.store.store import SyncStore, WorkRow
 from dialsync.store.tables import RUN_COUNTERS
 
@@ -80,6 +88,9 @@ class RunReport:
     failed: dict[str, str] = field(default_factory=dict)
     # resync: the Ids asked for that Salesforce does not return (no such contact, or deleted).
     missing: list[str] = field(default_factory=list)
+    # Rows the dialer is not known to hold as wanted when the run ended (queued for a retry,
+    # or a create whose answer was lost): the list is not converged yet.
+    unsettled: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {name: int(self.counts.get(name, 0)) for name in RUN_COUNTERS}
@@ -142,9 +153,29 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
+def _noting(
+    dest: Destination, seen: set[str], contents: bool
+) -> Iterator[tuple[str, str, str | None]]:
+    """The list's records of ours, noting each external id in ``seen``; with ``contents``
+    (and a destination that reads them), each with the hash of its content."""
+    if contents and isinstance(dest, ContentScan):
+        for external_id, record_id, payload in dest.scan_contents():
+            seen.add(external_id)
+            yield external_id, record_id, canonical(payload)[1]
+        return
+    for external_id, record_id in dest.scan():
+        seen.add(external_id)
+        yield external_id, record_id, None
+
+
 def canonical(payload: dict[str, Any]) -> tuple[str, str]:
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text, hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sent(row: WorkRow) -> transitions.Sent:
+    """What a claimed row held when it was sent: its answer is recorded against this."""
+    return transitions.Sent(row.id, row.desired, row.payload_hash, row.attempts)
 
 
 class SyncEngine:
@@ -173,6 +204,7 @@ class SyncEngine:
         self._strikes_lock = threading.Lock()
         self.failed: dict[str, DialsyncError] = {}
         self._pushing = True
+        self._full_pass = False  # the sweep after a full pass reads which rows it saw
         self.observer = Observer()
         # Targets whose mapping changed since their rows were rendered: re-rendered this pull.
         self.mapping_watch = MappingWatch(store)
@@ -193,14 +225,11 @@ class SyncEngine:
         )
 
     def reconcile(self) -> RunReport:
-        """Compare every Salesforce Id with the table and the list; remove what is gone."""
-
-        def work(report: RunReport) -> None:
-            self._prepare(report, force_scan=True)
-            self._reconcile(report)
-            self._push(report, final=True)
-
-        return self._run("reconcile", work, False)
+        """The service's scheduled two-sided reconciliation, as `sync --full`: every record
+        of the list compared with what the table wants, every in-scope contact re-read (a
+        contact may enter SOQL_WHERE through a related record without a modstamp of its own),
+        unseen ones confirmed gone, and every difference sent."""
+        return self._run("reconcile", lambda report: self._cycle(report, True, False, False), False)
 
     def pull(self, *, full: bool = False) -> RunReport:
         """Service mode: read the window into the sync table and move the cursor; push tasks
@@ -255,6 +284,12 @@ class SyncEngine:
             self.observer.run_finished(report, time.monotonic() - started, "failed")
             raise
         report.failed = {name: str(exc) for name, exc in self.failed.items()}
+        if kind not in ("push", "pull") and not dry_run:
+            report.unsettled = sum(
+                self.store.count_unsettled(d.name, d.target)
+                for d in self.destinations
+                if key(d) not in self.failed
+            )
         if run_id is not None:
             status = "partial" if report.failed else "ok"
             error = "; ".join(report.failed.values()) or None
@@ -307,7 +342,11 @@ class SyncEngine:
     # -- the cycle ---------------------------------------------------------------------------
     def _cycle(self, report: RunReport, full: bool, dry_run: bool, force: bool) -> None:
         if not dry_run:
-            self._prepare(report)
+            # A full pass is the two-sided reconciliation: every record of the list is
+            # compared with what the table wants (and the pull then re-reads every contact).
+            self._prepare(report, force_scan=full)
+            for dest in self.destinations if full else ():
+                self.store.unblock(dest.name, dest.target)
         cursor = self.store.get_cursor(CURSOR)
         self.remapped = self._mapping_changes(synced_before=cursor.modstamp is not None)
         incremental = cursor.modstamp is not None and not full and not self.remapped
@@ -316,6 +355,7 @@ class SyncEngine:
         start = cursor.modstamp - self.options.lookback if incremental and cursor.modstamp else None
         scope = set(self.source.ids(start)) if self.options.scoped else None
         high, high_id = cursor.modstamp, cursor.last_id
+        self._full_pass = not incremental
         assert self._fields is not None
         with self._background_push(report, enabled=not dry_run) as wake:
             for batch in chunked(self.source.window(self._fields, start, end), PULL_BATCH):
@@ -405,8 +445,17 @@ class SyncEngine:
     def _apply(
         self, report: RunReport, dest: Destination, wants: Sequence[Desired], dry_run: bool
     ) -> None:
-        verdicts = self.store.apply(dest.name, dest.target, wants, report.run_id, dry_run=dry_run)
-        report.counts["unchanged"] += verdicts[Verdict.UNCHANGED] + verdicts[Verdict.WAITING]
+        verdicts = self.store.apply(
+            dest.name,
+            dest.target,
+            wants,
+            report.run_id,
+            dry_run=dry_run,
+            mark_seen=self._full_pass,
+        )
+        # WAITING rows are queued (a backoff, a create whose answer was lost): not unchanged.
+        report.counts["unchanged"] += verdicts[Verdict.UNCHANGED]
+        report.counts["retrying"] += verdicts[Verdict.WAITING]
         report.counts["skipped"] += verdicts[Verdict.SKIP]
         if dry_run:
             report.counts["created"] += verdicts[Verdict.CREATE]
@@ -467,28 +516,33 @@ class SyncEngine:
         report.reconciled = True
 
     def _sweep(self, report: RunReport) -> None:
+        """Rows a full pass did not see. A contact edited after the window's end (or created
+        meanwhile) is unseen too: each is confirmed by Id before its record is removed."""
         assert report.run_id is not None
+        unseen: set[str] = set()
         for dest in self.destinations:
-            gone = self.store.unseen_ids(dest.name, dest.target, report.run_id)
-            if gone:
-                log.info(
-                    "%s: %d records have no contact in Salesforce any more", dest.name, len(gone)
-                )
-                self._apply(
-                    report,
-                    dest,
-                    [
-                        Desired(
-                            i,
-                            None,
-                            False,
-                            reason_code=SkipReason.NOT_IN_SALESFORCE.value,
-                            reason_message="no such contact in Salesforce",
-                        )
-                        for i in gone
-                    ],
-                    False,
-                )
+            unseen.update(self.store.unseen_ids(dest.name, dest.target, report.run_id))
+        if unseen:
+            self._confirm(report, sorted(unseen))
+
+    def _confirm(self, report: RunReport, ids: list[str]) -> None:
+        """Re-read these contacts by Id: those Salesforce returns are decided as any pulled
+        contact (within SOQL_WHERE or not), the others are gone."""
+        from dialsync.salesforce_ids import is_valid_id
+
+        assert self._fields is not None
+        valid = [i for i in ids if is_valid_id(i)]
+        scope = set(self._scope_of(valid)) if self.options.scoped else None
+        seen: set[str] = set()
+        for batch in chunked(self.source.by_ids(self._fields, valid), PULL_BATCH):
+            seen.update(c.id for c in batch)
+            self._ingest(report, batch, scope, force=False)
+        gone = [i for i in ids if i not in seen]
+        if gone:
+            log.info("%d records have no contact in Salesforce any more", len(gone))
+            self._absent(
+                report, gone, SkipReason.NOT_IN_SALESFORCE, "no such contact in Salesforce"
+            )
 
     def _refresh(self, report: RunReport, ids: list[str], *, force: bool) -> None:
         """Re-read contacts by Id; Ids Salesforce does not return are gone."""
@@ -520,45 +574,72 @@ class SyncEngine:
 
     def _prepare_one(self, report: RunReport, dest: Destination, force_scan: bool) -> None:
         info = self.targets[key(dest)]
-        first_use = not self.store.list_scanned(dest.name, dest.target)
+        scanned, others = self.store.list_others(dest.name, dest.target)
         uncertain = self.store.uncertain_creates(dest.name, dest.target)
         ours = self.store.count_in_dialer(dest.name, dest.target)
         # A list this table has never seen may hold our records already (a lost state DB,
-        # a previous tool); a create whose answer was lost may have happened; a list
-        # holding fewer records than we put there was edited by hand.
-        shrunk = info.records_count is not None and info.records_count < ours
-        if force_scan or uncertain or shrunk or (first_use and info.records_count != 0):
-            self._scan(report, dest)
-        elif first_use:
-            self.store.set_list_scanned(dest.name, dest.target, info.unique_identifier_type)
+        # a previous tool); a create whose answer was lost may have happened; a list whose
+        # count is not ours plus the other providers' records at the last scan was edited by
+        # hand (records of ours removed, maybe while others were added).
+        edited = info.records_count is not None and info.records_count != ours + (others or 0)
+        if force_scan or uncertain or edited or (not scanned and info.records_count != 0):
+            # a forced scan (the full reconciliation) compares every record's content too
+            self._scan(report, dest, contents=force_scan)
+        elif not scanned:
+            self.store.set_list_scanned(dest.name, dest.target, info.unique_identifier_type, 0)
 
-    def _scan(self, report: RunReport, dest: Destination) -> None:
-        started = self.clock()
-        seen: set[str] = set()
-
-        def remote() -> Iterator[tuple[str, str]]:
-            for external_id, record_id in dest.scan():
-                seen.add(external_id)
-                yield external_id, record_id
-
-        adopted, duplicates, unknown = self.store.adopt(dest.name, dest.target, remote())
-        missing = self.store.forget_missing(dest.name, dest.target, seen, started)
-        # A create the client gave up on (a timeout) may still land after this scan: only
-        # creates sent longer ago than the destination's settle time are taken as never made.
-        grace = timedelta(seconds=float(getattr(dest, "settle_seconds", 0.0)))
-        settled = self.store.settle_uncertain_creates(dest.name, dest.target, started - grace)
-        self.store.set_list_scanned(
-            dest.name, dest.target, self.targets[key(dest)].unique_identifier_type
+    def _scan(self, report: RunReport, dest: Destination, contents: bool = False) -> None:
+        # Pages are numbered: a record added or removed while the list is paged shifts the
+        # pages after it, so a record can be missed. What a scan found is true (adopted), but
+        # what it did not find is trusted only when the list's count did not move meanwhile;
+        # else it is scanned once more, and if that one overlaps writes too, "not found"
+        # concludes nothing this run (a later scan settles it).
+        adopted = duplicates = edited = 0
+        unknown: list[str] = []
+        for _ in range(2):
+            before = dest.open().records_count
+            started = self.clock()
+            seen: set[str] = set()
+            found, dupes, new, changed = self.store.adopt(
+                dest.name, dest.target, _noting(dest, seen, contents)
+            )
+            adopted, duplicates, edited = adopted + found, duplicates + dupes, edited + changed
+            unknown += new
+            info = self.targets[key(dest)] = dest.open()
+            trusted = before is None or info.records_count == before
+            if trusted:
+                break
+            log.info("%s: the list changed while it was scanned", key(dest))
+        missing = settled = 0
+        if trusted:
+            missing = self.store.forget_missing(dest.name, dest.target, seen, started)
+            # A create the client gave up on (a timeout) may still land after this scan:
+            # only creates sent longer ago than the destination's settle time are taken as
+            # never made. A list that refuses a second record with the same external id
+            # needs no wait: a create sent again is refused if the first one landed, and
+            # that record is adopted.
+            grace = timedelta(seconds=float(getattr(dest, "settle_seconds", 0.0)))
+            if info.unique_by_external_id:
+                grace = timedelta(0)
+            settled = self.store.settle_uncertain_creates(dest.name, dest.target, started - grace)
+        # The list's count, less ours: the other providers' records, against which the
+        # next runs' counts tell whether someone edited the list by hand.
+        others = (
+            None
+            if info.records_count is None
+            else max(0, info.records_count - self.store.count_in_dialer(dest.name, dest.target))
         )
+        self.store.set_list_scanned(dest.name, dest.target, info.unique_identifier_type, others)
         self._scanned.add(key(dest))
         log.info(
             "%s: list scanned: %d adopted, %d duplicates, %d unknown, %d removed by hand, "
-            "%d creates never applied",
+            "%d edited by hand, %d creates never applied",
             dest.name,
             adopted,
             duplicates,
             len(unknown),
             missing,
+            edited,
             settled,
         )
         if unknown and self.store.get_cursor(CURSOR).modstamp is not None:
@@ -703,16 +784,14 @@ class SyncEngine:
             if not rows:
                 break
             if not final and len(rows) < limit:
-                self.store.update_rows([{"_id": r.id} for r in rows])  # release
+                self.store.record([transitions.released(r.id) for r in rows])
                 break
             self._send(local, dest, op, rows)
         return local
 
     def _settle_noops(self, dest: Destination) -> None:
         while rows := self.store.claim(dest.name, dest.target, "noop", 500, LEASE_SECONDS):
-            self.store.update_rows(
-                [{"_id": r.id, "status": Status.SKIPPED, "inflight": None} for r in rows]
-            )
+            self.store.record([transitions.noop_settled(sent(r)) for r in rows])
 
     def _send(self, report: RunReport, dest: Destination, op: str, rows: Sequence[WorkRow]) -> None:
         items = [WriteItem(r.external_id, r.record_id, r.payload) for r in rows]
@@ -751,7 +830,7 @@ class SyncEngine:
             self._strike(dest, exc)
             return
         except TerminalError:
-            self.store.update_rows([{"_id": r.id, "inflight": None} for r in rows])
+            self.store.record([transitions.not_sent(r.id) for r in rows])
             raise
         with self._strikes_lock:
             self._strikes[key(dest)] = 0  # it answered
@@ -781,22 +860,19 @@ class SyncEngine:
         *,
         keep_inflight: bool,
     ) -> None:
-        changes = []
-        for row in rows:
-            attempts = row.attempts + 1
-            changes.append(
-                {
-                    "_id": row.id,
-                    "status": Status.RETRYING,
-                    "attempts": attempts,
-                    "next_attempt_at": self._next_attempt(attempts, exc.retry_after),
-                    "reason_code": exc.code
-                    or (f"HTTP_{exc.status}" if exc.status else "TRANSIENT"),
-                    "reason_message": str(exc)[:500],
-                    "inflight": "create" if keep_inflight else None,
-                }
-            )
-        self.store.update_rows(changes)
+        code = exc.code or (f"HTTP_{exc.status}" if exc.status else "TRANSIENT")
+        self.store.record(
+            [
+                transitions.failed(
+                    sent(row),
+                    code=code,
+                    message=str(exc),
+                    next_attempt_at=self._next_attempt(row.attempts + 1, exc.retry_after),
+                    uncertain_create=keep_inflight,
+                )
+                for row in rows
+            ]
+        )
         report.counts["retrying"] += len(rows)
         log.warning("%d rows will be retried: %s", len(rows), exc)
 
@@ -817,114 +893,105 @@ class SyncEngine:
         results: Sequence[ItemResult],
     ) -> None:
         by_id = {r.external_id: r for r in rows}
-        changes: list[dict[str, Any]] = []
+        changes: list[transitions.Change] = []
         duplicates: list[tuple[WorkRow, ItemResult]] = []
+        clashed: list[WorkRow] = []
         answered = {res.external_id for res in results}
+        done = {"create": "created", "update": "updated", "delete": "deleted"}[op]
         for res in results:
             row = by_id.get(res.external_id)
             if row is None:
                 continue
+            was = sent(row)
             if res.outcome is Outcome.OK:
-                report.counts[
-                    {"create": "created", "update": "updated", "delete": "deleted"}[op]
-                ] += 1
-                if op == "delete":
-                    changes.append(
-                        {
-                            "_id": row.id,
-                            "status": Status.REMOVED,
-                            "record_id": None,
-                            "sent_hash": None,
-                            "inflight": None,
-                            "attempts": 0,
-                        }
-                    )
-                else:
-                    changes.append(
-                        {
-                            "_id": row.id,
-                            "status": Status.SYNCED,
-                            "record_id": res.record_id or row.record_id,
-                            "sent_hash": row.payload_hash,
-                            "inflight": None,
-                            "attempts": 0,
-                            "reason_code": None,
-                            "reason_message": None,
-                            "next_attempt_at": None,
-                        }
-                    )
+                report.counts[done] += 1
+                changes.append(
+                    transitions.removed(was)
+                    if op == "delete"
+                    else transitions.created(was, res.record_id, row.record_id)
+                )
             elif res.outcome is Outcome.NOT_FOUND:
                 # Removed in the dialer by hand: create it again (or, for a delete, done).
-                done = op == "delete"
-                changes.append(
-                    {
-                        "_id": row.id,
-                        "record_id": None,
-                        "sent_hash": None,
-                        "inflight": None,
-                        "status": Status.REMOVED if done else Status.PENDING,
-                    }
-                )
-                if done:
+                if op == "delete":
                     report.counts["deleted"] += 1
+                    changes.append(transitions.removed(was))
+                else:
+                    changes.append(transitions.vanished(was))
+            elif res.outcome is Outcome.DUPLICATE and op == "update":
+                clashed.append(row)
             elif res.outcome is Outcome.DUPLICATE:
                 duplicates.append((row, res))
-            elif res.outcome is Outcome.UNKNOWN:
-                changes.append(
-                    {
-                        "_id": row.id,
-                        "status": Status.RETRYING,
-                        "attempts": row.attempts + 1,
-                        "next_attempt_at": self._next_attempt(row.attempts + 1, None),
-                        "inflight": "create" if op == "create" else None,
-                        "reason_code": "UNKNOWN",
-                        "reason_message": res.message,
-                    }
-                )
-                report.counts["retrying"] += 1
-            elif res.outcome is Outcome.TRANSIENT:
-                changes.append(
-                    {
-                        "_id": row.id,
-                        "status": Status.RETRYING,
-                        "attempts": row.attempts + 1,
-                        "next_attempt_at": self._next_attempt(row.attempts + 1, None),
-                        "inflight": None,
-                        "reason_code": res.code or "TRANSIENT",
-                        "reason_message": res.message,
-                    }
-                )
+            elif res.outcome in (Outcome.UNKNOWN, Outcome.TRANSIENT) or op == "delete":
+                # A removal is never terminal: a contact that must not be called stays in the
+                # list until the dialer lets it go, so a refused delete is retried with backoff
+                # (and shown by `dialsync errors` and the failing-removals metric meanwhile).
+                code = res.code or ("UNKNOWN" if res.outcome is Outcome.UNKNOWN else "TRANSIENT")
+                if op == "delete" and res.outcome is Outcome.REJECTED:
+                    code = res.code or "DELETE_FAILED"
+                    log.error(
+                        "%s: a record that must not be called could not be removed (%s); retrying",
+                        key(dest),
+                        code,
+                    )
+                changes.append(self._failed(row, code, res.message, res.outcome, op))
                 report.counts["retrying"] += 1
             else:
-                changes.append(self._rejected(row, res.code, res.message))
+                changes.append(transitions.rejected(was, code=res.code, message=res.message))
                 report.counts["rejected"] += 1
         for row in rows:
             if row.external_id not in answered:
-                changes.append(
-                    {
-                        "_id": row.id,
-                        "status": Status.RETRYING,
-                        "attempts": row.attempts + 1,
-                        "reason_code": "UNKNOWN",
-                        "next_attempt_at": self._next_attempt(row.attempts + 1, None),
-                        "inflight": "create" if op == "create" else None,
-                    }
-                )
+                changes.append(self._failed(row, "UNKNOWN", None, Outcome.UNKNOWN, op))
                 report.counts["retrying"] += 1
-        self.store.update_rows(changes)
+        self.store.record(changes)
+        if op != "create" and any(res.outcome is Outcome.OK for res in results):
+            # a record changed or went: it may have held what refused a blocked row
+            self.store.unblock(dest.name, dest.target)
+        if clashed:
+            self._recreate(report, dest, clashed)
         if duplicates:
             self._resolve_duplicates(report, dest, duplicates)
 
-    def _rejected(self, row: WorkRow, code: str | None, message: str) -> dict[str, Any]:
-        return {
-            "_id": row.id,
-            "status": Status.REJECTED,
-            "inflight": None,
-            "attempts": row.attempts + 1,
-            "reason_code": code or "OTHER",
-            "reason_message": message[:500] or None,
-            "next_attempt_at": None,
-        }
+    def _recreate(self, report: RunReport, dest: Destination, rows: Sequence[WorkRow]) -> None:
+        """Updates refused because another record holds the new phone number. The old record
+        is stale (a number the contact no longer has), and when two contacts swap numbers each
+        is refused by the other's old record on every retry: removing the stale records and
+        creating them anew breaks that cycle (a create still refused is then blocked)."""
+        try:
+            results = dest.delete_records([str(r.record_id) for r in rows])
+        except TransientError as exc:
+            log.warning("%s: stale records not removed yet: %s", key(dest), exc)
+            results = []
+        gone = {res.record_id for res in results if res.outcome is Outcome.OK}
+        self.store.record(
+            [
+                transitions.recreate(sent(row))
+                if row.record_id in gone
+                else self._blocked(row, "PHONE_NUMBER_NOT_UNIQUE")
+                for row in rows
+            ]
+        )
+        if gone:
+            self.store.unblock(dest.name, dest.target)
+        report.counts["retrying"] += len(rows) - len(gone)
+
+    def _blocked(self, row: WorkRow, code: str | None) -> transitions.Change:
+        return transitions.blocked(
+            sent(row),
+            code=code,
+            message="the dialer holds another record with this external id or phone number",
+            next_attempt_at=self._next_attempt(17, None),  # the slow end of the backoff
+        )
+
+    def _failed(
+        self, row: WorkRow, code: str, message: str | None, outcome: Outcome, op: str
+    ) -> transitions.Change:
+        return transitions.failed(
+            sent(row),
+            code=code,
+            message=message,
+            next_attempt_at=self._next_attempt(row.attempts + 1, None),
+            uncertain_create=op == "create" and outcome is Outcome.UNKNOWN,
+        )
 
     def _resolve_duplicates(
         self, report: RunReport, dest: Destination, duplicates: list[tuple[WorkRow, ItemResult]]
@@ -938,18 +1005,14 @@ class SyncEngine:
             if key(dest) not in self._scanned:
                 self._scan(report, dest)
         ids = self.store.record_ids(dest.name, dest.target, [r.external_id for r, _ in duplicates])
-        rejected = [
-            self._rejected(
-                row,
-                res.code,
-                "the dialer holds another record with this external id or phone number",
-            )
+        changes = [
+            transitions.released(row.id)  # adopted: to be sent as an update
+            if ids.get(row.external_id)
+            else self._blocked(row, res.code)
             for row, res in duplicates
-            if not ids.get(row.external_id)
         ]
-        report.counts["rejected"] += len(rejected)
-        adopted = [{"_id": row.id} for row, _ in duplicates if ids.get(row.external_id)]
-        self.store.update_rows(rejected + adopted)  # adopted: released, to be sent as updates
+        report.counts["rejected"] += sum(1 for row, _ in duplicates if not ids.get(row.external_id))
+        self.store.record(changes)
 
     def _push_orphans(self, dest: Destination) -> None:
         while orphans := self.store.orphans(dest.name, dest.target, dest.max_batch):
@@ -960,6 +1023,8 @@ class SyncEngine:
                 return
             done = {res.record_id for res in results if res.outcome is Outcome.OK}
             self.store.drop_orphans([oid for oid, rid in orphans if rid in done])
+            if done:
+                self.store.unblock(dest.name, dest.target)
             if len(done) < len(orphans):
                 log.warning(
                     "%s: %d duplicate records could not be removed",

@@ -213,6 +213,7 @@ class StateCollector(Collector):
         up = GaugeMetricFamily("dialsync_state_db_up", "1 when the state database answered")
         try:
             counts = self.store.status_counts()
+            stuck_by_list = self.store.stuck_counts()
             cursor = self.store.get_cursor(CURSOR)
             finished = last_success(self.store)
         except Exception as exc:  # a scrape must answer, saying the database did not
@@ -239,7 +240,22 @@ class StateCollector(Collector):
                 waiting.setdefault((dest, list_id), 0)
         for (dest, list_id), n in waiting.items():
             backlog.add_metric([dest, list_id], n)
-        out: list[Metric] = [up, rows, backlog]
+        failing = GaugeMetricFamily(
+            "dialsync_failing_removals",
+            "Records that must leave the list (do not call, deleted, out of scope) whose"
+            " removal the dialer refused; retried with backoff until it is done",
+            labels=["destination", "list"],
+        )
+        stuck_rows = GaugeMetricFamily(
+            "dialsync_stuck_rows",
+            "Rows still wrong in the dialer after several tries, each after its backoff",
+            labels=["destination", "list"],
+        )
+        for dest, list_id in sorted(waiting):
+            removals, stuck = stuck_by_list.get((dest, list_id), (0, 0))
+            failing.add_metric([dest, list_id], removals)
+            stuck_rows.add_metric([dest, list_id], stuck)
+        out: list[Metric] = [up, rows, backlog, failing, stuck_rows]
         if cursor.modstamp is not None:
             out.append(
                 GaugeMetricFamily(

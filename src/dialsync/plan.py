@@ -58,6 +58,7 @@ class RecordingStore(SyncStore):
         run_id: int | None,
         *,
         dry_run: bool = False,
+        mark_seen: bool = True,
     ) -> Counter[Verdict]:
         with self.engine.connect() as conn:
             rows = self._rows(conn, destination, list_id, [w.external_id for w in wants])
@@ -65,7 +66,9 @@ class RecordingStore(SyncStore):
             (w.external_id, decide(rows.get(w.external_id), w), w.reason_code, w.reason_message)
             for w in wants
         )
-        return super().apply(destination, list_id, wants, run_id, dry_run=dry_run)
+        return super().apply(
+            destination, list_id, wants, run_id, dry_run=dry_run, mark_seen=mark_seen
+        )
 
 
 class DryRunDestination:

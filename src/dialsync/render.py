@@ -157,9 +157,11 @@ def errors_lines(
         if r["status"] != "skipped":
             line += f" (attempts {r.get('attempts') or 0}"
             at = r.get("next_attempt_at")
-            if r["status"] == "retrying":
+            if r["status"] in ("retrying", "blocked"):
                 line += f", next attempt {at.strftime('%Y-%m-%d %H:%M:%S') if at else 'now'} UTC"
             line += ")"
+        if r.get("must_remove"):  # a contact that must not be called is still in the list
+            line += " STILL IN THE LIST, must be removed"
         lines.append(line)
     return lines
 

@@ -51,7 +51,10 @@ class SalesforceSettings(BaseModel):
     timeout_seconds: float = Field(default=60.0, gt=0)
     # Salesforce pages hold up to 2000 rows; 2000 means the fewest requests.
     page_size: int = Field(default=2000, ge=200, le=2000)
-    lookback_seconds: int = Field(default=600, ge=0)
+    # getDeleted refuses a window shorter than a minute (INVALID_REPLICATION_DATE); the
+    # deletes window starts a lookback before the last one ended, so under 60 s every sync in
+    # the same minute would fail.
+    lookback_seconds: int = Field(default=600, ge=60)
 
     @field_validator("login_url", "instance_url")
     @classmethod

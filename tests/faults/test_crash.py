@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.store.store import SyncStore, open_store
 from dialsync.store.tables import sync_records
+from dialsync.store.transitions import Change
 from tests.faults.conftest import FaultReport
 from tests.faults.helpers import measure, settled
 from tests.faults.hooks import AfterBulkCreate, runs_since
@@ -68,8 +69,10 @@ def test_sigkill_of_dialsync_sync_after_the_dialer_applied_a_create(
             for _ in range(6):  # restart, as cron or systemd would
                 cycles += 1
                 restart = procs.run("sync", "--json")
-                assert restart.returncode == 0, restart.stderr
+                # a run that leaves creates unconfirmed (within their grace) exits 1
+                assert restart.returncode in (0, 1), restart.stderr
                 if settled(box, db):
+                    assert restart.returncode == 0, restart.stderr
                     break
                 time.sleep(2)
         m = measure(box)
@@ -141,21 +144,21 @@ def test_crash_between_the_answer_and_the_commit_on_every_list_type(
     db = f"sqlite:///{tmp_path / 'state.db'}"
     with Sandboxes(tmp_path / "box", unique_identifier_type=unique) as box:
         box.salesforce.insert_many([person(i) for i in range(250)])
-        original = SyncStore.update_rows
+        original = SyncStore.record
         calls = {"n": 0}
 
-        def dying(self: SyncStore, changes: list[dict[str, object]]) -> None:
+        def dying(self: SyncStore, changes: list[Change]) -> None:
             # the second batch's answer arrives, then the process dies before recording it
-            if any(c.get("status") == "synced" for c in changes):
+            if any(c.values.get("status") == "synced" for c in changes):
                 calls["n"] += 1
                 if calls["n"] == 2:
                     raise Crash
             original(self, changes)
 
-        monkeypatch.setattr(SyncStore, "update_rows", dying)
+        monkeypatch.setattr(SyncStore, "record", dying)
         with pytest.raises(Crash):
             run(box, db)
-        monkeypatch.setattr(SyncStore, "update_rows", original)
+        monkeypatch.setattr(SyncStore, "record", original)
         # at least two batches reached the dialer (more when calls run in parallel)
         assert box.talkdesk.stats()["records_created"] >= 200
         run(box, db)

@@ -180,6 +180,6 @@ def test_db_upgrade_and_help(tmp_path: Path) -> None:
 
     env = {"DIALSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
     result = cli(["db", "upgrade"], env, tmp_path)
-    assert result.returncode == 0 and str(migrate.head_revision()) in result.stdout
+    assert result.returncode == 0 and f"revision {migrate.head_revision()}" in result.stdout
     for command in ("sync", "status", "errors", "resync", "demo", "db"):
         assert cli([command, "--help"], env, tmp_path).returncode == 0

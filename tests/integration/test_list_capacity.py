@@ -17,9 +17,12 @@ from tests.integration.helpers import person
 from tests.integration.test_cli import cli
 
 
-def sync(env: dict[str, str], cwd: Path) -> tuple[dict[str, int], str]:
+def sync(env: dict[str, str], cwd: Path, code: int = 0) -> tuple[dict[str, int], str]:
+    """One `dialsync sync`; a run that leaves creates waiting has not converged: exit 1."""
     result = cli(["sync", "--json"], env, cwd)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == code, result.stderr
+    if code:
+        assert "records are not in their desired state in the dialer yet" in result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
 
 
@@ -45,7 +48,7 @@ def test_creates_past_the_limit_wait_and_go_out_when_room_appears(tmp_path: Path
         ids = sf.insert_many([person(i) for i in range(14)])
         env = {**box.env(), "DIALSYNC_TALKDESK__LIST_CAPACITY": "10"}
 
-        counts, stderr = sync(env, tmp_path)
+        counts, stderr = sync(env, tmp_path, code=1)
         assert counts["created"] == 10 and counts["retrying"] == 4 and counts["rejected"] == 0
         assert len(in_list(box)) == 10
         stats = td.stats()
@@ -71,7 +74,9 @@ def test_creates_past_the_limit_wait_and_go_out_when_room_appears(tmp_path: Path
         for cid in gone:
             sf.update(cid, {"DoNotCall": True})
         counts, stderr = sync(env, tmp_path)
-        assert counts["deleted"] == 5 and counts["created"] == 4 and counts["retrying"] == 0
+        # (A create tried before the deletes made room is held once more, counted as retrying,
+        # and sent in the same run once the removals freed the room.)
+        assert counts["deleted"] == 5 and counts["created"] == 4, stderr
         assert in_list(box) == set(ids) - set(gone)
         assert "holds 10 of at most 10 records (100%)" in stderr  # said as the list is opened
         assert [r for r in errors(env, tmp_path) if r["reason_code"] == "LIST_FULL"] == []
@@ -89,7 +94,7 @@ def test_a_list_that_refuses_creates_as_full_holds_them_without_retrying_each(
     with Sandboxes(tmp_path / "box", talkdesk={"list_capacity": 10}) as box:
         ids = box.salesforce.insert_many([person(i) for i in range(14)])
         env = box.env()  # LIST_CAPACITY left at Talkdesk's 250,000
-        counts, stderr = sync(env, tmp_path)
+        counts, stderr = sync(env, tmp_path, code=1)
         assert counts["created"] == 0 and counts["rejected"] == 0 and counts["retrying"] == 14
         stats = box.talkdesk.stats()
         assert stats["creates_bulk"] == 1  # not split and sent again record by record

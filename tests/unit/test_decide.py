@@ -42,8 +42,16 @@ def test_new_contact_is_created_or_skipped() -> None:
 
 
 def test_lookback_reread_changes_nothing() -> None:
-    assert decide(row(), present("other", at=T1)) is Verdict.UNCHANGED
-    assert decide(row(status="pending", sent_hash=None), present("h9", at=T1)) is Verdict.WAITING
+    assert decide(row(), present("h1", at=T1)) is Verdict.UNCHANGED
+    assert decide(row(status="pending", sent_hash=None), present("h1", at=T1)) is Verdict.WAITING
+
+
+def test_a_second_edit_with_the_same_modstamp_is_decided_by_content() -> None:
+    # SystemModstamp has one-second precision: two edits in one second share it
+    assert decide(row(), present("h2", at=T1)) is Verdict.UPDATE
+    assert decide(row(), absent(at=T1)) is Verdict.DELETE
+    gone = row(record_id=None, status="removed", desired="absent", payload_hash=None)
+    assert decide(gone, present("h1", at=T1)) is Verdict.CREATE
 
 
 def test_unchanged_payload_costs_no_call_even_with_a_new_modstamp() -> None:

@@ -18,7 +18,9 @@ class Outcome(StrEnum):
     OK = "ok"
     REJECTED = "rejected"  # refused for this record; code says why; retried when it changes
     NOT_FOUND = "not_found"  # an update or delete found no such record in the destination
-    DUPLICATE = "duplicate"  # a create clashed with an existing record (ours, maybe: adopt)
+    # a create clashed with an existing record (ours, maybe: adopt); or an update was refused
+    # because another record holds a value that must be unique (its phone number)
+    DUPLICATE = "duplicate"
     UNKNOWN = "unknown"  # the answer did not say: treat the write as uncertain
     TRANSIENT = "transient"  # failed for now; try later
 
@@ -82,3 +84,14 @@ class Destination(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ContentScan(Protocol):
+    """A destination whose list scan also reads each record's content (Talkdesk): the full
+    reconciliation rewrites records edited by hand."""
+
+    def scan_contents(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """(external id, record id, the record in payload form) of every record of ours:
+        only the fields ``render()`` owns, so it equals the payload we sent when unchanged."""
+        ...

@@ -59,6 +59,31 @@ def render_record(record: DialerRecord) -> dict[str, Any]:
     return payload
 
 
+# The fields render_record writes; an optional one left out of a payload is absent or null.
+OWNED_FIELDS = (
+    "phone_numbers",
+    "first_name",
+    "last_name",
+    "external_provider",
+    "external_id",
+    "external_url",
+    "sync_external_id",
+    "extra_data",
+    "timezone",
+    "priority",
+)
+OPTIONAL_FIELDS = frozenset({"timezone", "priority"})
+
+
+def as_payload(record: dict[str, Any]) -> dict[str, Any]:
+    """A record of the list in the form render_record gives, to compare with what we sent."""
+    out = {name: record.get(name) for name in OWNED_FIELDS}
+    for name in OPTIONAL_FIELDS:
+        if out[name] is None:
+            del out[name]
+    return out
+
+
 class TalkdeskDestination:
     name = SYSTEM
     max_batch = BULK_LIMIT
@@ -227,8 +252,17 @@ class TalkdeskDestination:
         return results
 
     def update(self, items: Sequence[WriteItem]) -> list[ItemResult]:
+        # "replace" sets only the keys given: an optional field the mapping no longer gives
+        # (a time zone once the only phone is toll-free) is cleared with an explicit null: the
+        # reference documents null as "absent" for priority; for the time zone it documents
+        # nothing, and our sandbox takes null as absent the same way (see
+        # shared/reference/talkdesk-record-lists.md).
         ops = [
-            {"op": "replace", "path": f"/records/{item.record_id}", "value": item.payload}
+            {
+                "op": "replace",
+                "path": f"/records/{item.record_id}",
+                "value": {**dict.fromkeys(sorted(OPTIONAL_FIELDS)), **(item.payload or {})},
+            }
             for item in items
         ]
         response = self.api.call(
@@ -244,6 +278,12 @@ class TalkdeskDestination:
             errors = [str(e) for e in (entry or {}).get("errors") or []]
             if entry is not None and not errors:
                 results.append(ItemResult(item.external_id, Outcome.OK, item.record_id))
+            elif DUPLICATE_CODES.intersection(errors):
+                # another record holds the new phone number: the engine breaks the clash
+                code = next(e for e in errors if e in DUPLICATE_CODES)
+                results.append(
+                    ItemResult(item.external_id, Outcome.DUPLICATE, item.record_id, code=code)
+                )
             elif self._record_exists(item.record_id):
                 code = errors[0] if errors else "OTHER"
                 results.append(
@@ -312,6 +352,11 @@ class TalkdeskDestination:
     # -- reads -----------------------------------------------------------------------------
     def scan(self) -> Iterator[tuple[str, str]]:
         """Page the whole list by following ``_links.next`` (never computing page numbers)."""
+        for external_id, record_id, _ in self.scan_contents():
+            yield external_id, record_id
+
+    def scan_contents(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """As scan(), with each record in payload form (the fields render_record owns)."""
         url: str | None = f"{self._list_path}/records"
         params: dict[str, Any] | None = {"page": 1, "per_page": PAGE_SIZE}
         while url:
@@ -322,7 +367,7 @@ class TalkdeskDestination:
                     and record.get("external_id")
                     and record.get("id")
                 ):
-                    yield str(record["external_id"]), str(record["id"])
+                    yield str(record["external_id"]), str(record["id"]), as_payload(record)
             next_link = (body.get("_links") or {}).get("next") or {}
             url = next_link.get("href") if isinstance(next_link, dict) else None
             params = None

@@ -291,6 +291,11 @@ class SalesforceSandbox:
             self._accounts[account_id] = {"Id": account_id, "Name": name, "Type": type}
             return account_id
 
+    def update_account(self, account_id: str, **fields: Any) -> None:
+        """Edit an Account. As in Salesforce, its Contacts keep their SystemModstamp."""
+        with self._lock:
+            self._accounts[account_id].update(fields)
+
     def insert(self, fields: Mapping[str, Any], stamp: datetime | None = None) -> str:
         return self.insert_many([fields], stamp)[0]
 

@@ -16,6 +16,9 @@ class Status(StrEnum):
     PENDING = "pending"
     RETRYING = "retrying"
     REJECTED = "rejected"
+    # Refused because another record holds its phone number or external id: retried when a
+    # record of that list changes or goes (the holder may have), and on a slow backoff.
+    BLOCKED = "blocked"
     SKIPPED = "skipped"
     REMOVED = "removed"
     # Found in the dialer by a list scan, not yet matched to a contact: never pushed until the
@@ -85,9 +88,12 @@ def decide(row: RowState | None, want: Desired) -> Verdict:
         and not want.remap
         and want.modstamp is not None
         and row.source_modstamp == want.modstamp
+        and _same_desire(row, want)
     ):
         # Seen already (the lookback re-reads a window): nothing new to decide. A rejected
-        # record is retried only when its contact changes (a new modstamp) or on resync.
+        # record is retried only when its contact changes or on resync. SystemModstamp has
+        # one-second precision, so an equal stamp alone does not mean "seen": two edits in one
+        # second share it, and the content tells them apart.
         return Verdict.UNCHANGED if row.status not in ACTIVE else Verdict.WAITING
     maybe_in_dialer = row.record_id is not None or row.inflight == "create"
     if not want.present:
@@ -110,3 +116,9 @@ def decide(row: RowState | None, want: Desired) -> Verdict:
     ):
         return Verdict.WAITING
     return Verdict.UPDATE
+
+
+def _same_desire(row: RowState, want: Desired) -> bool:
+    if want.present:
+        return row.desired == "present" and row.payload_hash == want.payload_hash
+    return row.desired == "absent"

@@ -20,7 +20,9 @@ from typing import Any
 
 from sqlalchemy import (
     Engine,
+    String,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -34,7 +36,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from dialsync.errors import ConfigError, TransientError
-from dialsync.store import migrate
+from dialsync.store import migrate, transitions
 from dialsync.store.decide import Desired, RowState, Status, Verdict, decide
 from dialsync.store.tables import (
     RUN_COUNTERS,
@@ -44,10 +46,13 @@ from dialsync.store.tables import (
     runs,
     sync_records,
 )
+from dialsync.store.transitions import Change
 
 Clock = Callable[[], datetime]
 R = sync_records.c
 _CHUNK = 500  # ids per IN (...) clause: well under SQLite's and Postgres's parameter limits
+# A row still retrying after this many tries (each after its backoff) is reported as stuck.
+STUCK_ATTEMPTS = 3
 
 
 def utcnow() -> datetime:
@@ -83,10 +88,16 @@ class Cursor:
     reconciled_at: datetime | None
 
 
+# Runs kept in the runs table: a service pulling every second records 86,400 a day. The last
+# run of each kind and status is always kept (`dialsync status`, the last-success gauge).
+RUNS_KEPT = 10_000
+
+
 class SyncStore:
-    def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
+    def __init__(self, engine: Engine, clock: Clock = utcnow, runs_kept: int = RUNS_KEPT) -> None:
         self.engine = engine
         self.clock = clock
+        self.runs_kept = runs_kept
         # Marks this store's claims, so a run can free those an earlier run left behind.
         self._instance = uuid.uuid4().hex[:8]
         # SQLite has one writer at a time, and threads of one process waiting on its busy
@@ -142,8 +153,13 @@ class SyncStore:
         run_id: int | None,
         *,
         dry_run: bool = False,
+        mark_seen: bool = True,
     ) -> Counter[Verdict]:
-        """Record what the contacts now imply; returns how many of each verdict."""
+        """Record what the contacts now imply; returns how many of each verdict.
+
+        A lookback re-read of a row whose state does not change writes nothing, unless
+        ``mark_seen`` (a full pass: the sweep reads which rows this run saw).
+        """
         verdicts: Counter[Verdict] = Counter()
         now = self.clock()
         with self._tx() as conn:
@@ -156,7 +172,9 @@ class SyncStore:
                 verdicts[verdict] += 1
                 if dry_run:
                     continue
-                values = _values_for(verdict, row, want, run_id, now)
+                if row is not None and not mark_seen and transitions.reread(verdict, row, want):
+                    continue
+                values = transitions.pulled(verdict, row, want, run_id, now)
                 if row is None:
                     inserts.append(
                         {
@@ -171,14 +189,9 @@ class SyncStore:
                     updates.append({"_id": row.id, **values})
             if inserts:
                 conn.execute(insert(sync_records), inserts)
-            for group in _group_by_keys(updates):
-                keys = [k for k in group[0] if k != "_id"]
-                stmt = (
-                    update(sync_records)
-                    .where(R.id == _bind("_id"))
-                    .values({k: _bind(k) for k in keys})
-                )
-                conn.execute(stmt, group)
+            _update_each(conn, updates, R.id == _bind("_id"))
+            if updates:
+                _unsettle(conn, [u["_id"] for u in updates], now)
         return verdicts
 
     def mark_seen(
@@ -313,26 +326,41 @@ class SyncStore:
                 .values(inflight=op, inflight_at=now if op else None)
             )
 
-    def update_rows(self, changes: Sequence[dict[str, Any]]) -> None:
-        """Apply per-row outcomes: each dict has ``_id`` and the columns to set.
+    def record(self, changes: Sequence[Change]) -> None:
+        """Apply per-row transitions (see transitions.py) in one transaction; claims are
+        released with them.
 
-        Claims are released with the outcome.
+        A change with ``expect`` is compare-and-set: its values are set only where the row still
+        holds the desired state and payload that were sent, its ``otherwise`` values elsewhere.
+        Neither set changes those two columns, so every row matches exactly one of them.
         """
         if not changes:
             return
         now = self.clock()
-        rows = [
-            {**c, "updated_at": now, "claimed_by": None, "claim_expires_at": None} for c in changes
-        ]
+        release = {"updated_at": now, "claimed_by": None, "claim_expires_at": None}
+        plain: list[dict[str, Any]] = []
+        held: list[dict[str, Any]] = []
+        moved: list[dict[str, Any]] = []
+        for change in changes:
+            if change.expect is None:
+                plain.append({"_id": change.id, **change.values, **release})
+                continue
+            cond = {
+                "_id": change.id,
+                "_desired": change.expect.desired,
+                "_hash": change.expect.payload_hash,
+            }
+            held.append({**cond, **change.values, **release})
+            moved.append({**cond, **(change.otherwise or {}), **release})
+        still = and_(
+            R.id == _bind("_id"),
+            R.desired == _bind("_desired"),
+            R.payload_hash.is_not_distinct_from(bindparam("_hash", type_=String())),
+        )
         with self._tx() as conn:
-            for group in _group_by_keys(rows):
-                keys = [k for k in group[0] if k != "_id"]
-                conn.execute(
-                    update(sync_records)
-                    .where(R.id == _bind("_id"))
-                    .values({k: _bind(k) for k in keys}),
-                    group,
-                )
+            _update_each(conn, plain, R.id == _bind("_id"))
+            _update_each(conn, moved, and_(R.id == _bind("_id"), ~still))
+            _update_each(conn, held, still)
 
     def _claim_prefix(self) -> str:
         return f"{socket.gethostname()[:30]}:{os.getpid()}:{self._instance}."
@@ -387,24 +415,29 @@ class SyncStore:
         )
 
     def adopt(
-        self, destination: str, list_id: str, remote: Iterable[tuple[str, str]]
-    ) -> tuple[int, int, list[str]]:
-        """Take over dialer records of ours found by a list scan: (external_id, record_id).
+        self,
+        destination: str,
+        list_id: str,
+        remote: Iterable[tuple[str, str, str | None]],
+    ) -> tuple[int, int, list[str], int]:
+        """Take over dialer records of ours found by a list scan: (external_id, record_id,
+        the hash of its content in payload form, or None when the scan did not read it).
 
-        Returns (adopted, duplicates, unknown external ids). The first record seen for an
-        external id is kept; any other becomes an orphan to delete. Uncertain creates are
-        settled: found means created, not found means never created.
+        Returns (adopted, duplicates, unknown external ids, edited). The record a row knows
+        is kept (else the first seen); any other record with its external id becomes an orphan
+        to delete. Uncertain creates are settled: found means created. A known record whose
+        content is not the payload the row wants was edited by hand: it is sent again.
         """
-        adopted = duplicates = 0
+        adopted = duplicates = edited = 0
         unknown: list[str] = []
         now = self.clock()
-        batch: list[tuple[str, str]] = []
+        batch: list[tuple[str, str, str | None]] = []
 
         def flush() -> None:
-            nonlocal adopted, duplicates
+            nonlocal adopted, duplicates, edited
             with self._tx() as conn:
-                known = self._rows(conn, destination, list_id, [e for e, _ in batch])
-                for external_id, record_id in batch:
+                known = self._rows(conn, destination, list_id, [e for e, _, _ in batch])
+                for external_id, record_id, content in batch:
                     row = known.get(external_id)
                     if row is None:
                         unknown.append(external_id)
@@ -461,7 +494,22 @@ class SyncStore:
                             None,
                         )
                     elif row.record_id == record_id:
-                        continue
+                        if (
+                            content is not None
+                            and row.desired == "present"
+                            and content != row.payload_hash
+                        ):
+                            edited += 1
+                            conn.execute(
+                                update(sync_records)
+                                .where(R.id == row.id)
+                                .values(
+                                    sent_hash=None,
+                                    status=Status.PENDING,
+                                    next_attempt_at=None,
+                                    updated_at=now,
+                                )
+                            )
                     else:
                         duplicates += 1
                         self._add_orphan(
@@ -475,7 +523,7 @@ class SyncStore:
                 flush()
         if batch:
             flush()
-        return adopted, duplicates, unknown
+        return adopted, duplicates, unknown, edited
 
     def settle_uncertain_creates(
         self, destination: str, list_id: str, scan_started: datetime
@@ -592,15 +640,27 @@ class SyncStore:
 
     # -- list state, cursor ----------------------------------------------------------------
     def list_scanned(self, destination: str, list_id: str) -> bool:
+        return self.list_others(destination, list_id)[0]
+
+    def list_others(self, destination: str, list_id: str) -> tuple[bool, int | None]:
+        """(scanned ever, records of other providers at the last scan, when known)."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(list_state.c.scanned_at).where(
+                select(list_state.c.scanned_at, list_state.c.others_count).where(
                     list_state.c.destination == destination, list_state.c.list_id == list_id
                 )
             ).first()
-            return row is not None and row.scanned_at is not None
+            if row is None:
+                return False, None
+            return row.scanned_at is not None, row.others_count
 
-    def set_list_scanned(self, destination: str, list_id: str, unique_type: str | None) -> None:
+    def set_list_scanned(
+        self,
+        destination: str,
+        list_id: str,
+        unique_type: str | None,
+        others: int | None = None,
+    ) -> None:
         with self._tx() as conn:
             conn.execute(
                 delete(list_state).where(
@@ -613,6 +673,7 @@ class SyncStore:
                     list_id=list_id,
                     scanned_at=self.clock(),
                     unique_identifier_type=unique_type,
+                    others_count=others,
                 )
             )
 
@@ -654,7 +715,18 @@ class SyncStore:
             )
             key = result.inserted_primary_key
             assert key is not None
-            return int(key[0])
+            run_id = int(key[0])
+            self._prune_runs(conn, run_id)
+            return run_id
+
+    def _prune_runs(self, conn: Connection, newest: int) -> None:
+        """Drop runs older than the last ``runs_kept`` (by id: the primary key answers it)."""
+        if newest <= self.runs_kept:
+            return
+        latest = select(func.max(runs.c.id)).group_by(runs.c.kind, runs.c.status)
+        conn.execute(
+            delete(runs).where(runs.c.id <= newest - self.runs_kept, runs.c.id.not_in(latest))
+        )
 
     def _end_orphaned_runs(self, conn: Connection) -> None:
         """Runs of this host still 'running' whose process is gone, or is this one (a process
@@ -723,12 +795,62 @@ class SyncStore:
                     R.attempts,
                     R.next_attempt_at,
                     R.updated_at,
+                    and_(R.desired == "absent", R.record_id.is_not(None)).label("must_remove"),
                 )
-                .where(R.status.in_([Status.REJECTED, Status.SKIPPED, Status.RETRYING]))
+                .where(
+                    R.status.in_([Status.REJECTED, Status.BLOCKED, Status.SKIPPED, Status.RETRYING])
+                )
                 .order_by(R.status, R.external_id)
                 .limit(limit)
             )
-            return [dict(r._mapping) for r in rows]
+            return [{**r._mapping, "must_remove": bool(r.must_remove)} for r in rows]
+
+    def stuck_counts(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """Per (destination, list): rows that must leave the list but whose removal failed,
+        and rows still wrong after STUCK_ATTEMPTS tries (each after its backoff)."""
+        removal = and_(R.desired == "absent", R.record_id.is_not(None), R.attempts > 0)
+        stuck = and_(R.status == Status.RETRYING, R.attempts >= STUCK_ATTEMPTS)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    R.destination,
+                    R.list_id,
+                    func.count().filter(removal),
+                    func.count().filter(stuck),
+                )
+                .where(R.status == Status.RETRYING)
+                .group_by(R.destination, R.list_id)
+            )
+            return {(d, li): (int(a), int(b)) for d, li, a, b in rows}
+
+    def unblock(self, destination: str, list_id: str) -> int:
+        """A record of this list changed or went: rows refused because another record held
+        their phone number or external id are due now (that record may have been it)."""
+        now = self.clock()
+        with self._tx() as conn:
+            result = conn.execute(
+                update(sync_records)
+                .where(
+                    R.destination == destination,
+                    R.list_id == list_id,
+                    R.status == Status.BLOCKED,
+                    R.next_attempt_at > now,
+                )
+                .values(next_attempt_at=now)
+            )
+            return int(result.rowcount or 0)
+
+    def count_unsettled(self, destination: str, list_id: str) -> int:
+        """Rows the dialer is not known to hold as wanted: queued (due or waiting for their
+        backoff) or a create in flight whose answer was never recorded."""
+        return self._count(
+            R.destination == destination,
+            R.list_id == list_id,
+            or_(
+                R.status.in_([Status.PENDING, Status.RETRYING]),
+                and_(R.inflight == "create", R.record_id.is_(None)),
+            ),
+        )
 
     def count_due(self, destination: str, list_id: str) -> int:
         now = self.clock()
@@ -742,9 +864,12 @@ class SyncStore:
 def _is_due(now: datetime) -> Any:
     """Pending, or retrying and its time has come. Written as one IN on the indexed status
     (pending rows carry no next attempt time) so the index answers it at any table size."""
-    return and_(
-        R.status.in_([Status.PENDING, Status.RETRYING]),
-        or_(R.next_attempt_at.is_(None), R.next_attempt_at <= now),
+    return or_(
+        and_(
+            R.status.in_([Status.PENDING, Status.RETRYING]),
+            or_(R.next_attempt_at.is_(None), R.next_attempt_at <= now),
+        ),
+        and_(R.status == Status.BLOCKED, R.next_attempt_at <= now),
     )
 
 
@@ -790,58 +915,54 @@ def _pid_gone(pid: int | None) -> bool:
     return False
 
 
+def _unsettle(conn: Connection, row_ids: Sequence[int], now: datetime) -> None:
+    """Put back in the queue rows that a decision made on a stale read left at rest.
+
+    The pull decides from rows read at the start of its transaction; a push answer committed
+    meanwhile (a create just applied) can make "skipped: never in the dialer" false. A row at
+    rest must agree with what the dialer holds (the table above transitions.AT_REST);
+    checked in the same transaction, after the writes, so no answer recorded before is missed
+    (and one recorded after is compare-and-set against the new desired state).
+    """
+    for part in _chunks(list(row_ids)):
+        conn.execute(
+            update(sync_records)
+            .where(R.id.in_(part), R.status.in_(transitions.AT_REST), ~_at_rest_consistent())
+            .values(status=Status.PENDING, next_attempt_at=None, updated_at=now)
+        )
+
+
+def _at_rest_consistent() -> Any:
+    """A row at rest that agrees with what the dialer holds (see transitions.AT_REST)."""
+    return or_(
+        and_(
+            R.status == Status.SYNCED,
+            R.desired == "present",
+            R.record_id.is_not(None),
+            R.sent_hash == R.payload_hash,
+        ),
+        and_(
+            R.status.in_([Status.SKIPPED, Status.REMOVED]),
+            R.record_id.is_(None),
+            or_(R.inflight.is_(None), R.inflight != "create"),
+        ),
+        R.status.in_([Status.REJECTED, Status.BLOCKED]),
+    )
+
+
+def _update_each(conn: Connection, rows: Sequence[dict[str, Any]], where: Any) -> None:
+    """One executemany per set of columns; ``_``-prefixed keys are the condition's values."""
+    for group in _group_by_keys(rows):
+        keys = [k for k in group[0] if not k.startswith("_")]
+        conn.execute(update(sync_records).where(where).values({k: _bind(k) for k in keys}), group)
+
+
 def _group_by_keys(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """executemany needs every dict of one call to have the same keys."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(sorted(row)), []).append(row)
     return list(groups.values())
-
-
-def _values_for(
-    verdict: Verdict, row: RowState | None, want: Desired, run_id: int | None, now: datetime
-) -> dict[str, Any]:
-    values: dict[str, Any] = {"updated_at": now, "last_seen_run": run_id}
-    if want.modstamp is not None:
-        values["source_modstamp"] = want.modstamp
-    if verdict is Verdict.WAITING:
-        return values
-    if verdict is Verdict.UNCHANGED:
-        if (
-            row is not None
-            and row.source_modstamp == want.modstamp
-            and not want.force
-            and (not want.remap or row.payload_hash == want.payload_hash)
-        ):
-            return values  # a lookback re-read (or a re-render to the same payload): as it is
-        values.update(
-            status=Status.SYNCED if want.present else row.status if row else Status.SKIPPED,
-            desired="present" if want.present else "absent",
-            payload=want.payload,
-            payload_hash=want.payload_hash,
-            reason_code=None if want.present else want.reason_code,
-            reason_message=None if want.present else want.reason_message,
-            next_attempt_at=None,
-            attempts=0,
-        )
-        return values
-    values.update(
-        desired="present" if want.present else "absent",
-        payload=want.payload,
-        payload_hash=want.payload_hash,
-        next_attempt_at=None,
-        attempts=0,
-        reason_code=want.reason_code,
-        reason_message=want.reason_message,
-    )
-    if want.force:
-        values["sent_hash"] = None
-    if verdict is Verdict.SKIP:
-        removed = row is not None and row.status == Status.REMOVED
-        values["status"] = Status.REMOVED if removed else Status.SKIPPED
-    else:
-        values["status"] = Status.PENDING
-    return values
 
 
 def open_store(url: str, *, clock: Clock = utcnow, auto_migrate: bool = True) -> SyncStore:

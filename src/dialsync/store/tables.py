@@ -113,6 +113,8 @@ list_state = Table(
     Column("list_id", String(64), primary_key=True),
     Column("scanned_at", UTCDateTime()),
     Column("unique_identifier_type", String(32)),
+    # Records of other providers the list held at its last scan (NULL: not known yet).
+    Column("others_count", Integer),
 )
 
 RUN_COUNTERS = (

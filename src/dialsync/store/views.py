@@ -148,8 +148,9 @@ def row_states(
 
 # -- `dialsync errors` ---------------------------------------------------------------------------
 # Rows that are not simply synced. Skipped rows are expected (the contact must not be called);
-# rejected and retrying rows are errors an operator may have to act on.
-ERROR_STATUSES = ("rejected", "retrying")
+# rejected, blocked (refused because another record holds its phone number or external id) and
+# retrying rows are errors an operator may have to act on.
+ERROR_STATUSES = ("rejected", "blocked", "retrying")
 EXPECTED_STATUSES = ("skipped",)
 PROBLEM_STATUSES = ERROR_STATUSES + EXPECTED_STATUSES
 
@@ -208,13 +209,15 @@ def problem_rows(store: SyncStore, where: ProblemFilter, limit: int) -> list[dic
             R.attempts,
             R.next_attempt_at,
             R.updated_at,
+            # must leave the list (do not call, deleted) but the dialer still holds it
+            and_(R.desired == "absent", R.record_id.is_not(None)).label("must_remove"),
         )
         .where(*where.conditions())
         .order_by(rank, R.updated_at.desc(), R.external_id)
         .limit(limit)
     )
     with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+        return [{**r._mapping, "must_remove": bool(r.must_remove)} for r in conn.execute(query)]
 
 
 # -- `dialsync runs` -----------------------------------------------------------------------------
