@@ -347,6 +347,7 @@ class SyncEngine:
             self._prepare(report, force_scan=full)
             for dest in self.destinations if full else ():
                 self.store.unblock(dest.name, dest.target)
+                self.store.retry_rejected(dest.name, dest.target)
         cursor = self.store.get_cursor(CURSOR)
         self.remapped = self._mapping_changes(synced_before=cursor.modstamp is not None)
         incremental = cursor.modstamp is not None and not full and not self.remapped

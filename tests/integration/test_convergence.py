@@ -508,3 +508,33 @@ def test_a_quiet_cycle_rewrites_no_row_and_old_runs_are_pruned(
         kinds = [r.kind for r in conn.execute(select(runs.c.kind).order_by(runs.c.id))]
     assert kinds.count("pull") == 5
     assert "sync" in kinds  # the last run of each kind is kept
+
+
+def refuse_create(request: Request, original: Callable[[Request], Response]) -> Response:
+    """A bulk create answered with every record failed (a one-off refusal), none created."""
+    items = request.json()["records"]
+    entries = [{**item, "errors": ["OTHER"]} for item in items]
+    return Response(
+        201,
+        {
+            "has_errors": True,
+            "total_errors": len(entries),
+            "total_created": 0,
+            "_embedded": {"records": entries},
+        },
+    )
+
+
+def test_a_full_sync_retries_records_refused_once(sandboxes: Sandboxes, db_url: str) -> None:
+    """A create refused per record stays rejected until its contact changes; a full sync is
+    the reconciliation: what refused it may have changed, so it is tried again."""
+    box = sandboxes
+    start = datetime.now(UTC) - timedelta(seconds=60)
+    ids = box.salesforce.insert_many([person(i) for i in range(3)], stamp=start)
+    with intercept(box.talkdesk.server, bulk("POST"), refuse_create):
+        report = run(box, db_url)
+    assert report.counts["rejected"] == 3 and ours(box) == {}
+    assert run(box, db_url).counts["created"] == 0  # an incremental sync leaves it refused
+    report = run(box, db_url, full=True)
+    assert report.counts["created"] == 3
+    assert set(ours(box)) == set(ids)

@@ -840,6 +840,23 @@ class SyncStore:
             )
             return int(result.rowcount or 0)
 
+    def retry_rejected(self, destination: str, list_id: str) -> int:
+        """A full pass is the reconciliation: records the dialer refused are tried once more,
+        since what refused them may have changed (a one-off failure, a rule fixed in the
+        dialer, a record that held their number). A payload still refused is rejected again."""
+        with self._tx() as conn:
+            result = conn.execute(
+                update(sync_records)
+                .where(
+                    R.destination == destination,
+                    R.list_id == list_id,
+                    R.status == Status.REJECTED,
+                    R.desired == "present",
+                )
+                .values(status=Status.PENDING, next_attempt_at=None, updated_at=self.clock())
+            )
+            return int(result.rowcount or 0)
+
     def count_unsettled(self, destination: str, list_id: str) -> int:
         """Rows the dialer is not known to hold as wanted: queued (due or waiting for their
         backoff) or a create in flight whose answer was never recorded."""
