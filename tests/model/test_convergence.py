@@ -569,3 +569,59 @@ def test_convergence_sqlite(tmp_path: Path, scan_pages: None) -> None:
 @pytest.mark.postgres
 def test_convergence_postgres(tmp_path: Path, scan_pages: None) -> None:
     run_model(tmp_path / "box", postgres_url())
+
+
+# Fixed walks through the same machine: interleavings the random search reaches only with a
+# large budget (its early examples repeat one rule), replayed on every run. Each is a list of
+# (rule, arguments); the final check is the same invariant.
+ANN = {"FirstName": "Ann", "MobilePhone": "(415) 226-0101", "DoNotCall": False}
+BOB_SAME_PHONE = {"FirstName": "Bob", "MobilePhone": "(415) 226-0101", "DoNotCall": False}
+WALKS: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
+    "push_answer_over_newer_pull": (
+        "EXTERNAL",
+        [
+            ("pull", {"k": 0}),
+            ("tick", {"seconds": 1.0}),
+            ("push_racing_pull", {"k": 0, "i": 0, "edit": ("FirstName", "Bob")}),
+        ],
+    ),
+    "failed_delete_of_opted_out": (
+        "EXTERNAL",
+        [
+            ("sync", {"k": 0, "full": False}),
+            ("tick", {"seconds": 1.0}),
+            ("sf_edit", {"i": 0, "edit": ("DoNotCall", True)}),
+            ("tick", {"seconds": 1.0}),
+            ("dialer_fault", {"kind": "reject_first"}),
+            ("sync", {"k": 0, "full": False}),
+        ],
+    ),
+    # c1 and c2 share a number on a list unique by number: c2 (the lower Id, sent first) holds
+    # it and c1 is refused; then c2 moves to another number, which frees it for c1.
+    "unique_phone_holder_moves": (
+        "PHONE_NUMBER",
+        [
+            ("sf_new_contact", {"spec": BOB_SAME_PHONE}),
+            ("sync", {"k": 0, "full": False}),
+            ("tick", {"seconds": 1.0}),
+            ("sf_edit", {"i": 1, "edit": ("MobilePhone", "(212) 226-0102")}),
+            ("tick", {"seconds": 1.0}),
+        ],
+    ),
+    "crash_after_claiming_creates": (
+        "EXTERNAL",
+        [("crash", {"k": 0, "point": "before_send", "call": "sync"})],
+    ),
+}
+
+
+@pytest.mark.parametrize("walk", sorted(WALKS))
+def test_convergence_walk(walk: str, tmp_path: Path, scan_pages: None) -> None:
+    unique, steps = WALKS[walk]
+    machine = ConvergenceMachine(tmp_path / "box", f"sqlite:///{tmp_path / 'state.db'}")
+    machine.start(unique=unique, people=[ANN])
+    try:
+        for name, arguments in steps:
+            getattr(machine, name)(**arguments)
+    finally:
+        machine.teardown()
