@@ -258,8 +258,12 @@ class ApiClient:
                 if action.retry:
                     self.sleep(action.wait or 0.0)
                     continue
-                sent = "" if isinstance(exc, NOT_SENT) else " after the request was sent"
-                reason = f"{exc.__class__.__name__}{sent}"
+                name = exc.__class__.__name__
+                reason = (
+                    f"cannot connect: {name}"
+                    if isinstance(exc, NOT_SENT)
+                    else f"{name} after the request was sent"
+                )
                 cls = AmbiguousWriteError if action.verdict is Verdict.AMBIGUOUS else TransientError
                 raise cls(f"{method} {path}: {reason}", system=self.system) from None
             status = response.status_code
