@@ -68,6 +68,37 @@ def _drop_created_databases() -> None:
 atexit.register(_drop_created_databases)
 
 
+def _create_database(name: str, template: str | None = None) -> None:
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        # generated identifiers, no input
+        copy = f' TEMPLATE "{template}"' if template else ""
+        conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+    admin.dispose()
+    _pg_created.append(name)
+
+
+def _url(name: str) -> str:
+    return PG_URL.rsplit("/", 1)[0] + "/" + name
+
+
+_pg_template: list[str] = []
+
+
+def _migrated_template() -> str:
+    """A database migrated once per run (and xdist worker): every test database copies it."""
+    if not _pg_template:
+        name = f"dialsync_t_{RUN_ID}_template".lower()
+        _create_database(name)
+        from dialsync.store import migrate
+
+        engine = create_engine(_url(name))
+        migrate.upgrade(engine)
+        engine.dispose()  # CREATE DATABASE ... TEMPLATE needs nobody connected to it
+        _pg_template.append(name)
+    return _pg_template[0]
+
+
 def postgres_url() -> str:
     """A fresh, migrated database of this run's own; dropped when the run ends."""
     if not _PG:
@@ -75,18 +106,9 @@ def postgres_url() -> str:
             pytest.fail(f"PostgreSQL is required but not reachable at {PG_URL}")
         pytest.skip("PostgreSQL not reachable (set DIALSYNC_TEST_POSTGRES_URL)")
     name = f"dialsync_t_{RUN_ID}_{next(_pg_counter)}".lower()
-    admin = _admin_engine()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))  # a generated identifier, no input
-    admin.dispose()
-    _pg_created.append(name)
-    url = PG_URL.rsplit("/", 1)[0] + "/" + name
-    from dialsync.store import migrate
-
-    engine = create_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    return url
+    # Copying a migrated database is a file copy; running the migrations for every test was not.
+    _create_database(name, template=_migrated_template())
+    return _url(name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
