@@ -190,8 +190,27 @@ class _RunRedis:
         self.error = f"the private redis-server on port {port} did not start"
 
     def next_db(self) -> int:
-        limit = _REDIS_DATABASES if self.proc is not None else 16
-        return 1 + (next(self.dbs) - 1) % (limit - 1)
+        if self.proc is not None:  # our own server: every number but 0 is ours
+            mine = list(range(1, _REDIS_DATABASES))
+        else:
+            mine = shared_redis_dbs(
+                os.environ.get("PYTEST_XDIST_WORKER"),
+                int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")),
+            )
+        return mine[(next(self.dbs) - 1) % len(mine)]
+
+
+def shared_redis_dbs(worker: str | None, workers: int, databases: int = 16) -> list[int]:
+    """The DB numbers of an explicit server that this xdist worker may flush and use.
+
+    Every worker of the run talks to that one server, so each takes its own share of 1..15
+    (0 is left alone); with the same numbers two workers would flush each other's data.
+    """
+    index = int(worker.removeprefix("gw")) if worker else 0
+    mine = [db for db in range(1, databases) if (db - 1) % max(workers, 1) == index]
+    if not mine:
+        pytest.fail(f"{workers} workers share {databases - 1} Redis DB numbers: use fewer (-n)")
+    return mine
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
