@@ -199,6 +199,14 @@ class _RunRedis:
             )
         return mine[(next(self.dbs) - 1) % len(mine)]
 
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=20)
+        self.proc = None
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
 
 def shared_redis_dbs(worker: str | None, workers: int, databases: int = 16) -> list[int]:
     """The DB numbers of an explicit server that this xdist worker may flush and use.
@@ -211,14 +219,6 @@ def shared_redis_dbs(worker: str | None, workers: int, databases: int = 16) -> l
     if not mine:
         pytest.fail(f"{workers} workers share {databases - 1} Redis DB numbers: use fewer (-n)")
     return mine
-
-    def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=20)
-        self.proc = None
-        if self.dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 _RUN_REDIS = _RunRedis()
