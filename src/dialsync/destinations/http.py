@@ -250,9 +250,10 @@ class ApiClient:
                     method, url, json=json, params=params, headers=headers
                 )
             except httpx.TransportError as exc:
-                if isinstance(exc, NOT_SENT) and (
-                    tls := tls_failure(exc, url, system=self.system)
-                ) is not None:
+                if (
+                    isinstance(exc, NOT_SENT)
+                    and (tls := tls_failure(exc, url, system=self.system)) is not None
+                ):
                     raise tls from None  # a certificate problem: retrying cannot help
                 action = self._decide(exc, attempt, idempotent)
                 if action.retry:
