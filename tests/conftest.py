@@ -68,6 +68,37 @@ def _drop_created_databases() -> None:
 atexit.register(_drop_created_databases)
 
 
+def _create_database(name: str, template: str | None = None) -> None:
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        # generated identifiers, no input
+        copy = f' TEMPLATE "{template}"' if template else ""
+        conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+    admin.dispose()
+    _pg_created.append(name)
+
+
+def _url(name: str) -> str:
+    return PG_URL.rsplit("/", 1)[0] + "/" + name
+
+
+_pg_template: list[str] = []
+
+
+def _migrated_template() -> str:
+    """A database migrated once per run (and xdist worker): every test database copies it."""
+    if not _pg_template:
+        name = f"dialsync_t_{RUN_ID}_template".lower()
+        _create_database(name)
+        from dialsync.store import migrate
+
+        engine = create_engine(_url(name))
+        migrate.upgrade(engine)
+        engine.dispose()  # CREATE DATABASE ... TEMPLATE needs nobody connected to it
+        _pg_template.append(name)
+    return _pg_template[0]
+
+
 def postgres_url() -> str:
     """A fresh, migrated database of this run's own; dropped when the run ends."""
     if not _PG:
@@ -75,18 +106,9 @@ def postgres_url() -> str:
             pytest.fail(f"PostgreSQL is required but not reachable at {PG_URL}")
         pytest.skip("PostgreSQL not reachable (set DIALSYNC_TEST_POSTGRES_URL)")
     name = f"dialsync_t_{RUN_ID}_{next(_pg_counter)}".lower()
-    admin = _admin_engine()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))  # a generated identifier, no input
-    admin.dispose()
-    _pg_created.append(name)
-    url = PG_URL.rsplit("/", 1)[0] + "/" + name
-    from dialsync.store import migrate
-
-    engine = create_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    return url
+    # Copying a migrated database is a file copy; running the migrations for every test was not.
+    _create_database(name, template=_migrated_template())
+    return _url(name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -168,8 +190,14 @@ class _RunRedis:
         self.error = f"the private redis-server on port {port} did not start"
 
     def next_db(self) -> int:
-        limit = _REDIS_DATABASES if self.proc is not None else 16
-        return 1 + (next(self.dbs) - 1) % (limit - 1)
+        if self.proc is not None:  # our own server: every number but 0 is ours
+            mine = list(range(1, _REDIS_DATABASES))
+        else:
+            mine = shared_redis_dbs(
+                os.environ.get("PYTEST_XDIST_WORKER"),
+                int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")),
+            )
+        return mine[(next(self.dbs) - 1) % len(mine)]
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -178,6 +206,19 @@ class _RunRedis:
         self.proc = None
         if self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def shared_redis_dbs(worker: str | None, workers: int, databases: int = 16) -> list[int]:
+    """The DB numbers of an explicit server that this xdist worker may flush and use.
+
+    Every worker of the run talks to that one server, so each takes its own share of 1..15
+    (0 is left alone); with the same numbers two workers would flush each other's data.
+    """
+    index = int(worker.removeprefix("gw")) if worker else 0
+    mine = [db for db in range(1, databases) if (db - 1) % max(workers, 1) == index]
+    if not mine:
+        pytest.fail(f"{workers} workers share {databases - 1} Redis DB numbers: use fewer (-n)")
+    return mine
 
 
 _RUN_REDIS = _RunRedis()

@@ -8,6 +8,7 @@ command line. ``DIALSYNC_FAULTS_REPORT=1`` (or a file path) writes every case's 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -96,15 +97,24 @@ def fault_report() -> Iterator[FaultReport]:
     if not target or not report.results:
         return
     path = RESULTS if target == "1" else Path(target)
+    # Under pytest-xdist every worker ends its session here: read, merge and write one at a time,
+    # or a worker's cases are lost to another's write.
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _merge_results(path, report)
+
+
+def _merge_results(path: Path, report: FaultReport) -> None:
     previous: dict[str, Any] = {}
-    if path.exists():  # a partial run (-k) updates its cases and keeps the others
+    if path.exists():  # a partial run (-k), or another xdist worker: keep their cases
         try:
             previous = {r["case"]: r for r in json.loads(path.read_text())["cases"]}
         except (ValueError, KeyError, TypeError):
             previous = {}
     for result in report.results:
         previous[result.case] = asdict(result)
-    path.write_text(
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(
         json.dumps(
             {
                 "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -116,6 +126,7 @@ def fault_report() -> Iterator[FaultReport]:
         )
         + "\n"
     )
+    tmp.replace(path)  # a reader (tests.faults.report) never sees half a file
 
 
 # -- private services ------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def test_503s_mid_paging_are_retried_then_a_later_cycle_resumes(
         sf = box.salesforce
         org_in_hours(box)
         settings = small_pages(box)
-        # two 503s on a page: retried inside the cycle (1 s, 2 s), nothing lost
+        # two 503s on a page: retried inside the cycle (about 1 s, 2 s, jittered), nothing lost
         sf.fail_next(2, 503, "SERVER_UNAVAILABLE", "maintenance", path_contains="/query/01g")
         report = run(box, sqlite_url, settings=settings)
         assert report.counts["queried"] == GROUPS * PER_GROUP

@@ -1,7 +1,8 @@
 """The one HTTP seam for destination APIs: tokens, bounded retries, rate limit, error mapping.
 
-httpx exceptions and statuses are translated here into ``dialsync.errors``; nothing above sees
-httpx. Whether a failed write may have been applied decides between retrying and raising
+Whether and when to try again is ``dialsync.retry.decide``, the policy the Salesforce source
+follows too. httpx exceptions and statuses are translated here into ``dialsync.errors``; nothing
+above sees httpx. Whether a failed write may have been applied decides between retrying and raising
 AmbiguousWriteError, so that a create is never blindly repeated.
 """
 
@@ -13,7 +14,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx
@@ -25,12 +26,11 @@ from dialsync.errors import (
     TerminalError,
     TransientError,
 )
+from dialsync.retry import NOT_SENT, Action, Verdict, decide
+from dialsync.retry import RetryPolicy as RetryPolicy  # the destinations build theirs here
 from dialsync.tls_errors import tls_failure
 
 log = logging.getLogger(__name__)
-
-# Never sent, so always safe to repeat.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def http_client(
@@ -195,18 +195,6 @@ def fetch_token(
     return token, expires_in
 
 
-@dataclass
-class RetryPolicy:
-    max_attempts: int = 4
-    base_seconds: float = 0.5
-    max_backoff_seconds: float = 30.0
-
-    def backoff(self, attempt: int, rng: Callable[[], float]) -> float:
-        """Exponential with full jitter between half and all of the step."""
-        step = min(self.max_backoff_seconds, self.base_seconds * 2.0 ** (attempt - 1))
-        return float(step * (0.5 + rng() / 2))
-
-
 class ApiClient:
     """Sends one request with the policy above; returns the 2xx response or raises."""
 
@@ -221,6 +209,7 @@ class ApiClient:
         limiter: RateLimiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
         extra_headers: dict[str, str] | None = None,
         request_401: Callable[[str], bool] | None = None,
     ) -> None:
@@ -236,8 +225,8 @@ class ApiClient:
         self.limiter = limiter or LocalRateLimiter(None)
         self.sleep = sleep
         self.rng = rng
+        self.now = now
         self.extra_headers = extra_headers or {}
-        self.status_counts: dict[int, int] = {}
 
     def call(
         self,
@@ -260,23 +249,25 @@ class ApiClient:
                 response = self.client.request(
                     method, url, json=json, params=params, headers=headers
                 )
-            except _NOT_SENT as exc:
-                if (tls := tls_failure(exc, url, system=self.system)) is not None:
-                    raise tls from None
-                reason = f"cannot connect: {exc.__class__.__name__}"
-                if attempt < self.policy.max_attempts:
-                    self.sleep(self.policy.backoff(attempt, self.rng))
-                    continue
-                raise TransientError(f"{method} {path}: {reason}", system=self.system) from None
             except httpx.TransportError as exc:
-                reason = f"{exc.__class__.__name__} after the request was sent"
-                if idempotent and attempt < self.policy.max_attempts:
-                    self.sleep(self.policy.backoff(attempt, self.rng))
+                if (
+                    isinstance(exc, NOT_SENT)
+                    and (tls := tls_failure(exc, url, system=self.system)) is not None
+                ):
+                    raise tls from None  # a certificate problem: retrying cannot help
+                action = self._decide(exc, attempt, idempotent)
+                if action.retry:
+                    self.sleep(action.wait or 0.0)
                     continue
-                cls = TransientError if idempotent else AmbiguousWriteError
+                name = exc.__class__.__name__
+                reason = (
+                    f"cannot connect: {name}"
+                    if isinstance(exc, NOT_SENT)
+                    else f"{name} after the request was sent"
+                )
+                cls = AmbiguousWriteError if action.verdict is Verdict.AMBIGUOUS else TransientError
                 raise cls(f"{method} {path}: {reason}", system=self.system) from None
             status = response.status_code
-            self.status_counts[status] = self.status_counts.get(status, 0) + 1
             if status in ok:
                 return response
             code, message, fields = error_fields(response)
@@ -301,15 +292,11 @@ class ApiClient:
                 )
             if status == 404:
                 raise NotFound(message or "not found", system=self.system, status=404, code=code)
+            action = self._decide(response, attempt, idempotent)
             if status == 429:
-                retry_after = _retry_after(response)
-                wait = (
-                    retry_after
-                    if retry_after is not None
-                    else self.policy.backoff(attempt, self.rng)
-                )
-                self.limiter.pause(wait)
-                if attempt < self.policy.max_attempts and wait <= self.policy.max_backoff_seconds:
+                wait = action.wait or 0.0
+                self.limiter.pause(wait)  # every thread of this process holds off, not just us
+                if action.retry:
                     log.info("%s: 429, waiting %.1fs", self.system, wait)
                     self.sleep(wait)
                     continue
@@ -320,28 +307,30 @@ class ApiClient:
                     code=code,
                     retry_after=wait,
                 )
-            if status >= 500:
-                if idempotent and attempt < self.policy.max_attempts:
-                    self.sleep(self.policy.backoff(attempt, self.rng))
-                    continue
-                cls = TransientError if idempotent else AmbiguousWriteError
-                raise cls(
-                    f"{method} {path}: server error", system=self.system, status=status, code=code
+            if action.retry:
+                self.sleep(action.wait or 0.0)
+                continue
+            if action.verdict is Verdict.TERMINAL:
+                raise RequestRefused(
+                    f"{method} {path} refused: {message or code}",
+                    system=self.system,
+                    status=status,
+                    code=code,
+                    fields=fields,
                 )
-            raise RequestRefused(
-                f"{method} {path} refused: {message or code}",
-                system=self.system,
-                status=status,
-                code=code,
-                fields=fields,
+            cls = AmbiguousWriteError if action.verdict is Verdict.AMBIGUOUS else TransientError
+            raise cls(
+                f"{method} {path}: server error", system=self.system, status=status, code=code
             )
 
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date: fall back to our own backoff
+    def _decide(
+        self, outcome: httpx.Response | httpx.TransportError, attempt: int, idempotent: bool
+    ) -> Action:
+        return decide(
+            outcome,
+            attempt,
+            policy=self.policy,
+            idempotent=idempotent,
+            rng=self.rng,
+            now=self.now,
+        )

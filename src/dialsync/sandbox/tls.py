@@ -1,15 +1,14 @@
 """Throw-away TLS material for the loopback sandboxes.
 
 simple-salesforce always speaks ``https``, so the Salesforce sandbox must serve TLS. A private CA
-signs a ``localhost`` certificate; clients trust the CA file (``session.verify`` or
-``REQUESTS_CA_BUNDLE``). Files are reused while valid so parallel processes (demo, workers)
-share one CA instead of each minting its own.
+(minted by trustme) signs a ``localhost`` certificate; clients trust the CA file
+(``session.verify`` or ``REQUESTS_CA_BUNDLE``). Files are reused while valid so parallel
+processes (demo, workers) share one CA instead of each minting its own.
 """
 
 from __future__ import annotations
 
 import fcntl
-import ipaddress
 import os
 import ssl
 import tempfile
@@ -17,11 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import trustme
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
 CA_NAME = "sandbox-ca.pem"
 CERT_NAME = "sandbox-cert.pem"
@@ -54,79 +52,15 @@ def make_tls_files(directory: Path) -> TLSFiles:
 
 def _generate(files: TLSFiles) -> None:
     now = datetime.now(UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dialsync sandbox CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    san = x509.SubjectAlternativeName(
-        [x509.DNSName(name) for name in DNS_NAMES]
-        + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in IP_NAMES]
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + VALIDITY)
-        .add_extension(san, critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=True,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
+    ca = trustme.CA(organization_unit_name="dialsync sandbox CA")
+    # trustme's default lifetime is centuries; ours is short, so a stale file gets replaced
+    cert = ca.issue_cert(
+        *DNS_NAMES, *IP_NAMES, not_before=now - timedelta(days=1), not_after=now + VALIDITY
     )
     # each file is replaced atomically; readers outside the lock still see whole files
-    _write_atomic(files.key_file, key_pem, mode=0o600)
-    _write_atomic(files.cert_file, cert.public_bytes(serialization.Encoding.PEM))
-    _write_atomic(files.ca_file, ca_cert.public_bytes(serialization.Encoding.PEM))
+    _write_atomic(files.key_file, cert.private_key_pem.bytes(), mode=0o600)
+    _write_atomic(files.cert_file, cert.cert_chain_pems[0].bytes())
+    _write_atomic(files.ca_file, ca.cert_pem.bytes())
 
 
 def server_context(files: TLSFiles) -> ssl.SSLContext:

@@ -10,8 +10,10 @@ drops headers. Every library exception is translated here.
 from __future__ import annotations
 
 import logging
+import random
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -28,6 +30,7 @@ from simple_salesforce.exceptions import (
 
 from dialsync.errors import AuthError, ConfigError, RateLimited, TerminalError, TransientError
 from dialsync.models import SourceContact
+from dialsync.retry import Action, Answer, RetryPolicy, Verdict, decide
 from dialsync.settings import SalesforceSettings, env_name
 from dialsync.tls_errors import tls_failure
 
@@ -38,6 +41,9 @@ T = TypeVar("T")
 BASE_FIELDS = ("Id", "IsDeleted", "MasterRecordId", "SystemModstamp")
 IDS_PER_QUERY = 200  # keeps `Id IN (...)` queries far below the URL and SOQL length limits
 DELETED_REACH = timedelta(days=15)  # getDeleted answers for the last 15 days only
+# Four attempts, waits of about 1, 2 and 4 s between them: a blip of the instance passes, an
+# outage fails the cycle quickly and the next one resumes from the cursor.
+RETRY = RetryPolicy(max_attempts=4, base_seconds=1.0, max_backoff_seconds=8.0)
 
 
 class TimeoutSession(requests.Session):
@@ -110,6 +116,8 @@ class SalesforceSource:
         session: requests.Session | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+        retry: RetryPolicy = RETRY,
     ) -> None:
         self.settings = settings
         self.mode = settings.auth_mode()
@@ -122,6 +130,11 @@ class SalesforceSource:
         self.api_usage: tuple[int, int] | None = None
         self._sf: Salesforce | None = None
         self._describe: set[str] | None = None
+        self.retry = retry
+        self.rng = rng
+        # The last answer this thread received, for its Retry-After header.
+        self._seen = threading.local()
+        self.session.hooks["response"].append(self._remember)
 
     # -- auth --------------------------------------------------------------------------------
     def open(self) -> None:
@@ -209,7 +222,8 @@ class SalesforceSource:
         return self._sf or self._connect()
 
     def _call(self, fn: Callable[[Salesforce], T]) -> T:
-        """Run one API call: renew the token once on 401, retry 5xx and network errors."""
+        """Run one API call: renew the token once on 401; 429, 5xx and network errors as
+        ``dialsync.retry.decide`` says."""
         renewed = False
         attempt = 0
         while True:
@@ -264,28 +278,48 @@ class SalesforceSource:
                 raise TerminalError(message, system=SYSTEM, status=400, code=code) from None
             except SalesforceError as exc:
                 status = int(getattr(exc, "status", 0) or 0)
-                if status >= 500 and attempt < 4:
-                    self.sleep(min(8.0, 0.5 * 2**attempt))
+                action = self._decide(self._answer(status), attempt)
+                if action.retry:
+                    self.sleep(action.wait or 0.0)
                     continue
-                if status >= 500:
-                    raise TransientError(
-                        "Salesforce server error",
-                        system=SYSTEM,
-                        status=status,
-                        code=_error_code(exc),
+                if action.verdict is Verdict.TERMINAL:
+                    raise TerminalError(
+                        _error_message(exc), system=SYSTEM, status=status, code=_error_code(exc)
                     ) from None
-                raise TerminalError(
-                    _error_message(exc), system=SYSTEM, status=status, code=_error_code(exc)
+                cls = RateLimited if status == 429 else TransientError
+                raise cls(
+                    "Salesforce rate limit" if status == 429 else "Salesforce server error",
+                    system=SYSTEM,
+                    status=status,
+                    code=_error_code(exc),
+                    retry_after=action.wait if status == 429 else None,
                 ) from None
             except requests.RequestException as exc:
                 if (tls := tls_failure(exc, self.instance_url or "", system=SYSTEM)) is not None:
                     raise tls from None
-                if attempt < 4:
-                    self.sleep(min(8.0, 0.5 * 2**attempt))
+                action = self._decide(exc, attempt)
+                if action.retry:
+                    self.sleep(action.wait or 0.0)
                     continue
                 raise TransientError(
                     f"cannot reach Salesforce: {exc.__class__.__name__}", system=SYSTEM
                 ) from None
+
+    def _decide(self, outcome: Answer | Exception, attempt: int) -> Action:
+        # Every call here is a read (query, describe, getDeleted): always safe to repeat.
+        return decide(
+            outcome, attempt, policy=self.retry, idempotent=True, rng=self.rng, now=self.clock
+        )
+
+    def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._seen.response = response
+
+    def _answer(self, status: int) -> Answer:
+        """The failed answer with its headers (simple-salesforce's errors keep only the status)."""
+        seen: requests.Response | None = getattr(self._seen, "response", None)
+        if seen is not None and seen.status_code == status:
+            return seen
+        return _Status(status)
 
     # -- reads -------------------------------------------------------------------------------
     def describe_fields(self) -> set[str]:
@@ -383,6 +417,14 @@ class SalesforceSource:
 
     def close(self) -> None:
         self.session.close()
+
+
+class _Status:
+    """An answer known only by its status."""
+
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+        self.headers: Mapping[str, str] = {}
 
 
 def _contact(sf: Salesforce) -> SFType:
