@@ -128,7 +128,7 @@ def start(settings: Settings, *, strict: bool = False) -> None:
         atexit.register(_remove_if_owner, directory, os.getpid())
     directory.mkdir(parents=True, exist_ok=True)
     MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
-    registry.register(StateCollector(settings.database_url))
+    registry.register(StateCollector(settings.database_url, settings))
     try:  # bound first: a worker that cannot serve must not touch the samples of one that does
         start_http_server(m.port, addr=m.address, registry=registry)
     except OSError as exc:
@@ -203,8 +203,9 @@ class MetricsObserver(Observer):
 class StateCollector(Collector):
     """Gauges read from the state database at scrape time, in the main process."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, settings: Settings | None = None) -> None:
         self.store = SyncStore(create_engine(database_url, poolclass=NullPool))
+        self.settings = settings
 
     def describe(self) -> Iterable[Metric]:
         return []  # nothing to check at registration: the database is read per scrape
@@ -264,4 +265,51 @@ class StateCollector(Collector):
         for kind, at in sorted(finished.items()):
             last.add_metric([kind], at.timestamp())
         out.append(last)
+        try:
+            out.extend(self._alerts())
+        except Exception as exc:  # an old schema without alert_state: the rest still answers
+            log.warning("metrics: alert state unreadable: %s", exc.__class__.__name__)
+        return out
+
+    def _alerts(self) -> list[Metric]:
+        from dialsync.alerts.conditions import pending_opt_outs
+        from dialsync.alerts.state import firing_states
+
+        now = datetime.now(UTC)
+        count = GaugeMetricFamily(
+            "dialsync_opt_outs_pending",
+            "Contacts that must not be called and may still be in the dialer",
+            labels=["destination", "list"],
+        )
+        oldest = GaugeMetricFamily(
+            "dialsync_opt_out_pending_oldest_seconds",
+            "Age of the oldest pending opt-out, from its Salesforce SystemModstamp",
+            labels=["destination", "list"],
+        )
+        for (dest, list_id), (n, since) in sorted(pending_opt_outs(self.store).items()):
+            count.add_metric([dest, list_id], n)
+            oldest.add_metric([dest, list_id], max(0.0, (now - since).total_seconds()))
+        firing = GaugeMetricFamily(
+            "dialsync_alert_firing",
+            "1 while a dialsync alert fires (as sent to the webhook), 0 once it cleared",
+            labels=["alert", "key"],
+        )
+        for (alert, key), on in sorted(firing_states(self.store).items()):
+            firing.add_metric([alert, key], int(on))
+        out: list[Metric] = [count, oldest, firing]
+        if self.settings is not None:  # the thresholds, so Prometheus rules use the same
+            out.append(
+                GaugeMetricFamily(
+                    "dialsync_opt_out_threshold_seconds",
+                    "DIALSYNC_COMPLIANCE__OPT_OUT_SECONDS",
+                    value=self.settings.compliance.opt_out_seconds,
+                )
+            )
+            out.append(
+                GaugeMetricFamily(
+                    "dialsync_sync_interval_seconds",
+                    "DIALSYNC_SYNC__INTERVAL_SECONDS",
+                    value=self.settings.sync.interval_seconds,
+                )
+            )
         return out

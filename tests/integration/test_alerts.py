@@ -1,0 +1,131 @@
+"""Alerts as an operator sees them: `dialsync sync` run by cron, a loopback webhook receiver,
+each alert once when it starts and once when it clears."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from dialsync.sandbox.harness import Sandboxes
+from dialsync.store.store import open_store
+from dialsync.store.tables import alert_state, sync_records
+from tests.integration.helpers import ours, person
+from tests.integration.test_cli import cli
+from tests.webhook_receiver import Receiver, closed_port_url
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+def _env(box: Sandboxes, url: str, **extra: str) -> dict[str, str]:
+    return {
+        **box.env(),
+        "DIALSYNC_ALERTS__WEBHOOK_URL": url,
+        "DIALSYNC_ALERTS__MIN_INTERVAL_SECONDS": "0",
+        **extra,
+    }
+
+
+def _counts(result: object) -> dict[str, int]:
+    out = result.stdout.strip().splitlines()[-1]  # type: ignore[attr-defined]
+    counts: dict[str, int] = json.loads(out)
+    return counts
+
+
+def _row_status(box: Sandboxes, external_id: str) -> str:
+    store = open_store(f"sqlite:///{box.workdir / 'dialsync.db'}")
+    with store.engine.connect() as conn:
+        status: str = conn.execute(
+            select(sync_records.c.status).where(sync_records.c.external_id == external_id)
+        ).scalar_one()
+    return status
+
+
+def test_an_opt_out_whose_delete_keeps_failing_fires_once_then_resolves(
+    sandboxes: Sandboxes, receiver: Receiver, tmp_path: Path
+) -> None:
+    sf, td = sandboxes.salesforce, sandboxes.talkdesk
+    kept, leaving = sf.insert_many([person(1), person(2)])
+    env = _env(sandboxes, receiver.url, DIALSYNC_COMPLIANCE__OPT_OUT_SECONDS="0")
+    first = cli(["sync", "--json"], env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert set(ours(sandboxes)) == {kept, leaving}
+    assert receiver.received() == []  # nothing wrong yet: nothing sent
+
+    td.set_faults(error_500_rate=1.0)  # every write to the list fails from now on
+    sf.update(leaving, {"DoNotCall": True})
+    for _ in range(2):  # the delete fails again and again; the alert is sent once
+        result = cli(["sync", "--json"], env, tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "opted out but still possibly in" in result.stderr  # the error line each cycle
+    assert leaving in ours(sandboxes)
+    assert receiver.received() == [("opt_out_pending", "firing")]
+    fired = receiver.bodies[0]
+    assert fired["contact_ids"] == [leaving]
+    assert fired["destination"] == "talkdesk"
+    assert "opted out" in fired["text"]
+
+    td.set_faults(error_500_rate=0.0)
+    for _ in range(30):  # until the retry is due and the delete goes through
+        assert cli(["sync", "--json"], env, tmp_path).returncode == 0
+        if _row_status(sandboxes, leaving) == "removed":
+            break
+        time.sleep(0.5)
+    assert set(ours(sandboxes)) == {kept}
+    assert receiver.received() == [("opt_out_pending", "firing"), ("opt_out_pending", "resolved")]
+    assert receiver.bodies[1]["contact_ids"] == [leaving]
+    cli(["sync", "--json"], env, tmp_path)
+    assert len(receiver.bodies) == 2  # cleared stays quiet
+
+
+def test_a_failing_run_streak_fires_once_then_resolves(
+    sandboxes: Sandboxes, receiver: Receiver, tmp_path: Path
+) -> None:
+    sandboxes.salesforce.insert_many([person(i) for i in range(3)])
+    good = _env(sandboxes, receiver.url)
+    bad = {**good, "DIALSYNC_SALESFORCE__CLIENT_SECRET": "not-the-secret"}
+    for run in range(1, 5):  # the credential is refused each time; the third run alerts
+        result = cli(["sync"], bad, tmp_path)
+        assert result.returncode == 1
+        assert "not-the-secret" not in result.stderr + result.stdout
+        expected = [("runs_failing", "firing")] if run >= 3 else []
+        assert receiver.received() == expected, f"after run {run}"
+    assert "last 3 runs failed" in receiver.bodies[0]["text"]
+    assert "not-the-secret" not in json.dumps(receiver.bodies)
+
+    result = cli(["sync", "--json"], good, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert _counts(result)["created"] == 3
+    assert receiver.received() == [("runs_failing", "firing"), ("runs_failing", "resolved")]
+
+
+def test_a_webhook_that_is_down_neither_fails_nor_stops_the_sync(
+    sandboxes: Sandboxes, tmp_path: Path
+) -> None:
+    sf = sandboxes.salesforce
+    ids = sf.insert_many([person(i) for i in range(4)])
+    good = _env(sandboxes, closed_port_url())
+    bad = {**good, "DIALSYNC_SALESFORCE__CLIENT_SECRET": "not-the-secret"}
+    for _ in range(3):  # the alert fires; its webhook refuses connections
+        result = cli(["sync"], bad, tmp_path)
+        assert result.returncode == 1  # the run's own failure, nothing from the webhook
+        assert "unexpected" not in result.stderr
+    store = open_store(f"sqlite:///{sandboxes.workdir / 'dialsync.db'}")
+    with store.engine.connect() as conn:
+        row = conn.execute(select(alert_state).where(alert_state.c.key == "runs_failing")).one()
+    assert (row.firing, row.notified) == (1, None)  # owed, not delivered
+    assert row.attempts == 1 and row.next_attempt_at is not None  # a later check retries
+
+    result = cli(["sync", "--json"], good, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert _counts(result)["created"] == 4
+    assert set(ours(sandboxes)) == set(ids)
