@@ -223,3 +223,29 @@ def test_no_recent_pull_after_three_intervals(db_url: str, store: SyncStore, clo
     assert "no_recent_pull" in _check(alerts)
     _run(store, "ok")
     assert "no_recent_pull" not in _check(alerts)
+
+
+def test_metrics_show_pending_opt_outs_and_alert_states(
+    db_url: str, store: SyncStore, clock: Clock
+) -> None:
+    from dialsync.metrics import StateCollector
+
+    with store.engine.begin() as conn:
+        conn.execute(
+            insert(sync_records),
+            [_row("003000000000001AAA", record_id="r1", source_modstamp=T0 - timedelta(hours=1))],
+        )
+    for _ in range(3):
+        _run(store, "failed", "salesforce: down")
+    Alerts(_settings(db_url), store).check()  # the real clock: an hour-old opt-out fires
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in StateCollector(db_url, _settings(db_url)).collect()
+        for s in family.samples
+    }
+    where = (("destination", "talkdesk"), ("list", "L1"))
+    assert samples[("dialsync_opt_outs_pending", where)] == 1
+    assert samples[("dialsync_opt_out_pending_oldest_seconds", where)] > 3600
+    firing = ("dialsync_alert_firing", (("alert", "runs_failing"), ("key", "runs_failing")))
+    assert samples[firing] == 1
+    assert samples[("dialsync_opt_out_threshold_seconds", ())] == 900
