@@ -129,3 +129,56 @@ def test_a_webhook_that_is_down_neither_fails_nor_stops_the_sync(
     assert result.returncode == 0, result.stderr
     assert _counts(result)["created"] == 4
     assert set(ours(sandboxes)) == set(ids)
+
+
+def test_dialsync_run_alerts_after_its_cycles(
+    sandboxes: Sandboxes, receiver: Receiver, tmp_path: Path
+) -> None:
+    sandboxes.salesforce.insert_many([person(i) for i in range(2)])
+    env = {
+        **_env(sandboxes, receiver.url),
+        "DIALSYNC_SALESFORCE__CLIENT_SECRET": "not-the-secret",
+        "DIALSYNC_SYNC__INTERVAL_SECONDS": "1",
+    }
+    result = cli(["run", "--cycles", "4"], env, tmp_path)
+    assert result.returncode == 0, result.stderr  # `run` logs a failed cycle and goes on
+    assert receiver.received("runs_failing") == [("runs_failing", "firing")]
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_the_service_alerts_from_its_beat_task(
+    tmp_path: Path, pg_url: str, broker_url: str, receiver: Receiver
+) -> None:
+    from tests.integration.service import processes, service_env, wait_until
+
+    with Sandboxes(tmp_path / "box") as box:
+        ids = set(box.salesforce.insert_many([person(i) for i in range(5)]))
+        env = service_env(
+            box,
+            pg_url,
+            broker_url,
+            DIALSYNC_ALERTS__WEBHOOK_URL=receiver.url,
+            DIALSYNC_ALERTS__MIN_INTERVAL_SECONDS="0",
+            DIALSYNC_METRICS__PORT="",
+        )
+        with processes(env, tmp_path) as procs:
+            assert procs.run("db", "upgrade").returncode == 0
+            bad = procs.start(
+                "worker", "-c", "1", name="worker", DIALSYNC_SALESFORCE__CLIENT_SECRET="wrong"
+            )
+            procs.start("beat", name="beat")
+            wait_until(
+                lambda: bool(receiver.received("runs_failing")), what="the runs_failing alert"
+            )
+            procs.kill(bad)
+            procs.start("worker", "-c", "1", name="worker2")
+            wait_until(lambda: set(ours(box)) == ids, what="the sync after the fix")
+            wait_until(
+                lambda: len(receiver.received("runs_failing")) == 2, what="the resolved message"
+            )
+        assert receiver.received("runs_failing") == [
+            ("runs_failing", "firing"),
+            ("runs_failing", "resolved"),
+        ]
