@@ -108,6 +108,27 @@ def test_a_failing_run_streak_fires_once_then_resolves(
     assert receiver.received() == [("runs_failing", "firing"), ("runs_failing", "resolved")]
 
 
+def test_a_list_that_is_gone_fires_destination_down_naming_talkdesk(
+    sandboxes: Sandboxes, receiver: Receiver, tmp_path: Path
+) -> None:
+    sandboxes.salesforce.insert_many([person(i) for i in range(2)])
+    good = _env(sandboxes, receiver.url)
+    gone = {**good, "DIALSYNC_TALKDESK__RECORD_LIST_ID": "00000000-0000-4000-8000-000000000000"}
+    for _ in range(3):
+        assert cli(["sync"], gone, tmp_path).returncode == 1
+    assert sorted(receiver.received()) == [
+        ("destination_down", "firing"),
+        ("runs_failing", "firing"),
+    ]
+    down = next(b for b in receiver.bodies if b["alert"] == "destination_down")
+    assert down["destination"] == "talkdesk" and "contact_ids" not in down
+    assert cli(["sync"], good, tmp_path).returncode == 0
+    assert sorted(receiver.received()[2:]) == [
+        ("destination_down", "resolved"),
+        ("runs_failing", "resolved"),
+    ]
+
+
 def test_a_webhook_that_is_down_neither_fails_nor_stops_the_sync(
     sandboxes: Sandboxes, tmp_path: Path
 ) -> None:
