@@ -94,6 +94,12 @@ class _Metrics:
             ["destination", "list"],
             multiprocess_mode="mostrecent",
         )
+        self.dialer_seconds = Histogram(
+            "dialsync_dialer_request_duration_seconds",
+            "Dialer calls answered, from request to answer",
+            ["system"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+        )
 
 
 _metrics: _Metrics | None = None
@@ -167,6 +173,8 @@ def count_call(call: Call) -> None:
     """A call hook: answers by status, 429s, and Salesforce's API usage."""
     metrics = _get()
     metrics.requests.labels(call.system, str(call.status)).inc()
+    if call.system != "salesforce":
+        metrics.dialer_seconds.labels(call.system).observe(call.seconds)
     if call.status == 429:
         metrics.rate_limited.labels(call.system).inc()
     if call.system == "salesforce" and call.headers is not None:
