@@ -209,6 +209,24 @@ def test_list_capacity_from_the_count_the_list_reports(
     near = {"talkdesk:L1": TargetInfo("List", 200_001, True)}
     assert _check(alerts, near) == {"list_capacity:talkdesk:L1"}
     assert _check(alerts, {"talkdesk:L1": TargetInfo("List", 200_000, True)}) == set()
+    assert _check(alerts, near) == {"list_capacity:talkdesk:L1"}
+    assert _check(alerts) == set()  # a process that did not open the list: no verdict...
+    from dialsync.alerts.state import firing_states
+
+    assert firing_states(store) == {("list_capacity", "list_capacity:talkdesk:L1"): True}
+
+
+def test_a_destination_taken_out_of_the_settings_clears_its_alert(
+    db_url: str, store: SyncStore, clock: Clock
+) -> None:
+    for _ in range(3):
+        _run(store, "partial", "everbridge: the token endpoint failed (HTTP 503)")
+    assert _check(Alerts(_settings(db_url), store, clock=clock)) == {"destination_down:everbridge"}
+    only_talkdesk = _settings(db_url).model_copy(update={"destinations": "talkdesk"})
+    assert _check(Alerts(only_talkdesk, store, clock=clock)) == set()
+    from dialsync.alerts.state import firing_states
+
+    assert firing_states(store) == {("destination_down", "destination_down:everbridge"): False}
 
 
 def test_no_recent_pull_after_three_intervals(db_url: str, store: SyncStore, clock: Clock) -> None:

@@ -30,6 +30,10 @@ ALERTS = (
     "list_capacity",
     "no_recent_pull",
 )
+# Alerts whose every subject each evaluation sees: a firing row it no longer reports (a
+# destination taken out of DIALSYNC_DESTINATIONS) is cleared. list_capacity may not see a
+# list's count in every process, so its silence changes nothing.
+COMPLETE = frozenset(ALERTS) - {"list_capacity"}
 # Talkdesk: "a record list can have up to 250,000 records" (reference/talkdesk.md).
 TALKDESK_LIST_CAPACITY = 250_000
 CAPACITY_ALERT_FRACTION = 0.8
@@ -224,7 +228,8 @@ def opt_out_pending(store: SyncStore, threshold_seconds: int, now: datetime) -> 
 
 def list_capacity(store: SyncStore, targets: Mapping[str, TargetInfo]) -> list[Finding]:
     """A Talkdesk list past 80% of its capacity: the count the list reported when it was
-    opened, or, when this process did not open it, the records we hold in it."""
+    opened, or, when this process did not open it, the records we hold in it (which can only
+    fire the alert: other records may be in the list too)."""
     with store.engine.connect() as conn:
         ours: dict[str, int] = dict(
             conn.execute(
@@ -239,9 +244,12 @@ def list_capacity(store: SyncStore, targets: Mapping[str, TargetInfo]) -> list[F
         if system == "talkdesk" and info.records_count is not None:
             counts[list_id] = max(counts.get(list_id, 0), info.records_count)
     limit = int(TALKDESK_LIST_CAPACITY * CAPACITY_ALERT_FRACTION)
+    reported = {n.partition(":")[2] for n, i in targets.items() if i.records_count is not None}
     out = []
     for list_id, count in sorted(counts.items()):
         firing = count > limit
+        if not firing and list_id not in reported:
+            continue  # our rows are a lower bound: they can say "full", never "not full"
         text = (
             f"dialsync: Talkdesk list {list_id} holds {count} records, past 80% of its "
             f"{TALKDESK_LIST_CAPACITY}"

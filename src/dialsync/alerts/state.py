@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from dialsync.alerts.conditions import Finding
+from dialsync.alerts.conditions import COMPLETE, Finding
 from dialsync.store.store import SyncStore
 from dialsync.store.tables import alert_state
 
@@ -42,7 +42,13 @@ class Owed:
 def record(store: SyncStore, findings: Iterable[Finding], now: datetime) -> None:
     """Store what this evaluation found. A subject never seen firing needs no row."""
     with store.engine.connect() as conn:
-        known = {r.key: r for r in conn.execute(select(A.key, A.firing, A.detail))}
+        known = {r.key: r for r in conn.execute(select(A.key, A.alert, A.firing, A.detail))}
+    findings = list(findings)
+    seen = {f.key for f in findings}
+    for key, old in known.items():
+        if old.firing and key not in seen and old.alert in COMPLETE:
+            text = f"dialsync: {key} no longer applies"
+            findings.append(Finding(old.alert, key.partition(":")[2], False, text))
     updates: list[tuple[str, dict[str, Any]]] = []
     for f in findings:
         detail = {"text": f.text, "contact_ids": list(f.contact_ids), "values": dict(f.values)}
