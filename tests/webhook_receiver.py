@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.status = 200  # what it answers; a test may make it fail
         self.posts = 0  # every POST, answered with success or not
@@ -35,12 +36,15 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.scheme = "https" if tls else "http"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}/hooks/dialsync"
+        return f"{self.scheme}://{host!s}:{port}/hooks/dialsync"
 
     def received(self, alert: str | None = None) -> list[tuple[str, str]]:
         with self._lock:

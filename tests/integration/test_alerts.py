@@ -203,3 +203,18 @@ def test_the_service_alerts_from_its_beat_task(
             ("runs_failing", "firing"),
             ("runs_failing", "resolved"),
         ]
+
+
+def test_the_webhook_is_verified_with_the_ca_bundle(sandboxes: Sandboxes, tmp_path: Path) -> None:
+    from dialsync.sandbox.tls import make_tls_files, server_context
+
+    # The sandboxes' CA (DIALSYNC_CA_BUNDLE in their env) signed the receiver's certificate.
+    tls = server_context(make_tls_files(sandboxes.salesforce.ca_file.parent))
+    receiver = Receiver(tls).start()
+    try:
+        env = _env(sandboxes, receiver.url, DIALSYNC_SALESFORCE__CLIENT_SECRET="wrong")
+        for _ in range(3):
+            assert cli(["sync"], env, tmp_path).returncode == 1
+        assert receiver.received() == [("runs_failing", "firing")]
+    finally:
+        receiver.stop()
