@@ -85,13 +85,17 @@ class Alerts:
 
     def _send_all(self, items: list[state.Owed]) -> None:
         assert self.webhook is not None
+        reachable = True
         for item in items:
             try:
                 if not state.claim(self.store, item, self.clock()):
                     continue
-                if self.webhook.send(item):
+                # Once the webhook failed, the rest of this batch waits for a later check
+                # rather than spend a timeout each.
+                if reachable and self.webhook.send(item):
                     state.delivered(self.store, item, self.clock())
                 else:
+                    reachable = False
                     state.failed(self.store, item, self.clock())
             except Exception as exc:  # a database hiccup: the claim expires, a later check
                 log.error("alerts: delivery of %s failed: %s", item.key, exc.__class__.__name__)
