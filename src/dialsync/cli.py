@@ -103,6 +103,8 @@ def _check_alerts(settings: Settings, store: SyncStore, engine: SyncEngine) -> N
     the webhook a bounded time."""
     from dialsync.alerts import check_after_run
 
+    if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        return  # the operator wants out now, not after a webhook
     check_after_run(settings, store, engine.targets)
 
 
