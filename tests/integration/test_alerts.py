@@ -95,7 +95,7 @@ def test_a_failing_run_streak_fires_once_then_resolves(
     bad = {**good, "DIALSYNC_SALESFORCE__CLIENT_SECRET": "not-the-secret"}
     for run in range(1, 5):  # the credential is refused each time; the third run alerts
         result = cli(["sync"], bad, tmp_path)
-        assert result.returncode == 1
+        assert result.returncode == 2  # a credential or list to fix
         assert "not-the-secret" not in result.stderr + result.stdout
         expected = [("runs_failing", "firing")] if run >= 3 else []
         assert receiver.received() == expected, f"after run {run}"
@@ -115,7 +115,7 @@ def test_a_list_that_is_gone_fires_destination_down_naming_talkdesk(
     good = _env(sandboxes, receiver.url)
     gone = {**good, "DIALSYNC_TALKDESK__RECORD_LIST_ID": "00000000-0000-4000-8000-000000000000"}
     for _ in range(3):
-        assert cli(["sync"], gone, tmp_path).returncode == 1
+        assert cli(["sync"], gone, tmp_path).returncode == 2  # a credential or list to fix
     assert sorted(receiver.received()) == [
         ("destination_down", "firing"),
         ("runs_failing", "firing"),
@@ -138,7 +138,7 @@ def test_a_webhook_that_is_down_neither_fails_nor_stops_the_sync(
     bad = {**good, "DIALSYNC_SALESFORCE__CLIENT_SECRET": "not-the-secret"}
     for _ in range(3):  # the alert fires; its webhook refuses connections
         result = cli(["sync"], bad, tmp_path)
-        assert result.returncode == 1  # the run's own failure, nothing from the webhook
+        assert result.returncode == 2  # the refused credential, nothing from the webhook
         assert "unexpected" not in result.stderr
     store = open_store(f"sqlite:///{sandboxes.workdir / 'dialsync.db'}")
     with store.engine.connect() as conn:
@@ -214,7 +214,7 @@ def test_the_webhook_is_verified_with_the_ca_bundle(sandboxes: Sandboxes, tmp_pa
     try:
         env = _env(sandboxes, receiver.url, DIALSYNC_SALESFORCE__CLIENT_SECRET="wrong")
         for _ in range(3):
-            assert cli(["sync"], env, tmp_path).returncode == 1
+            assert cli(["sync"], env, tmp_path).returncode == 2  # a credential or list to fix
         assert receiver.received() == [("runs_failing", "firing")]
     finally:
         receiver.stop()
