@@ -1,7 +1,7 @@
 """alert state: each alert sent once when it fires and once when it clears
 
 Revision ID: 0009
-Revises: 0002_run_error_kind
+Revises: 0003_fingerprints
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0002_run_error_kind"
+down_revision = "0003_fingerprints"
 branch_labels = None
 depends_on = None
 
