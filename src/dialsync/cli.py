@@ -7,6 +7,7 @@ Exit codes: 0 the command did its work (rejected records included), 2 a configur
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,10 @@ from dialsync.errors import ConfigError, DialsyncError, LockBusy, operator_fix
 from dialsync.logs import redact
 from dialsync.preflight import preflight
 from dialsync.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from dialsync.engine import SyncEngine
+    from dialsync.store.store import SyncStore
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -80,6 +85,7 @@ def sync(settings: Settings, full: bool, dry_run: bool, as_json: bool, wait: flo
             return
     finally:
         engine.close()
+        _check_alerts(settings, store, engine)
     counts = report.as_dict()
     _emit(
         counts,
@@ -103,6 +109,16 @@ def _report_unsettled(unsettled: int) -> None:
             err=True,
         )
         sys.exit(1)
+
+
+def _check_alerts(settings: Settings, store: SyncStore, engine: SyncEngine) -> None:
+    """After the run, failed or not (a cron user has only this): never raises, and waits for
+    the webhook a bounded time."""
+    from dialsync.alerts import check_after_run
+
+    if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        return  # the operator wants out now, not after a webhook
+    check_after_run(settings, store, engine.targets)
 
 
 def _report_failures(failed: dict[str, DialsyncError]) -> None:

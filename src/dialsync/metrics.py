@@ -94,6 +94,12 @@ class _Metrics:
             ["destination", "list"],
             multiprocess_mode="mostrecent",
         )
+        self.dialer_seconds = Histogram(
+            "dialsync_dialer_request_duration_seconds",
+            "Dialer calls answered, from request to answer",
+            ["system"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+        )
 
 
 _metrics: _Metrics | None = None
@@ -128,7 +134,7 @@ def start(settings: Settings, *, strict: bool = False) -> None:
         atexit.register(_remove_if_owner, directory, os.getpid())
     directory.mkdir(parents=True, exist_ok=True)
     MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
-    registry.register(StateCollector(settings.database_url))
+    registry.register(StateCollector(settings.database_url, settings))
     try:  # bound first: a worker that cannot serve must not touch the samples of one that does
         start_http_server(m.port, addr=m.address, registry=registry)
     except OSError as exc:
@@ -167,6 +173,8 @@ def count_call(call: Call) -> None:
     """A call hook: answers by status, 429s, and Salesforce's API usage."""
     metrics = _get()
     metrics.requests.labels(call.system, str(call.status)).inc()
+    if call.system != "salesforce":
+        metrics.dialer_seconds.labels(call.system).observe(call.seconds)
     if call.status == 429:
         metrics.rate_limited.labels(call.system).inc()
     if call.system == "salesforce" and call.headers is not None:
@@ -203,8 +211,9 @@ class MetricsObserver(Observer):
 class StateCollector(Collector):
     """Gauges read from the state database at scrape time, in the main process."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, settings: Settings | None = None) -> None:
         self.store = SyncStore(create_engine(database_url, poolclass=NullPool))
+        self.settings = settings
 
     def describe(self) -> Iterable[Metric]:
         return []  # nothing to check at registration: the database is read per scrape
@@ -280,4 +289,51 @@ class StateCollector(Collector):
         for kind, at in sorted(finished.items()):
             last.add_metric([kind], at.timestamp())
         out.append(last)
+        try:
+            out.extend(self._alerts())
+        except Exception as exc:  # an old schema without alert_state: the rest still answers
+            log.warning("metrics: alert state unreadable: %s", exc.__class__.__name__)
+        return out
+
+    def _alerts(self) -> list[Metric]:
+        from dialsync.alerts.conditions import pending_opt_outs
+        from dialsync.alerts.state import firing_states
+
+        now = datetime.now(UTC)
+        count = GaugeMetricFamily(
+            "dialsync_opt_outs_pending",
+            "Contacts that must not be called and may still be in the dialer",
+            labels=["destination", "list"],
+        )
+        oldest = GaugeMetricFamily(
+            "dialsync_opt_out_pending_oldest_seconds",
+            "Age of the oldest pending opt-out, from its Salesforce SystemModstamp",
+            labels=["destination", "list"],
+        )
+        for (dest, list_id), (n, since) in sorted(pending_opt_outs(self.store).items()):
+            count.add_metric([dest, list_id], n)
+            oldest.add_metric([dest, list_id], max(0.0, (now - since).total_seconds()))
+        firing = GaugeMetricFamily(
+            "dialsync_alert_firing",
+            "1 while a dialsync alert fires (as sent to the webhook), 0 once it cleared",
+            labels=["alert", "key"],
+        )
+        for (alert, key), on in sorted(firing_states(self.store).items()):
+            firing.add_metric([alert, key], int(on))
+        out: list[Metric] = [count, oldest, firing]
+        if self.settings is not None:  # the thresholds, so Prometheus rules use the same
+            out.append(
+                GaugeMetricFamily(
+                    "dialsync_opt_out_threshold_seconds",
+                    "DIALSYNC_COMPLIANCE__OPT_OUT_SECONDS",
+                    value=self.settings.compliance.opt_out_seconds,
+                )
+            )
+            out.append(
+                GaugeMetricFamily(
+                    "dialsync_sync_interval_seconds",
+                    "DIALSYNC_SYNC__INTERVAL_SECONDS",
+                    value=self.settings.sync.interval_seconds,
+                )
+            )
         return out

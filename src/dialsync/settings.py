@@ -362,6 +362,34 @@ class MetricsSettings(BaseModel):
         return None if isinstance(value, str) and value.strip() == "" else value
 
 
+class AlertsSettings(BaseModel):
+    """Alerts to a webhook (Slack-compatible JSON), each once when it starts and once when it
+    clears; blank URL: alerts are still evaluated (logs, metrics) but not sent."""
+
+    webhook_url: str | None = None
+    # Per alert: no second message sooner than this, so a flapping condition does not flood.
+    min_interval_seconds: float = Field(default=300.0, ge=0)
+    failed_runs: int = Field(default=3, ge=1)  # consecutive failed runs that alert
+    rejected_percent: float = Field(default=5.0, ge=0, le=100)
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _webhook(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        value = str(value).strip()  # kept as given: a webhook path may end with a slash
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be a URL starting with https://")
+        return value
+
+
+class ComplianceSettings(BaseModel):
+    # An opt-out still possibly in a dialer this long after its Salesforce stamp is an error
+    # line each cycle, a metric and an alert (15 minutes: most centers aim for minutes).
+    opt_out_seconds: int = Field(default=900, ge=0)
+
+
 class MappingSettings(BaseModel):
     default_region: str = "US"
     priority: int | None = Field(default=5, ge=1, le=10)
@@ -410,6 +438,8 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     everbridge: EverbridgeSettings = EverbridgeSettings()
     conga: CongaSettings = CongaSettings()
+    alerts: AlertsSettings = AlertsSettings()
+    compliance: ComplianceSettings = ComplianceSettings()
     # Comma-separated (a str: pydantic-settings would read a list as JSON); see
     # destination_names for the parsed form.
     destinations: str = "talkdesk"

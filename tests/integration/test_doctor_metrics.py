@@ -193,6 +193,10 @@ def test_the_worker_serves_metrics(tmp_path: Path, broker_url: str) -> None:
             assert value(samples, "dialsync_runs_total", kind="pull", status="ok") >= 1
             assert value(samples, "dialsync_last_success_timestamp_seconds", kind="pull") > 0
             assert ("dialsync_sync_lag_seconds", ()) in samples
+            latency = "dialsync_dialer_request_duration_seconds_count"
+            assert value(samples, latency, system="talkdesk") >= 2  # the 429 and the creates
+            assert value(samples, "dialsync_sync_interval_seconds") == 2
+            assert value(samples, "dialsync_opt_out_threshold_seconds") == 900
             wait_until(
                 lambda: "holds 30 of at most 36 records (83%); past 80%" in procs.log("worker"),
                 what="the capacity warning, as a run opens the list",

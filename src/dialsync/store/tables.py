@@ -158,3 +158,23 @@ target_fingerprints = Table(
     Column("inputs", Text, nullable=False),  # JSON: input name -> value or digest
     Column("recorded_at", UTCDateTime(), nullable=False),
 )
+
+# One row per alert (and subject: a destination, a list). ``firing`` is what the last
+# evaluation found; ``notified`` what the webhook last acknowledged. They differ while a
+# message is owed: the claim columns let one process send it, whichever process evaluated.
+alert_state = Table(
+    "alert_state",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("alert", String(32), nullable=False),
+    Column("destination", String(100)),
+    Column("firing", Integer, nullable=False, default=0),
+    Column("since", UTCDateTime(), nullable=False),  # when ``firing`` took its value
+    Column("detail", Text),  # JSON: text, contact_ids, values; no phones or names
+    Column("notified", String(16)),  # firing | resolved | NULL (never sent)
+    Column("notified_at", UTCDateTime()),
+    Column("attempts", Integer, nullable=False, default=0),  # failed deliveries in a row
+    Column("next_attempt_at", UTCDateTime()),
+    Column("claimed_until", UTCDateTime()),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)

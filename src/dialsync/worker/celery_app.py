@@ -60,6 +60,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "pull": {"task": "dialsync.pull", "schedule": interval},
         # Rows whose retry time has come (and anything a lost push message left behind).
         "push-due": {"task": "dialsync.push", "schedule": interval},
+        # Alert conditions read from the state database; the webhook is told of changes only.
+        "alerts": {"task": "dialsync.alerts", "schedule": interval},
         "reconcile": {
             "task": "dialsync.reconcile",
             "schedule": timedelta(seconds=settings.sync.reconcile_seconds),

@@ -28,6 +28,7 @@ def refusal_backoff(refusals: int, interval: float, cap: float) -> float:
 
 
 def run_forever(settings: Settings, *, max_cycles: int | None = None) -> None:
+    from dialsync.alerts import Alerts
     from dialsync.wiring import build_engine, build_store
 
     stop = threading.Event()
@@ -43,6 +44,7 @@ def run_forever(settings: Settings, *, max_cycles: int | None = None) -> None:
         return
     store = build_store(settings)
     engine = build_engine(settings, store)
+    alerts = Alerts(settings, store)
     interval = settings.sync.interval_seconds
     cap = settings.sync.retry_max_seconds
     next_reconcile = time.monotonic() + settings.sync.reconcile_seconds
@@ -89,12 +91,15 @@ def run_forever(settings: Settings, *, max_cycles: int | None = None) -> None:
                     wait,
                     outages,
                 )
+            if not outages:  # alerts read the state database: not while it is away
+                alerts.check(engine.targets)  # never raises; the webhook is called in a thread
             cycles += 1
             if max_cycles is not None and cycles >= max_cycles:
                 return
             stop.wait(max(0.0, wait - (time.monotonic() - started)))
     finally:
         engine.close()
+        alerts.close()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -225,3 +225,15 @@ def reconcile() -> dict[str, Any]:
             return _unavailable("reconcile", exc)
         raise
     return _summary(report)
+
+
+@app.task(name="dialsync.alerts", soft_time_limit=60, time_limit=90)
+def alerts() -> dict[str, Any]:
+    """Evaluate the alert conditions and send what is owed (beat, every interval)."""
+    from dialsync.alerts import Alerts
+
+    engine = runtime.engine()
+    checker = Alerts(runtime.settings(), engine.store)
+    findings = checker.check(engine.targets)
+    checker.close(timeout=30)
+    return {"firing": sorted(f.key for f in findings if f.firing)}

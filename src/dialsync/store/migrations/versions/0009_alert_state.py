@@ -1,0 +1,38 @@
+"""alert state: each alert sent once when it fires and once when it clears
+
+Revision ID: 0009
+Revises: 0003_fingerprints
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009"
+down_revision = "0003_fingerprints"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "alert_state",
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("alert", sa.String(length=32), nullable=False),
+        sa.Column("destination", sa.String(length=100), nullable=True),
+        sa.Column("firing", sa.Integer(), nullable=False),
+        sa.Column("since", sa.DateTime(), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=True),
+        sa.Column("notified", sa.String(length=16), nullable=True),
+        sa.Column("notified_at", sa.DateTime(), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(), nullable=True),
+        sa.Column("claimed_until", sa.DateTime(), nullable=True),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("key"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("alert_state")
