@@ -1,7 +1,7 @@
 """alert state: each alert sent once when it fires and once when it clears
 
-Revision ID: 0009
-Revises: 0003_fingerprints
+Revision ID: 0006_alert_state
+Revises: 0005_others_count
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0003_fingerprints"
+revision = "0006_alert_state"
+down_revision = "0005_others_count"
 branch_labels = None
 depends_on = None
 
