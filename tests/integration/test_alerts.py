@@ -65,7 +65,7 @@ def test_an_opt_out_whose_delete_keeps_failing_fires_once_then_resolves(
     sf.update(leaving, {"DoNotCall": True})
     for _ in range(2):  # the delete fails again and again; the alert is sent once
         result = cli(["sync", "--json"], env, tmp_path)
-        assert result.returncode == 0, result.stderr
+        assert result.returncode == 1, result.stderr  # not converged: the removal is retrying
         assert "opted out but still possibly in" in result.stderr  # the error line each cycle
     assert leaving in ours(sandboxes)
     assert receiver.received() == [("opt_out_pending", "firing")]
@@ -76,9 +76,11 @@ def test_an_opt_out_whose_delete_keeps_failing_fires_once_then_resolves(
 
     td.set_faults(error_500_rate=0.0)
     for _ in range(30):  # until the retry is due and the delete goes through
-        assert cli(["sync", "--json"], env, tmp_path).returncode == 0
+        done = cli(["sync", "--json"], env, tmp_path)
         if _row_status(sandboxes, leaving) == "removed":
+            assert done.returncode == 0, done.stderr
             break
+        assert done.returncode == 1, done.stderr  # still waiting for its retry
         time.sleep(0.5)
     assert set(ours(sandboxes)) == {kept}
     assert receiver.received() == [("opt_out_pending", "firing"), ("opt_out_pending", "resolved")]
