@@ -533,18 +533,29 @@ class SyncStore:
         Only creates sent before the scan began, and not claimed by a live worker, are settled.
         """
         now = self.clock()
+        return self._set_where(
+            destination,
+            list_id,
+            (
+                R.inflight == "create",
+                R.record_id.is_(None),
+                R.inflight_at < scan_started,
+                or_(R.claim_expires_at.is_(None), R.claim_expires_at < now),
+            ),
+            inflight=None,
+            status=Status.PENDING,
+            next_attempt_at=None,
+        )
+
+    def _set_where(
+        self, destination: str, list_id: str, conditions: Sequence[Any], **values: Any
+    ) -> int:
+        """Set ``values`` on the rows of one list that meet ``conditions``; how many."""
         with self._tx() as conn:
             result = conn.execute(
                 update(sync_records)
-                .where(
-                    R.destination == destination,
-                    R.list_id == list_id,
-                    R.inflight == "create",
-                    R.record_id.is_(None),
-                    R.inflight_at < scan_started,
-                    or_(R.claim_expires_at.is_(None), R.claim_expires_at < now),
-                )
-                .values(inflight=None, status=Status.PENDING, next_attempt_at=None)
+                .where(R.destination == destination, R.list_id == list_id, *conditions)
+                .values(**values)
             )
             return int(result.rowcount or 0)
 
@@ -827,35 +838,25 @@ class SyncStore:
         """A record of this list changed or went: rows refused because another record held
         their phone number or external id are due now (that record may have been it)."""
         now = self.clock()
-        with self._tx() as conn:
-            result = conn.execute(
-                update(sync_records)
-                .where(
-                    R.destination == destination,
-                    R.list_id == list_id,
-                    R.status == Status.BLOCKED,
-                    R.next_attempt_at > now,
-                )
-                .values(next_attempt_at=now)
-            )
-            return int(result.rowcount or 0)
+        return self._set_where(
+            destination,
+            list_id,
+            (R.status == Status.BLOCKED, R.next_attempt_at > now),
+            next_attempt_at=now,
+        )
 
     def retry_rejected(self, destination: str, list_id: str) -> int:
         """A full pass is the reconciliation: records the dialer refused are tried once more,
         since what refused them may have changed (a one-off failure, a rule fixed in the
         dialer, a record that held their number). A payload still refused is rejected again."""
-        with self._tx() as conn:
-            result = conn.execute(
-                update(sync_records)
-                .where(
-                    R.destination == destination,
-                    R.list_id == list_id,
-                    R.status == Status.REJECTED,
-                    R.desired == "present",
-                )
-                .values(status=Status.PENDING, next_attempt_at=None, updated_at=self.clock())
-            )
-            return int(result.rowcount or 0)
+        return self._set_where(
+            destination,
+            list_id,
+            (R.status == Status.REJECTED, R.desired == "present"),
+            status=Status.PENDING,
+            next_attempt_at=None,
+            updated_at=self.clock(),
+        )
 
     def count_unsettled(self, destination: str, list_id: str) -> int:
         """Rows the dialer is not known to hold as wanted: queued (due or waiting for their
