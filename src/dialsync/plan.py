@@ -14,6 +14,7 @@ fraction of a second), a PostgreSQL one row by row (about 5 s per 100,000 rows).
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 import threading
 from collections import Counter, defaultdict
@@ -29,6 +30,7 @@ from sqlalchemy.engine import make_url
 from dialsync.destinations.base import Destination, ItemResult, Outcome, TargetInfo, WriteItem
 from dialsync.destinations.capacity import HELD_CODE, ListCapacity
 from dialsync.engine import CURSOR, Observer, RunReport, SyncEngine
+from dialsync.logs import mask_phone
 from dialsync.models import DialerRecord
 from dialsync.settings import Settings
 from dialsync.store.decide import Desired, Verdict, decide
@@ -343,7 +345,7 @@ def _explain(
         changed = sorted(k for k in set(before) | set(payload) if before.get(k) != payload.get(k))
         if not changed:
             yield "resend", {**example, "reason": "resend"}
-        changes = {k: [before.get(k), payload.get(k)] for k in changed}
+        changes = {k: _masked_change(k, before.get(k), payload.get(k)) for k in changed}
         for key in changed:
             yield key, {**example, "reason": ", ".join(changed), "changes": changes}
 
@@ -375,10 +377,25 @@ def _summary(payload: dict[str, Any]) -> dict[str, Any]:
     ]
     out: dict[str, Any] = {}
     if first or last:
-        out["name"] = " ".join(str(x) for x in (first, last) if x)
+        out["name"] = " ".join(_initial(x) for x in (first, last) if x)
     if phones:
-        out["phones"] = phones
+        out["phones"] = [mask_phone(str(p)) for p in phones]
     return out
+
+
+# A plan is pasted into tickets and chats: names and numbers are masked like the logs'
+# (`dialsync preview --contact ID` shows one contact whole, on purpose).
+_PERSONAL = re.compile(r"name|phone|email|path", re.IGNORECASE)
+
+
+def _initial(value: object) -> str:
+    return f"{str(value)[:1]}."
+
+
+def _masked_change(key: str, before: Any, after: Any) -> list[Any]:
+    if _PERSONAL.search(key):
+        return ["***" if before is not None else None, "***" if after is not None else None]
+    return [before, after]
 
 
 class _Examples:
