@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from dialsync.destinations.base import Destination
+from dialsync.destinations.base import Destination, Outcome, WriteItem
 from dialsync.destinations.conga import CongaDestination
 from dialsync.destinations.everbridge import EverbridgeDestination
 from dialsync.destinations.talkdesk import TalkdeskDestination
@@ -43,6 +43,39 @@ def record(n: int, *, last_name: str | None = None, mobile: str | None = None) -
         email=f"p{n}@example.com",
         mailing_country_code="US",
     )
+
+
+def upsert(dest: Destination, *numbers: int) -> list[Outcome]:
+    """Create records ``numbers`` in one call; their outcomes."""
+    recs = [record(n) for n in numbers]
+    results = dest.create([WriteItem(r.external_id, None, dest.render(r)) for r in recs])
+    return [r.outcome for r in results]
+
+
+def eb_settings(box: EverbridgeSandbox, **overrides: Any) -> EverbridgeSettings:
+    values: dict[str, Any] = {
+        "api_url": box.api_url,
+        "token_url": box.token_url,
+        "organization_id": box.organization_id,
+        "client_id": box.client_id,
+        "client_secret": SecretStr(box.client_secret),
+        "username": box.username,
+        "password": SecretStr(box.password),
+        "max_writes_per_minute": None,  # the sandbox's own limit is what these tests meet
+        "timeout_seconds": 5,
+    }
+    return EverbridgeSettings(**{**values, **overrides})
+
+
+def cg_settings(box: CongaSandbox, **overrides: Any) -> CongaSettings:
+    values: dict[str, Any] = {
+        "api_url": box.url,
+        "token_url": box.token_url,
+        "client_id": box.client_id,
+        "client_secret": SecretStr(box.client_secret),
+        "timeout_seconds": 5,
+    }
+    return CongaSettings(**{**values, **overrides})
 
 
 @dataclass
@@ -133,18 +166,7 @@ def talkdesk_kit() -> Iterator[Kit]:
 def everbridge_kit() -> Iterator[Kit]:
     with EverbridgeSandbox() as box:
         box.server.record = True
-        settings = EverbridgeSettings(
-            api_url=box.api_url,
-            token_url=box.token_url,
-            organization_id=box.organization_id,
-            client_id=box.client_id,
-            client_secret=SecretStr(box.client_secret),
-            username=box.username,
-            password=SecretStr(box.password),
-            attributes={"title": "Job Title"},
-            max_writes_per_minute=None,  # the sandbox's own limit is what these tests meet
-            timeout_seconds=5,
-        )
+        settings = eb_settings(box, attributes={"title": "Job Title"})
 
         def spoil(payload: dict[str, Any]) -> dict[str, Any]:
             path = {"prompt": "Mobile Phone", "countryCode": "US", "value": "12"}
@@ -174,13 +196,7 @@ def everbridge_kit() -> Iterator[Kit]:
 def conga_kit() -> Iterator[Kit]:
     with CongaSandbox() as box:
         box.server.record = True
-        settings = CongaSettings(
-            api_url=box.url,
-            token_url=box.token_url,
-            client_id=box.client_id,
-            client_secret=SecretStr(box.client_secret),
-            timeout_seconds=5,
-        )
+        settings = cg_settings(box)
         yield Kit(
             name="conga",
             build=lambda **kw: CongaDestination(settings, **kw),

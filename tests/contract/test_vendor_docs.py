@@ -6,7 +6,6 @@ Each test names the numbered finding it covers. The sandboxes answer as the spec
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +20,8 @@ from dialsync.sandbox.conga import CongaSandbox
 from dialsync.sandbox.everbridge import EverbridgeSandbox
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.server import Request, Response
-from tests.contract.kits import record
-from tests.contract.spec_check import check_exchanges, checked
-from tests.contract.test_everbridge_conga import cg_settings, eb_settings, upsert
-
-
-@pytest.fixture
-def eb() -> Iterator[EverbridgeSandbox]:
-    with EverbridgeSandbox() as box:
-        box.server.record = True
-        yield box
-        check_exchanges("everbridge", box.server.exchanges)
-
-
-@pytest.fixture
-def cg() -> Iterator[CongaSandbox]:
-    with CongaSandbox() as box:
-        box.server.record = True
-        yield box
-        check_exchanges("conga", box.server.exchanges)
+from tests.contract.kits import cg_settings, eb_settings, record, upsert
+from tests.contract.spec_check import checked
 
 
 def bodies(box: EverbridgeSandbox | CongaSandbox, method: str, path_part: str) -> list[Any]:
