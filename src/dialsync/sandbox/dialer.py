@@ -15,9 +15,10 @@ import ssl
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
+from dialsync.sandbox.faults import fault_response, pick, set_fields
 from dialsync.sandbox.server import Handler, Request, Response, SandboxServer
 
 WINDOW_SECONDS = 60.0  # both vendors state their limits per minute
@@ -31,11 +32,6 @@ class DialerFaults:
     error_429_rate: float = 0.0  # answer 429 with Retry-After, nothing applied
     retry_after: float = 1.0
     drop_after_apply_rate: float = 0.0  # apply, then close the connection without answering
-
-
-def seconds_text(value: float) -> str:
-    # Retry-After is whole seconds; a fraction is kept only so tests can ask for short waits.
-    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 class DialerSandbox:
@@ -107,13 +103,8 @@ class DialerSandbox:
             self._fail_next.extend([(status, retry_after)] * n)
 
     def set_faults(self, **values: Any) -> None:
-        names = {f.name for f in fields(DialerFaults)}
-        unknown = set(values) - names
-        if unknown:
-            raise ValueError(f"unknown fault fields: {sorted(unknown)}")
         with self._lock:
-            for name, value in values.items():
-                setattr(self.faults, name, value)
+            set_fields(self.faults, values)
 
     def count(self, *names: str, n: int = 1) -> None:
         """Add to counters (called by handlers, with the lock held)."""
@@ -190,17 +181,14 @@ class DialerSandbox:
                 status, retry_after = self._fail_next.popleft()
                 return self._fault_response(status, retry_after), False
             faults = self.faults
-            # one draw against stacked bands: the rates add up and the sequence is seeded
-            draw, chosen = self._rng.random(), None
-            for rate, kind in (
-                (faults.error_500_rate, "500"),
-                (faults.error_429_rate, "429"),
-                (faults.drop_after_apply_rate, "drop"),
-            ):
-                if draw < rate:
-                    chosen = kind
-                    break
-                draw -= rate
+            chosen = pick(
+                self._rng.random(),
+                (
+                    (faults.error_500_rate, "500"),
+                    (faults.error_429_rate, "429"),
+                    (faults.drop_after_apply_rate, "drop"),
+                ),
+            )
             retry_after = faults.retry_after
         if chosen == "500":
             return self._fault_response(500, None), False
@@ -209,11 +197,7 @@ class DialerSandbox:
         return None, chosen == "drop"
 
     def _fault_response(self, status: int, retry_after: float | None) -> Response:
-        codes = {429: "TOO_MANY_REQUESTS", 500: "INTERNAL_SERVER_ERROR", 503: "UNAVAILABLE"}
-        response = self.error(status, codes.get(status, f"HTTP_{status}"), "injected fault")
-        if retry_after is not None:
-            response.headers["Retry-After"] = seconds_text(retry_after)
-        return response
+        return fault_response(self.error, status, retry_after)
 
 
 def json_body(request: Request) -> Any:

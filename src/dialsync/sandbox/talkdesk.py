@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from dialsync.sandbox.faults import fault_response, pick, set_fields
 from dialsync.sandbox.server import Handler, Request, Response, SandboxServer
 from dialsync.sandbox.talkdesk_validation import (
     UNIQUE_IDENTIFIER_TYPES,
@@ -92,11 +93,6 @@ ApiHandler = Callable[[Request, _RecordList], Response]
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _seconds(value: float) -> str:
-    # Retry-After is integer seconds; a fraction is kept only so tests can ask for short waits
-    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def _json_body(request: Request) -> Any:
@@ -221,13 +217,8 @@ class TalkdeskSandbox:
             self._fail_next.extend([(status, retry_after)] * n)
 
     def set_faults(self, **values: Any) -> None:
-        names = {f.name for f in fields(TalkdeskFaults)}
-        unknown = set(values) - names
-        if unknown:
-            raise ValueError(f"unknown fault fields: {sorted(unknown)}")
         with self._lock:
-            for name, value in values.items():
-                setattr(self.faults, name, value)
+            set_fields(self.faults, values)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -332,18 +323,15 @@ class TalkdeskSandbox:
             if self._fail_next:
                 status, retry_after = self._fail_next.popleft()
                 return _Fault(early=self._fault_response(status, retry_after))
-            # one draw against stacked bands: the rates add up and the sequence is seeded
-            draw, chosen = self._rng.random(), None
-            for rate, kind in (
-                (faults.error_500_rate, "500"),
-                (faults.error_429_rate, "429"),
-                (faults.timeout_rate, "timeout"),
-                (faults.drop_after_apply_rate, "drop"),
-            ):
-                if draw < rate:
-                    chosen = kind
-                    break
-                draw -= rate
+            chosen = pick(
+                self._rng.random(),
+                (
+                    (faults.error_500_rate, "500"),
+                    (faults.error_429_rate, "429"),
+                    (faults.timeout_rate, "timeout"),
+                    (faults.drop_after_apply_rate, "drop"),
+                ),
+            )
             retry_after, timeout = faults.retry_after, faults.timeout_seconds
         if chosen == "500":
             return _Fault(early=self._fault_response(500, None))
@@ -355,11 +343,7 @@ class TalkdeskSandbox:
 
     @staticmethod
     def _fault_response(status: int, retry_after: float | None) -> Response:
-        codes = {429: "TOO_MANY_REQUESTS", 500: "INTERNAL_SERVER_ERROR", 503: "UNAVAILABLE"}
-        response = _error(status, codes.get(status, f"HTTP_{status}"), "injected fault")
-        if retry_after is not None:
-            response.headers["Retry-After"] = _seconds(retry_after)
-        return response
+        return fault_response(_error, status, retry_after)
 
     def _authorize(self, request: Request) -> Response | None:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
