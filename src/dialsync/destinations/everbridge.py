@@ -214,19 +214,18 @@ class EverbridgeDestination:
                 self._path_ids[name] = int(ref)
 
     def _listing(self, resource: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+        return [item for data in self._pages(f"/{resource}/{self._org}") for item in data]
+
+    def _pages(self, path: str, size: int | None = None) -> Iterator[list[dict[str, Any]]]:
+        """The items of each page of a listing, until the last page it names (or, where it names
+        none, an empty one)."""
         number = 1
         while True:
-            body = self._call(
-                self.reader, "GET", f"/{resource}/{self._org}", params={"pageNumber": number}
-            )
-            page = body.get("page") if isinstance(body, dict) else None
-            page = page if isinstance(page, dict) else {}
-            data = page.get("data")
-            out.extend(d for d in (data if isinstance(data, list) else []) if isinstance(d, dict))
-            pages = page.get("totalPageCount")
-            if not data or not isinstance(pages, int) or number >= pages:
-                return out
+            params = {"pageNumber": number} | ({"pageSize": size} if size else {})
+            data, pages = _page(self._call(self.reader, "GET", path, params=params))
+            yield data
+            if not data or (pages is not None and number >= pages):
+                return
             number += 1
 
     # -- writes ----------------------------------------------------------------------------
@@ -326,12 +325,8 @@ class EverbridgeDestination:
         for start in range(0, len(external_ids), BATCH_LIMIT):
             chunk = external_ids[start : start + BATCH_LIMIT]
             params = {"externalIds": ",".join(chunk), "pageNumber": 1, "pageSize": len(chunk)}
-            body = self._call(self.reader, "GET", self._path, params=params)
-            page = body.get("page") if isinstance(body, dict) else None
-            data = page.get("data") if isinstance(page, dict) else None
-            for contact in data if isinstance(data, list) else []:
-                if isinstance(contact, dict) and contact.get("externalId") in chunk:
-                    found.add(str(contact["externalId"]))
+            data, _ = _page(self._call(self.reader, "GET", self._path, params=params))
+            found.update(str(c["externalId"]) for c in data if c.get("externalId") in chunk)
         return found
 
     def delete(self, items: Sequence[WriteItem]) -> list[ItemResult]:
@@ -368,26 +363,11 @@ class EverbridgeDestination:
     # -- reads -----------------------------------------------------------------------------
     def scan(self) -> Iterator[tuple[str, str]]:
         """Every contact of the organization, page by page; only ours are yielded."""
-        number = 1
-        while True:
-            body = self._call(
-                self.reader,
-                "GET",
-                self._path,
-                params={"pageNumber": number, "pageSize": PAGE_SIZE},
-            )
-            page = body.get("page") if isinstance(body, dict) else None
-            page = page if isinstance(page, dict) else {}
-            data = page.get("data")
-            data = data if isinstance(data, list) else []
+        for data in self._pages(self._path, PAGE_SIZE):
             for contact in data:
-                external_id = contact.get("externalId") if isinstance(contact, dict) else None
+                external_id = contact.get("externalId")
                 if is_contact_id(external_id):
                     yield external_id, external_id
-            pages = page.get("totalPageCount")
-            if not data or (isinstance(pages, int) and number >= pages):
-                return
-            number += 1
 
     def close(self) -> None:
         self._http.close()
@@ -440,3 +420,14 @@ class EverbridgeDestination:
             setting=setting,
             system=SYSTEM,
         )
+
+
+def _page(body: Any) -> tuple[list[dict[str, Any]], int | None]:
+    """A listing's answer ``{"page": {"data": [...], "totalPageCount": n}}``: its items and
+    its number of pages (None when it does not say)."""
+    page = body.get("page") if isinstance(body, dict) else None
+    page = page if isinstance(page, dict) else {}
+    data = page.get("data")
+    pages = page.get("totalPageCount")
+    items = [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+    return items, pages if isinstance(pages, int) else None
