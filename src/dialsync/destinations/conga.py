@@ -36,9 +36,9 @@ from dialsync.destinations.http import (
     ApiClient,
     OAuthToken,
     RateLimiter,
-    RetryPolicy,
     fetch_token,
     http_client,
+    retry_policy,
 )
 from dialsync.errors import AuthError, ConfigError
 from dialsync.models import DialerRecord, PhoneType
@@ -145,9 +145,7 @@ class CongaDestination:
             client=self._http,
             token=token,
             limiter=limiter,
-            policy=RetryPolicy(
-                max_attempts=settings.max_attempts, max_backoff_seconds=settings.max_backoff_seconds
-            ),
+            policy=retry_policy(settings),
             extra_headers=headers,
             **extra,
         )

@@ -47,9 +47,9 @@ from dialsync.destinations.http import (
     OAuthToken,
     RateLimiter,
     RequestRefused,
-    RetryPolicy,
     fetch_token,
     http_client,
+    retry_policy,
 )
 from dialsync.errors import AuthError
 from dialsync.models import DialerRecord
@@ -112,9 +112,7 @@ class EverbridgeDestination:
         per_minute = settings.max_writes_per_minute
         writes_limiter = limiter or LocalRateLimiter(per_minute / 60.0 if per_minute else None)
         extra: dict[str, Any] = {"sleep": sleep} if sleep else {}
-        policy = RetryPolicy(
-            max_attempts=settings.max_attempts, max_backoff_seconds=settings.max_backoff_seconds
-        )
+        policy = retry_policy(settings)
 
         def client(limit: RateLimiter | None) -> ApiClient:
             return ApiClient(

@@ -26,8 +26,7 @@ from dialsync.errors import (
     TerminalError,
     TransientError,
 )
-from dialsync.retry import NOT_SENT, Action, Verdict, decide
-from dialsync.retry import RetryPolicy as RetryPolicy  # the destinations build theirs here
+from dialsync.retry import NOT_SENT, Action, RetryPolicy, Verdict, decide
 from dialsync.tls_errors import tls_failure
 
 log = logging.getLogger(__name__)
@@ -193,6 +192,22 @@ def fetch_token(
     except (TypeError, ValueError):
         expires_in = 3600.0
     return token, expires_in
+
+
+class RetrySettings(Protocol):
+    """What a destination's settings say about retries (each vendor's settings have both)."""
+
+    @property
+    def max_attempts(self) -> int: ...
+
+    @property
+    def max_backoff_seconds(self) -> float: ...
+
+
+def retry_policy(settings: RetrySettings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.max_attempts, max_backoff_seconds=settings.max_backoff_seconds
+    )
 
 
 class ApiClient:

@@ -22,9 +22,9 @@ from dialsync.destinations.http import (
     OAuthToken,
     RateLimiter,
     RequestRefused,
-    RetryPolicy,
     fetch_token,
     http_client,
+    retry_policy,
 )
 from dialsync.errors import TerminalError
 from dialsync.models import DialerRecord
@@ -125,9 +125,7 @@ class TalkdeskDestination:
             client=self._http,
             token=token,
             limiter=limiter,
-            policy=RetryPolicy(
-                max_attempts=settings.max_attempts, max_backoff_seconds=settings.max_backoff_seconds
-            ),
+            policy=retry_policy(settings),
             **extra,
         )
         self._list_path = f"/record-lists/{self.target}"
