@@ -1,10 +1,10 @@
 """Salesforce Contacts through simple-salesforce, read the way reference/salesforce.md says.
 
-This client owns the token: it fetches it itself, builds ``Salesforce(session_id=...,
-instance_url=...)`` with a session whose every request has a timeout, and on
-``INVALID_SESSION_ID`` fetches a new token and repeats the same request (a page of a query
-included) once. simple-salesforce's own refresh is never used: it recurses without bound and
-drops headers. Every library exception is translated here.
+This client owns the token: it fetches it itself (``salesforce_auth``), builds
+``Salesforce(session_id=..., instance_url=...)`` with a session whose every request has a
+timeout, and on ``INVALID_SESSION_ID`` fetches a new token and repeats the same request (a page
+of a query included) once. simple-salesforce's own refresh is never used: it recurses without
+bound and drops headers. Every library exception is translated here.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import jwt
 import requests
 from simple_salesforce.api import Salesforce, SFType
 from simple_salesforce.exceptions import (
@@ -32,10 +31,10 @@ from dialsync.errors import AuthError, ConfigError, RateLimited, TerminalError, 
 from dialsync.models import SourceContact
 from dialsync.retry import Action, Answer, RetryPolicy, Verdict, decide
 from dialsync.settings import SalesforceSettings, env_name
+from dialsync.sources.salesforce_auth import SYSTEM, fetch_token
 from dialsync.tls_errors import tls_failure
 
 log = logging.getLogger(__name__)
-SYSTEM = "salesforce"
 T = TypeVar("T")
 # Always read: the cursor, the deletes, and the key.
 BASE_FIELDS = ("Id", "IsDeleted", "MasterRecordId", "SystemModstamp")
@@ -140,74 +139,8 @@ class SalesforceSource:
     def open(self) -> None:
         self._connect()
 
-    def _token(self) -> tuple[str, str]:
-        s = self.settings
-        if self.mode == "session":
-            assert s.access_token is not None and s.instance_url
-            return s.access_token.get_secret_value(), s.instance_url
-        url = f"{s.login_url}/services/oauth2/token"
-        if self.mode == "client_credentials":
-            assert s.client_secret is not None
-            data = {
-                "grant_type": "client_credentials",
-                "client_id": str(s.client_id),
-                "client_secret": s.client_secret.get_secret_value(),
-            }
-        else:
-            data = {
-                "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-                "assertion": self._jwt_assertion(),
-            }
-        try:
-            response = self.session.post(url, data=data)
-        except requests.RequestException as exc:
-            if (tls := tls_failure(exc, url, system=SYSTEM)) is not None:
-                raise tls from None
-            raise TransientError(
-                f"cannot reach {url}: {exc.__class__.__name__}", system=SYSTEM
-            ) from None
-        if response.status_code >= 500:
-            raise TransientError(
-                "the token endpoint failed", system=SYSTEM, status=response.status_code
-            )
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if response.status_code != 200 or "access_token" not in body:
-            code = body.get("error") if isinstance(body, dict) else None
-            detail = body.get("error_description") if isinstance(body, dict) else None
-            raise AuthError(
-                f"Salesforce refused the credentials at {url}: "
-                f"{code or 'error'}: {detail or response.reason}",
-                system=SYSTEM,
-                status=response.status_code,
-                code=code,
-            )
-        return str(body["access_token"]), str(body.get("instance_url") or s.login_url)
-
-    def _jwt_assertion(self) -> str:
-        s = self.settings
-        assert s.private_key_file is not None
-        try:
-            key = s.private_key_file.read_bytes()
-        except OSError as exc:
-            name = env_name("salesforce", "private_key_file")
-            raise ConfigError(
-                f"{name}: cannot read {s.private_key_file}: {exc.strerror}", setting=name
-            ) from None
-        now = int(self.clock().timestamp())
-        claims = {"iss": s.client_id, "sub": s.username, "aud": s.login_url, "exp": now + 180}
-        try:
-            return jwt.encode(claims, key, algorithm="RS256")
-        except (ValueError, TypeError) as exc:
-            name = env_name("salesforce", "private_key_file")
-            raise ConfigError(
-                f"{name} is not a usable RSA private key: {exc}", setting=name
-            ) from None
-
     def _connect(self) -> Salesforce:
-        token, instance_url = self._token()
+        token, instance_url = fetch_token(self.settings, self.session, self.clock)
         self.instance_url = instance_url.rstrip("/")
         self._sf = Salesforce(
             session_id=token,

@@ -1,0 +1,85 @@
+"""The Salesforce access token for each way of signing in: a fixed session, the client
+credentials flow, or the JWT bearer flow (reference/salesforce.md). The source asks for one
+when it connects and again when a session expires."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import jwt
+import requests
+
+from dialsync.errors import AuthError, ConfigError, TransientError
+from dialsync.settings import SalesforceSettings, env_name
+from dialsync.tls_errors import tls_failure
+
+SYSTEM = "salesforce"
+
+
+def fetch_token(
+    s: SalesforceSettings, session: requests.Session, clock: Callable[[], datetime]
+) -> tuple[str, str]:
+    """(access token, instance URL) for the configured sign-in."""
+    mode = s.auth_mode()
+    if mode == "session":
+        assert s.access_token is not None and s.instance_url
+        return s.access_token.get_secret_value(), s.instance_url
+    url = f"{s.login_url}/services/oauth2/token"
+    if mode == "client_credentials":
+        assert s.client_secret is not None
+        data = {
+            "grant_type": "client_credentials",
+            "client_id": str(s.client_id),
+            "client_secret": s.client_secret.get_secret_value(),
+        }
+    else:
+        data = {
+            "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "assertion": jwt_assertion(s, clock),
+        }
+    try:
+        response = session.post(url, data=data)
+    except requests.RequestException as exc:
+        if (tls := tls_failure(exc, url, system=SYSTEM)) is not None:
+            raise tls from None
+        raise TransientError(
+            f"cannot reach {url}: {exc.__class__.__name__}", system=SYSTEM
+        ) from None
+    if response.status_code >= 500:
+        raise TransientError(
+            "the token endpoint failed", system=SYSTEM, status=response.status_code
+        )
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if response.status_code != 200 or "access_token" not in body:
+        code = body.get("error") if isinstance(body, dict) else None
+        detail = body.get("error_description") if isinstance(body, dict) else None
+        raise AuthError(
+            f"Salesforce refused the credentials at {url}: "
+            f"{code or 'error'}: {detail or response.reason}",
+            system=SYSTEM,
+            status=response.status_code,
+            code=code,
+        )
+    return str(body["access_token"]), str(body.get("instance_url") or s.login_url)
+
+
+def jwt_assertion(s: SalesforceSettings, clock: Callable[[], datetime]) -> str:
+    assert s.private_key_file is not None
+    try:
+        key = s.private_key_file.read_bytes()
+    except OSError as exc:
+        name = env_name("salesforce", "private_key_file")
+        raise ConfigError(
+            f"{name}: cannot read {s.private_key_file}: {exc.strerror}", setting=name
+        ) from None
+    now = int(clock().timestamp())
+    claims = {"iss": s.client_id, "sub": s.username, "aud": s.login_url, "exp": now + 180}
+    try:
+        return jwt.encode(claims, key, algorithm="RS256")
+    except (ValueError, TypeError) as exc:
+        name = env_name("salesforce", "private_key_file")
+        raise ConfigError(f"{name} is not a usable RSA private key: {exc}", setting=name) from None
