@@ -146,7 +146,7 @@ def test_everbridge_writes_are_throttled_and_reads_are_not(eb: EverbridgeSandbox
     assert limiter.acquired == 2  # the upsert and the delete; not the open or the scan
 
 
-def test_everbridge_300_a_minute_is_waited_out(tmp_path: object) -> None:
+def test_everbridge_300_a_minute_is_waited_out() -> None:
     clock = FakeClock()
     with EverbridgeSandbox(writes_per_minute=2, clock=clock) as box, checked("everbridge", box):
         sleeps: list[float] = []
@@ -186,7 +186,7 @@ def test_conga_skip_fields_must_name_optional_fields_we_send(cg: CongaSandbox) -
         assert caught.value.setting == "DIALSYNC_CONGA__SKIP_FIELDS"
 
 
-def test_conga_user_id_header(tmp_path: object) -> None:
+def test_conga_user_id_header() -> None:
     with CongaSandbox(require_user_id="user-7") as box, checked("conga", box):
         with pytest.raises(AuthError) as caught:
             CongaDestination(cg_settings(box)).open()
