@@ -2,7 +2,9 @@
 
 The expected records come from the production mapper applied to the Salesforce sandbox's own
 rows (never through the sync), so a record the sync lost, left stale, duplicated, forgot to
-remove, or a record not ours that it touched, all show up as a violation line.
+remove, or a record not ours that it touched, all show up as a violation line. Whether a
+contact may be called at all is also read from the row here without the mapper: a mapper that
+let a deleted or Do Not Call contact through would otherwise agree with itself.
 """
 
 from __future__ import annotations
@@ -53,7 +55,10 @@ def expected(
             fields=fields,
         )
         mapped = map_contact(contact, config)
-        if isinstance(mapped, DialerRecord):
+        barred = _barred(row)
+        if barred is not None:
+            absent[contact.id] = barred
+        elif isinstance(mapped, DialerRecord):
             records[contact.id] = render_record(mapped)
         else:
             assert isinstance(mapped, Skip)
@@ -68,6 +73,16 @@ def expected(
             if len(ids) > 1:
                 contested |= ids
     return Expected(records, absent, frozenset(contested))
+
+
+def _barred(row: dict[str, Any]) -> str | None:
+    """Why the contact must never be in the list, read from the row alone (the model's
+    DoNotCall is a boolean; a merged contact is deleted)."""
+    if row["IsDeleted"]:
+        return "deleted"
+    if row.get("DoNotCall") is True:
+        return "do_not_call"
+    return None
 
 
 def _comparable(record: dict[str, Any]) -> dict[str, Any]:
