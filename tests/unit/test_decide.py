@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -111,3 +112,23 @@ def test_adopted_unverified_record_is_updated_to_our_payload() -> None:
 @pytest.mark.parametrize("at", [None])
 def test_delete_known_only_from_get_deleted(at: datetime | None) -> None:
     assert decide(row(), absent(at)) is Verdict.DELETE
+
+
+def test_a_remap_renders_again_a_contact_seen_already_and_sends_only_a_change() -> None:
+    # The lookback shortcut holds only for the same content (two edits in one second share
+    # a stamp and are told apart by content), so a re-read of the same payload costs nothing.
+    assert decide(row(), Desired("x", T1, True, "{}", "h1")) is Verdict.UNCHANGED
+    seen_again = Desired("x", T1, True, "{}", "h2")
+    assert decide(row(), replace(seen_again, remap=True)) is Verdict.UPDATE
+    same = Desired("x", T1, True, "{}", "h1", remap=True)
+    assert decide(row(), same) is Verdict.UNCHANGED
+    gone = Desired("x", T1, False, reason_code="routed_elsewhere", remap=True)
+    assert decide(row(), gone) is Verdict.DELETE
+    skipped = row(record_id=None, status="skipped", desired="absent", payload_hash=None)
+    assert decide(skipped, replace(same, payload_hash="h3")) is Verdict.CREATE
+
+
+def test_a_remap_leaves_a_rejected_record_alone_unless_its_payload_changed() -> None:
+    rejected = row(record_id=None, status="rejected", sent_hash=None)
+    assert decide(rejected, Desired("x", T1, True, "{}", "h1", remap=True)) is Verdict.UNCHANGED
+    assert decide(rejected, Desired("x", T1, True, "{}", "h2", remap=True)) is Verdict.CREATE

@@ -1,18 +1,16 @@
-"""A mapping change: the fingerprint's inputs, and the decision for a contact seen already."""
+"""A mapping change: the fingerprint's inputs and the list's capacity (the decision for a
+contact seen already is in test_decide.py)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 
 from dialsync.destinations.capacity import ListCapacity, says_full
 from dialsync.mapping import MappingConfig, map_contact
 from dialsync.mapping.fingerprint import changed_inputs, describe, fingerprint, target_inputs
 from dialsync.models import DialerRecord
 from dialsync.settings import EverbridgeSettings
-from dialsync.store.decide import Desired, RowState, Verdict, decide
 
-T1 = datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)
 CONFIG = MappingConfig(instance_url="https://acme.my.salesforce.com")
 
 
@@ -61,42 +59,6 @@ def test_a_destination_setting_is_seen_through_its_rendering() -> None:
     assert changed_inputs(e164, national) == ["render"]
     assert changed_inputs(e164, attributes) == ["render"]
     assert changed_inputs(e164, everbridge(EverbridgeSettings(timeout_seconds=5))) == []
-
-
-def _row(**kw: object) -> RowState:
-    base: dict[str, object] = dict(
-        id=1,
-        external_id="x",
-        record_id="r1",
-        status="synced",
-        desired="present",
-        payload_hash="h1",
-        sent_hash="h1",
-        source_modstamp=T1,
-        inflight=None,
-    )
-    base.update(kw)
-    return RowState(**base)  # type: ignore[arg-type]
-
-
-def test_a_remap_renders_again_a_contact_seen_already_and_sends_only_a_change() -> None:
-    # The lookback shortcut holds only for the same content (two edits in one second share
-    # a stamp and are told apart by content), so a re-read of the same payload costs nothing.
-    assert decide(_row(), Desired("x", T1, True, "{}", "h1")) is Verdict.UNCHANGED
-    seen_again = Desired("x", T1, True, "{}", "h2")
-    assert decide(_row(), replace(seen_again, remap=True)) is Verdict.UPDATE
-    same = Desired("x", T1, True, "{}", "h1", remap=True)
-    assert decide(_row(), same) is Verdict.UNCHANGED
-    gone = Desired("x", T1, False, reason_code="routed_elsewhere", remap=True)
-    assert decide(_row(), gone) is Verdict.DELETE
-    skipped = _row(record_id=None, status="skipped", desired="absent", payload_hash=None)
-    assert decide(skipped, replace(same, payload_hash="h3")) is Verdict.CREATE
-
-
-def test_a_remap_leaves_a_rejected_record_alone_unless_its_payload_changed() -> None:
-    rejected = _row(record_id=None, status="rejected", sent_hash=None)
-    assert decide(rejected, Desired("x", T1, True, "{}", "h1", remap=True)) is Verdict.UNCHANGED
-    assert decide(rejected, Desired("x", T1, True, "{}", "h2", remap=True)) is Verdict.CREATE
 
 
 def test_list_capacity_grants_what_fits_and_frees_room_on_removal() -> None:
