@@ -5,6 +5,11 @@ what it did not create: every Postgres test gets a database of its own (``dialsy
 dropped when the run ends), and Redis tests use a private ``redis-server`` that the run starts on
 a free port and stops at the end. Both are named per run (and per xdist worker), so two runs on
 one machine, or ``pytest -n auto``, never meet.
+
+A run that is killed cleans nothing up; the next run does, and only what a dead run left:
+a Postgres database is dropped when no session holds its run's advisory lock (a run holds it
+from before its first database until it exits, and Postgres lets go of it when the run's
+connection dies), a private redis-server when the test process that started it is gone.
 """
 
 from __future__ import annotations
@@ -13,16 +18,18 @@ import atexit
 import contextlib
 import itertools
 import os
+import random
+import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 
 # The server the run creates its databases on (any database on it that we may connect to).
 PG_URL = os.environ.get(
@@ -30,7 +37,12 @@ PG_URL = os.environ.get(
 )
 # CI sets this so a missing Postgres fails loudly instead of skipping.
 REQUIRE_PG = os.environ.get("DIALSYNC_TEST_REQUIRE_POSTGRES") == "1"
-RUN_ID = f"{uuid.uuid4().hex[:8]}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+# The run's key: in its database names and in the advisory lock that says the run is alive.
+RUN_KEY = random.SystemRandom().randrange(1, 2**31)
+RUN_ID = f"k{RUN_KEY}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+# (classid, objid) of the two-key advisory lock: objid is the run's key.
+_LOCK_CLASS = 0x0D1A1
+_OURS = re.compile(r"dialsync_t_k(\d+)_")
 
 
 def _pg_ok() -> bool:
@@ -47,6 +59,7 @@ def _pg_ok() -> bool:
 _PG = _pg_ok()
 _pg_counter = itertools.count(1)
 _pg_created: list[str] = []
+_owner: list[Connection] = []  # the connection holding this run's advisory lock
 
 
 def _admin_engine():  # type: ignore[no-untyped-def]
@@ -63,12 +76,44 @@ def _drop_created_databases() -> None:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
     _pg_created.clear()
+    for owner in _owner:  # our databases are gone: the lock may go
+        owner.close()
 
 
 atexit.register(_drop_created_databases)
 
 
+def _claim_run() -> None:
+    """Take this run's lock, then drop what dead runs left (before our first database, so a
+    sweep elsewhere never sees one of ours unlocked)."""
+    if _owner:
+        return
+    conn = _admin_engine().connect()
+    taken = conn.execute(
+        text("SELECT pg_try_advisory_lock(CAST(:c AS integer), CAST(:k AS integer))"),
+        {"c": _LOCK_CLASS, "k": RUN_KEY},
+    ).scalar_one()
+    assert taken, f"run key {RUN_KEY} is held by another run"
+    _owner.append(conn)
+    names = conn.execute(text("SELECT datname FROM pg_database")).scalars().all()
+    live = set(
+        conn.execute(
+            text(
+                "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory'"
+                " AND classid::bigint = :c AND objsubid = 2 AND granted"
+            ),
+            {"c": _LOCK_CLASS},
+        ).scalars()
+    )
+    for name in names:
+        match = _OURS.match(name)
+        if match and int(match.group(1)) not in live:
+            with contextlib.suppress(Exception):  # another sweep may be dropping it too
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def _create_database(name: str, template: str | None = None) -> None:
+    _claim_run()
     admin = _admin_engine()
     with admin.connect() as conn:
         # generated identifiers, no input
@@ -165,8 +210,9 @@ class _RunRedis:
 
         from tests.integration.service import free_port
 
+        _sweep_dead_redis()
         port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="dialsync-test-redis-")
+        self.dir = tempfile.mkdtemp(prefix=f"{_REDIS_DIR_PREFIX}{os.getpid()}-")
         self.proc = subprocess.Popen(
             [
                 *(binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""),
@@ -177,6 +223,7 @@ class _RunRedis:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        Path(self.dir, _REDIS_PID_FILE).write_text(str(self.proc.pid))
         client = redis.Redis(port=port, socket_connect_timeout=0.5)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -206,6 +253,36 @@ class _RunRedis:
         self.proc = None
         if self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_REDIS_DIR_PREFIX = "dialsync-test-redis-"  # then the test process's pid
+_REDIS_PID_FILE = "server.pid"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _sweep_dead_redis() -> None:
+    """Stop the private redis-servers of killed runs: a server whose starting test process is
+    gone, recognised by its working directory (redis-server rewrites its command line)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_REDIS_DIR_PREFIX}*-*"):
+        owner = folder.name.removeprefix(_REDIS_DIR_PREFIX).split("-", 1)[0]
+        if not owner.isdigit() or _pid_alive(int(owner)):
+            continue
+        try:
+            server = int((folder / _REDIS_PID_FILE).read_text())
+            if os.readlink(f"/proc/{server}/cwd") == str(folder):
+                os.kill(server, signal.SIGKILL)
+        except (OSError, ValueError):
+            pass  # no server recorded, or it is gone already
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def shared_redis_dbs(worker: str | None, workers: int, databases: int = 16) -> list[int]:
