@@ -4,17 +4,13 @@ why: an untrusted issuer, an expired certificate, a certificate for another host
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import certifi
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+import trustme
 
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.tls import make_tls_files, server_context
@@ -22,60 +18,20 @@ from tests.integration.helpers import ours, person
 from tests.integration.test_cli import cli
 
 
-def _name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
 def leaf_context(
     directory: Path, *, expired: bool = False, hosts: tuple[str, ...] = ("127.0.0.1",)
 ) -> tuple[ssl.SSLContext, Path]:
-    """A server context with a certificate of our own CA (expired, or for other hosts), and
-    the CA's file."""
+    """A server context with a certificate of a CA of its own (expired, or for other hosts),
+    minted by trustme as the sandboxes' is, and the CA's file."""
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("test CA"))
-        .issuer_name(_name("test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=30))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    names: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
     not_after = now - timedelta(days=1) if expired else now + timedelta(days=30)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(hosts[0]))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=10))
-        .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    ca = trustme.CA()
+    cert = ca.issue_cert(*hosts, not_before=now - timedelta(days=10), not_after=not_after)
     ca_file = directory / "ca.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    ca.cert_pem.write_to_path(str(ca_file))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(str(cert_file), str(key_file))
+    cert.configure_cert(context)
     return context, ca_file
 
 
