@@ -31,6 +31,20 @@ def service_env(box: Sandboxes, pg_url: str, broker_url: str, **extra: str) -> d
     }
 
 
+FLOWER_AUTH = ("ops", "s3cret-pw")
+
+
+def flower_env(port: int) -> dict[str, str]:
+    """`dialsync flower` on 127.0.0.1:port behind FLOWER_AUTH (it refuses to start without)."""
+    user, password = FLOWER_AUTH
+    return {
+        "DIALSYNC_FLOWER__USER": user,
+        "DIALSYNC_FLOWER__PASSWORD": password,
+        "DIALSYNC_FLOWER__PORT": str(port),
+        "DIALSYNC_FLOWER__ADDRESS": "127.0.0.1",
+    }
+
+
 def wait_until(
     check: Callable[[], bool], timeout: float = 60, every: float = 0.5, what: str = "condition"
 ) -> None:

@@ -13,7 +13,14 @@ import pytest
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.salesforce import make_id
 from tests.integration.helpers import person
-from tests.integration.service import free_port, processes, service_env, wait_until
+from tests.integration.service import (
+    FLOWER_AUTH,
+    flower_env,
+    free_port,
+    processes,
+    service_env,
+    wait_until,
+)
 from tests.integration.test_cli import cli
 
 # Well-formed (the checksum suffix is right) but no contact of the sandbox org has it.
@@ -39,17 +46,11 @@ def test_queued_resync_waits_reports_unknown_ids_and_fails_refused_tasks(
     tmp_path: Path, broker_url: str
 ) -> None:
     port = free_port()
-    flower_env = {
-        "DIALSYNC_FLOWER__USER": "ops",
-        "DIALSYNC_FLOWER__PASSWORD": "s3cret-pw",
-        "DIALSYNC_FLOWER__PORT": str(port),
-        "DIALSYNC_FLOWER__ADDRESS": "127.0.0.1",
-    }
-    auth = ("ops", "s3cret-pw")
+    auth = FLOWER_AUTH
     base = f"http://127.0.0.1:{port}"
     with Sandboxes(tmp_path / "box") as box:
         db = f"sqlite:///{tmp_path / 'state.db'}"
-        env = service_env(box, db, broker_url, **flower_env)
+        env = service_env(box, db, broker_url, **flower_env(port))
         env["DIALSYNC_SYNC__INTERVAL_SECONDS"] = "3600"  # only the resyncs run
         ids = box.salesforce.insert_many([person(i) for i in range(5)])
         with processes(env, tmp_path) as procs:

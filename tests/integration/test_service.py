@@ -12,7 +12,14 @@ import pytest
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.store.store import open_store
 from tests.integration.helpers import ours, person
-from tests.integration.service import free_port, processes, service_env, wait_until
+from tests.integration.service import (
+    FLOWER_AUTH,
+    flower_env,
+    free_port,
+    processes,
+    service_env,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
@@ -50,15 +57,9 @@ def test_change_reaches_the_dialer_with_no_manual_call(
 
 def test_resync_from_the_cli_and_from_flower(tmp_path: Path, pg_url: str, broker_url: str) -> None:
     port = free_port()
-    env_extra = {
-        "DIALSYNC_FLOWER__USER": "ops",
-        "DIALSYNC_FLOWER__PASSWORD": "s3cret-pw",
-        "DIALSYNC_FLOWER__PORT": str(port),
-        "DIALSYNC_FLOWER__ADDRESS": "127.0.0.1",
-    }
     with (
         Sandboxes(tmp_path / "box") as box,
-        processes(service_env(box, pg_url, broker_url, **env_extra), tmp_path) as procs,
+        processes(service_env(box, pg_url, broker_url, **flower_env(port)), tmp_path) as procs,
     ):
         ids = box.salesforce.insert_many([person(i) for i in range(20)])
         assert procs.run("sync").returncode == 0
@@ -80,10 +81,7 @@ def test_resync_from_the_cli_and_from_flower(tmp_path: Path, pg_url: str, broker
         def flower_up() -> bool:
             try:
                 return (
-                    httpx.get(
-                        f"{base}/api/workers", auth=("ops", "s3cret-pw"), timeout=2
-                    ).status_code
-                    == 200
+                    httpx.get(f"{base}/api/workers", auth=FLOWER_AUTH, timeout=2).status_code == 200
                 )
             except httpx.HTTPError:
                 return False
@@ -93,7 +91,7 @@ def test_resync_from_the_cli_and_from_flower(tmp_path: Path, pg_url: str, broker
         sent = httpx.post(
             f"{base}/api/task/async-apply/dialsync.resync",
             json={"kwargs": {"contact_ids": [ids[0]]}},
-            auth=("ops", "s3cret-pw"),
+            auth=FLOWER_AUTH,
             timeout=10,
         )
         assert sent.status_code == 200, sent.text
@@ -101,7 +99,7 @@ def test_resync_from_the_cli_and_from_flower(tmp_path: Path, pg_url: str, broker
         wait_until(lambda: len(resync_runs()) == 2, what="the Flower resync")
 
         def listed() -> bool:
-            tasks = httpx.get(f"{base}/api/tasks", auth=("ops", "s3cret-pw"), timeout=5).json()
+            tasks = httpx.get(f"{base}/api/tasks", auth=FLOWER_AUTH, timeout=5).json()
             return task_id in tasks and tasks[task_id]["state"] == "SUCCESS"
 
         wait_until(listed, what="the task in Flower's /api/tasks")
