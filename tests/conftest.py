@@ -259,22 +259,14 @@ _REDIS_DIR_PREFIX = "dialsync-test-redis-"  # then the test process's pid
 _REDIS_PID_FILE = "server.pid"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
 def _sweep_dead_redis() -> None:
     """Stop the private redis-servers of killed runs: a server whose starting test process is
     gone, recognised by its working directory (redis-server rewrites its command line)."""
+    from dialsync.store.store import _pid_gone  # the store's test of a claim's owner
+
     for folder in Path(tempfile.gettempdir()).glob(f"{_REDIS_DIR_PREFIX}*-*"):
         owner = folder.name.removeprefix(_REDIS_DIR_PREFIX).split("-", 1)[0]
-        if not owner.isdigit() or _pid_alive(int(owner)):
+        if not owner.isdigit() or not _pid_gone(int(owner)):
             continue
         try:
             server = int((folder / _REDIS_PID_FILE).read_text())

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
 import random
 import socket
 import subprocess
@@ -382,11 +381,3 @@ def snapshot(record: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(record)
     out.pop("_links", None)
     return out
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
