@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.exc import InterfaceError, OperationalError
 
-from dialsync.errors import TransientError
 from dialsync.store.store import SyncStore
 from dialsync.store.tables import target_fingerprints
 
@@ -41,23 +39,17 @@ def load(store: SyncStore, destination: str, list_id: str) -> Recorded | None:
 def save(
     store: SyncStore, destination: str, list_id: str, fingerprint: str, inputs: dict[str, Any]
 ) -> None:
-    try:
-        with store.engine.begin() as conn:
-            conn.execute(
-                delete(target_fingerprints).where(
-                    F.destination == destination, F.list_id == list_id
-                )
+    # The store's write transaction: its SQLite writer lock, and a lost database is transient.
+    with store._tx() as conn:
+        conn.execute(
+            delete(target_fingerprints).where(F.destination == destination, F.list_id == list_id)
+        )
+        conn.execute(
+            insert(target_fingerprints).values(
+                destination=destination,
+                list_id=list_id,
+                fingerprint=fingerprint,
+                inputs=json.dumps(inputs, sort_keys=True),
+                recorded_at=store.clock(),
             )
-            conn.execute(
-                insert(target_fingerprints).values(
-                    destination=destination,
-                    list_id=list_id,
-                    fingerprint=fingerprint,
-                    inputs=json.dumps(inputs, sort_keys=True),
-                    recorded_at=store.clock(),
-                )
-            )
-    except (OperationalError, InterfaceError) as exc:
-        raise TransientError(
-            f"state database unavailable: {exc.__class__.__name__}", system="store"
-        ) from exc
+        )
