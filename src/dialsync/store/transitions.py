@@ -128,28 +128,22 @@ def failed(
 
 def rejected(row: Sent, *, code: str | None, message: str) -> Change:
     """The dialer refused this payload; retried when the contact changes."""
-    return Change(
-        row.id,
-        {
-            "status": Status.REJECTED,
-            "inflight": None,
-            "attempts": row.attempts + 1,
-            "reason_code": code or "OTHER",
-            "reason_message": message[:500] or None,
-            "next_attempt_at": None,
-        },
-        expect=row,
-        otherwise={"inflight": None},
-    )
+    return _refused(row, Status.REJECTED, code, message, None)
 
 
 def blocked(row: Sent, *, code: str | None, message: str, next_attempt_at: datetime) -> Change:
     """Refused because another record holds its phone number or external id. Not terminal:
     the holder may change number, opt out or go; see SyncStore.unblock."""
+    return _refused(row, Status.BLOCKED, code, message, next_attempt_at)
+
+
+def _refused(
+    row: Sent, status: Status, code: str | None, message: str, next_attempt_at: datetime | None
+) -> Change:
     return Change(
         row.id,
         {
-            "status": Status.BLOCKED,
+            "status": status,
             "inflight": None,
             "attempts": row.attempts + 1,
             "reason_code": code or "OTHER",
