@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    case,
     create_engine,
     delete,
     event,
@@ -53,6 +54,12 @@ R = sync_records.c
 _CHUNK = 500  # ids per IN (...) clause: well under SQLite's and Postgres's parameter limits
 # A row still retrying after this many tries (each after its backoff) is reported as stuck.
 STUCK_ATTEMPTS = 3
+# Rows that are not simply synced. Skipped rows are expected (the contact must not be called);
+# rejected, blocked (refused because another record holds its phone number or external id) and
+# retrying rows are errors an operator may have to act on.
+ERROR_STATUSES: tuple[str, ...] = (Status.REJECTED, Status.BLOCKED, Status.RETRYING)
+EXPECTED_STATUSES: tuple[str, ...] = (Status.SKIPPED,)
+PROBLEM_STATUSES = ERROR_STATUSES + EXPECTED_STATUSES
 
 
 def utcnow() -> datetime:
@@ -793,28 +800,33 @@ class SyncStore:
             )
             return {(d, li, s): int(n) for d, li, s, n in rows}
 
-    def problem_rows(self, limit: int = 1000) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    R.destination,
-                    R.list_id,
-                    R.external_id,
-                    R.status,
-                    R.reason_code,
-                    R.reason_message,
-                    R.attempts,
-                    R.next_attempt_at,
-                    R.updated_at,
-                    and_(R.desired == "absent", R.record_id.is_not(None)).label("must_remove"),
-                )
-                .where(
-                    R.status.in_([Status.REJECTED, Status.BLOCKED, Status.SKIPPED, Status.RETRYING])
-                )
-                .order_by(R.status, R.external_id)
-                .limit(limit)
+    def problem_rows(
+        self, limit: int = 1000, conditions: Sequence[Any] = ()
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` rows that are not simply synced (those meeting ``conditions``, when
+        given): errors first (rejected, blocked, then retrying), then expected skips; the most
+        recently changed first within each."""
+        rank = case({s: i for i, s in enumerate(PROBLEM_STATUSES)}, value=R.status, else_=99)
+        query = (
+            select(
+                R.destination,
+                R.list_id,
+                R.external_id,
+                R.status,
+                R.reason_code,
+                R.reason_message,
+                R.attempts,
+                R.next_attempt_at,
+                R.updated_at,
+                # must leave the list (do not call, deleted) but the dialer still holds it
+                and_(R.desired == "absent", R.record_id.is_not(None)).label("must_remove"),
             )
-            return [{**r._mapping, "must_remove": bool(r.must_remove)} for r in rows]
+            .where(*(conditions or [R.status.in_(PROBLEM_STATUSES)]))
+            .order_by(rank, R.updated_at.desc(), R.external_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [{**r._mapping, "must_remove": bool(r.must_remove)} for r in conn.execute(query)]
 
     def stuck_counts(self) -> dict[tuple[str, str], tuple[int, int]]:
         """Per (destination, list): rows that must leave the list but whose removal failed,

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, or_, select
+from sqlalchemy import and_, func, insert, or_, select
 
 from dialsync.store.decide import RowState
-from dialsync.store.store import SyncStore
+from dialsync.store.store import ERROR_STATUSES as ERROR_STATUSES  # re-exported: render.py
+from dialsync.store.store import PROBLEM_STATUSES, SyncStore
 from dialsync.store.tables import (
     cursors,
     dialer_orphans,
@@ -147,14 +148,6 @@ def row_states(
 
 
 # -- `dialsync errors` ---------------------------------------------------------------------------
-# Rows that are not simply synced. Skipped rows are expected (the contact must not be called);
-# rejected, blocked (refused because another record holds its phone number or external id) and
-# retrying rows are errors an operator may have to act on.
-ERROR_STATUSES = ("rejected", "blocked", "retrying")
-EXPECTED_STATUSES = ("skipped",)
-PROBLEM_STATUSES = ERROR_STATUSES + EXPECTED_STATUSES
-
-
 @dataclass(frozen=True)
 class ProblemFilter:
     reasons: Sequence[str] = ()
@@ -195,29 +188,8 @@ def problem_summary(store: SyncStore, where: ProblemFilter) -> list[dict[str, An
 
 
 def problem_rows(store: SyncStore, where: ProblemFilter, limit: int) -> list[dict[str, Any]]:
-    """Up to ``limit`` rows: errors first (rejected, then retrying), then expected skips; the
-    most recently changed first within each."""
-    rank = case({s: i for i, s in enumerate(PROBLEM_STATUSES)}, value=R.status, else_=99)
-    query = (
-        select(
-            R.destination,
-            R.list_id,
-            R.external_id,
-            R.status,
-            R.reason_code,
-            R.reason_message,
-            R.attempts,
-            R.next_attempt_at,
-            R.updated_at,
-            # must leave the list (do not call, deleted) but the dialer still holds it
-            and_(R.desired == "absent", R.record_id.is_not(None)).label("must_remove"),
-        )
-        .where(*where.conditions())
-        .order_by(rank, R.updated_at.desc(), R.external_id)
-        .limit(limit)
-    )
-    with store.engine.connect() as conn:
-        return [{**r._mapping, "must_remove": bool(r.must_remove)} for r in conn.execute(query)]
+    """Up to ``limit`` rows: errors first, then expected skips (see SyncStore.problem_rows)."""
+    return store.problem_rows(limit, where.conditions())
 
 
 # -- `dialsync runs` -----------------------------------------------------------------------------
