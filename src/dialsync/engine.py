@@ -310,6 +310,13 @@ class SyncEngine:
                 default_region=self.options.default_region,
                 priority=self.options.priority,
             )
+            self.mapping_watch.compute(
+                self.destinations,
+                config=self._mapping,
+                fields=self._fields,
+                mapper=self.options.mapper,
+                payload_settings=self.options.payload_settings,
+            )
         # Every run: the target must still exist, and its record count tells whether
         # someone removed records by hand.
         self.failed = {}
@@ -349,7 +356,7 @@ class SyncEngine:
                 self.store.unblock(dest.name, dest.target)
                 self.store.retry_rejected(dest.name, dest.target)
         cursor = self.store.get_cursor(CURSOR)
-        self.remapped = self._mapping_changes(synced_before=cursor.modstamp is not None)
+        self.remapped = self.mapping_watch.check(synced_before=cursor.modstamp is not None)
         incremental = cursor.modstamp is not None and not full and not self.remapped
         # The window's end is fixed now; Salesforce stamps have one-second precision.
         end = self.clock().replace(microsecond=0)
@@ -478,17 +485,6 @@ class SyncEngine:
                     ],
                     False,
                 )
-
-    def _mapping_changes(self, *, synced_before: bool) -> dict[str, TargetChange]:
-        assert self._mapping is not None and self._fields is not None
-        return self.mapping_watch.check(
-            self.destinations,
-            config=self._mapping,
-            fields=self._fields,
-            mapper=self.options.mapper,
-            payload_settings=self.options.payload_settings,
-            synced_before=synced_before,
-        )
 
     # -- deletes and reconciliation ----------------------------------------------------------
     def _deletes(

@@ -43,9 +43,11 @@ class MappingWatch:
 
     def __init__(self, store: SyncStore) -> None:
         self.store = store
+        # "name:target" -> (destination, fingerprint, inputs) with the current settings
+        self._targets: dict[str, tuple[Destination, str, dict[str, Any]]] = {}
         self._current: dict[str, tuple[Destination, str, dict[str, Any]]] = {}
 
-    def check(
+    def compute(
         self,
         destinations: Sequence[Destination],
         *,
@@ -53,8 +55,21 @@ class MappingWatch:
         fields: Sequence[str],
         mapper: Callable[[SourceContact, MappingConfig], DialerRecord | Skip],
         payload_settings: Mapping[str, Any],
-        synced_before: bool,
-    ) -> dict[str, TargetChange]:
+    ) -> None:
+        """Fingerprint each target's current inputs. They hold for the life of the engine (its
+        settings, the org's fields read as the source opens): done once, not every pull."""
+        self._targets.clear()
+        for dest in destinations:
+            inputs = target_inputs(
+                config=config,
+                fields=fields,
+                mapper=mapper,
+                render=dest.render,
+                payload_settings=payload_settings,
+            )
+            self._targets[f"{dest.name}:{dest.target}"] = (dest, fingerprint(inputs), inputs)
+
+    def check(self, *, synced_before: bool) -> dict[str, TargetChange]:
         """Targets to re-render, by "name:target".
 
         Before the first pull nothing was rendered: the fingerprint is stored at once, so a
@@ -64,16 +79,7 @@ class MappingWatch:
         """
         changes: dict[str, TargetChange] = {}
         self._current.clear()
-        for dest in destinations:
-            inputs = target_inputs(
-                config=config,
-                fields=fields,
-                mapper=mapper,
-                render=dest.render,
-                payload_settings=payload_settings,
-            )
-            digest = fingerprint(inputs)
-            key = f"{dest.name}:{dest.target}"
+        for key, (dest, digest, inputs) in self._targets.items():
             recorded = fingerprints.load(self.store, dest.name, dest.target)
             if recorded is not None and recorded.fingerprint == digest:
                 continue
