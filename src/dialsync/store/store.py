@@ -196,7 +196,7 @@ class SyncStore:
                     updates.append({"_id": row.id, **values})
             if inserts:
                 conn.execute(insert(sync_records), inserts)
-            _update_each(conn, updates, R.id == _bind("_id"))
+            _update_each(conn, updates, R.id == bindparam("_id"))
             if updates:
                 _unsettle(conn, [u["_id"] for u in updates], now)
         return verdicts
@@ -360,13 +360,13 @@ class SyncStore:
             held.append({**cond, **change.values, **release})
             moved.append({**cond, **(change.otherwise or {}), **release})
         still = and_(
-            R.id == _bind("_id"),
-            R.desired == _bind("_desired"),
+            R.id == bindparam("_id"),
+            R.desired == bindparam("_desired"),
             R.payload_hash.is_not_distinct_from(bindparam("_hash", type_=String())),
         )
         with self._tx() as conn:
-            _update_each(conn, plain, R.id == _bind("_id"))
-            _update_each(conn, moved, and_(R.id == _bind("_id"), ~still))
+            _update_each(conn, plain, R.id == bindparam("_id"))
+            _update_each(conn, moved, and_(R.id == bindparam("_id"), ~still))
             _update_each(conn, held, still)
 
     def _claim_prefix(self) -> str:
@@ -921,12 +921,6 @@ _OPS = {
 }
 
 
-def _bind(name: str) -> Any:
-    from sqlalchemy import bindparam
-
-    return bindparam(name)
-
-
 def _dead_here(owner: str, host: str) -> bool:
     owner_host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
@@ -984,7 +978,9 @@ def _update_each(conn: Connection, rows: Sequence[dict[str, Any]], where: Any) -
     """One executemany per set of columns; ``_``-prefixed keys are the condition's values."""
     for group in _group_by_keys(rows):
         keys = [k for k in group[0] if not k.startswith("_")]
-        conn.execute(update(sync_records).where(where).values({k: _bind(k) for k in keys}), group)
+        conn.execute(
+            update(sync_records).where(where).values({k: bindparam(k) for k in keys}), group
+        )
 
 
 def _group_by_keys(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
