@@ -377,10 +377,9 @@ class SyncEngine:
                     high, high_id = last.system_modstamp, last.id
                     self.store.set_cursor(CURSOR, modstamp=high, last_id=high_id)
                 wake()
-        if not dry_run:
-            self.mapping_watch.record()  # every contact is rendered with the current mapping
         if dry_run:
             return
+        self.mapping_watch.record()  # every contact is rendered with the current mapping
         if incremental and cursor.modstamp is not None:
             self._deletes(
                 report,
