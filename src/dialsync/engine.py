@@ -519,20 +519,23 @@ class SyncEngine:
         for dest in self.destinations:
             unseen.update(self.store.unseen_ids(dest.name, dest.target, report.run_id))
         if unseen:
-            self._confirm(report, sorted(unseen))
+            ids = sorted(unseen)
+            scope = set(self._scope_of(ids)) if self.options.scoped else None
+            self._confirm(report, ids, scope=scope, force=False)
 
-    def _confirm(self, report: RunReport, ids: list[str]) -> None:
+    def _confirm(
+        self, report: RunReport, ids: list[str], *, scope: set[str] | None, force: bool
+    ) -> None:
         """Re-read these contacts by Id: those Salesforce returns are decided as any pulled
-        contact (within SOQL_WHERE or not), the others are gone."""
+        contact (within ``scope``, when given, or not), the others are gone."""
         from dialsync.salesforce_ids import is_valid_id
 
         assert self._fields is not None
         valid = [i for i in ids if is_valid_id(i)]
-        scope = set(self._scope_of(valid)) if self.options.scoped else None
         seen: set[str] = set()
         for batch in chunked(self.source.by_ids(self._fields, valid), PULL_BATCH):
             seen.update(c.id for c in batch)
-            self._ingest(report, batch, scope, force=False)
+            self._ingest(report, batch, scope, force=force)
         gone = [i for i in ids if i not in seen]
         if gone:
             log.info("%d records have no contact in Salesforce any more", len(gone))
@@ -646,18 +649,7 @@ class SyncEngine:
     def _fetch_unknown(self, report: RunReport, ids: list[str]) -> None:
         if self._fields is None:
             return  # push-only run: the next pull or reconciliation settles them
-        from dialsync.salesforce_ids import is_valid_id
-
-        valid = [i for i in ids if is_valid_id(i)]
-        seen: set[str] = set()
-        for batch in chunked(self.source.by_ids(self._fields, valid), PULL_BATCH):
-            seen.update(c.id for c in batch)
-            self._ingest(report, batch, None, force=True)
-        missing = [i for i in ids if i not in seen]
-        if missing:
-            self._absent(
-                report, missing, SkipReason.NOT_IN_SALESFORCE, "no such contact in Salesforce"
-            )
+        self._confirm(report, ids, scope=None, force=True)
 
     # -- the push ----------------------------------------------------------------------------
     def _push(
