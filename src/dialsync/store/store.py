@@ -247,20 +247,6 @@ class SyncStore:
                 )
             return out
 
-    def forget_hashes(
-        self, destination: str, list_id: str, external_ids: Sequence[str] | None
-    ) -> None:
-        """Resync: the dialer is no longer trusted to hold what we sent."""
-        with self._tx() as conn:
-            base = update(sync_records).where(R.destination == destination, R.list_id == list_id)
-            if external_ids is None:
-                conn.execute(base.values(sent_hash=None, source_modstamp=None))
-                return
-            for part in _chunks(list(external_ids)):
-                conn.execute(
-                    base.where(R.external_id.in_(part)).values(sent_hash=None, source_modstamp=None)
-                )
-
     # -- the push side ---------------------------------------------------------------------
     def claim(
         self, destination: str, list_id: str, op: str, limit: int, lease_seconds: float
@@ -657,9 +643,6 @@ class SyncStore:
             conn.execute(delete(dialer_orphans).where(dialer_orphans.c.id.in_(list(ids))))
 
     # -- list state, cursor ----------------------------------------------------------------
-    def list_scanned(self, destination: str, list_id: str) -> bool:
-        return self.list_others(destination, list_id)[0]
-
     def list_others(self, destination: str, list_id: str) -> tuple[bool, int | None]:
         """(scanned ever, records of other providers at the last scan, when known)."""
         with self.engine.connect() as conn:
