@@ -875,14 +875,14 @@ class SyncStore:
 
 
 def _is_due(now: datetime) -> Any:
-    """Pending, or retrying and its time has come. Written as one IN on the indexed status
-    (pending rows carry no next attempt time) so the index answers it at any table size."""
-    return or_(
-        and_(
-            R.status.in_([Status.PENDING, Status.RETRYING]),
-            or_(R.next_attempt_at.is_(None), R.next_attempt_at <= now),
-        ),
-        and_(R.status == Status.BLOCKED, R.next_attempt_at <= now),
+    """Pending, or retrying or blocked and its time has come. Written as one IN on the indexed
+    status (pending rows carry no next attempt time) so the index answers it at any table size:
+    an OR of two status tests makes SQLite read every row of the list instead. A blocked row
+    is due only at its time (never with none), tested after the index search."""
+    return and_(
+        R.status.in_([Status.PENDING, Status.RETRYING, Status.BLOCKED]),
+        or_(R.next_attempt_at.is_(None), R.next_attempt_at <= now),
+        or_(R.status != Status.BLOCKED, R.next_attempt_at.is_not(None)),
     )
 
 
