@@ -15,7 +15,6 @@ from dialsync.clikit import command
 from dialsync.clikit import emit as _emit
 from dialsync.errors import ConfigError, DialsyncError, LockBusy, operator_fix
 from dialsync.logs import redact
-from dialsync.preflight import preflight
 from dialsync.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -368,6 +367,8 @@ def worker(
     A port already in use stops the worker (exit 2) naming DIALSYNC_METRICS__PORT. Checks
     every setting and the database schema first: exit 2 naming what to fix.
     """
+    from dialsync.preflight import preflight
+
     preflight(settings, broker=True)
     from dialsync.cli_ops import serve_metrics
     from dialsync.worker.celery_app import app
@@ -390,6 +391,8 @@ def beat(settings: Settings) -> None:
     """Run the Celery beat scheduler: one per deployment (an extra one does no harm).
 
     Checks every setting and the database schema first: exit 2 naming what to fix."""
+    from dialsync.preflight import preflight
+
     preflight(settings, broker=True)
     from dialsync.worker.celery_app import app
 
@@ -414,6 +417,7 @@ def run_cmd(settings: Settings, cycles: int | None) -> None:
     (DIALSYNC_METRICS__PORT, 9808; empty for none).
     """
     from dialsync.cli_ops import serve_metrics
+    from dialsync.preflight import preflight
     from dialsync.worker.embedded import run_forever
 
     preflight(settings, broker=False)
@@ -428,6 +432,8 @@ def flower(settings: Settings, port: int | None) -> None:
     """Run Flower, the Celery monitor, with basic auth (DIALSYNC_FLOWER__USER/__PASSWORD).
 
     Refuses a blank password and the placeholders of .env.example (exit 2)."""
+    from dialsync.preflight import preflight
+
     preflight(settings, broker=True, flower=True)
     f = settings.flower
     assert f.user is not None and f.password is not None  # preflight refused them unset
