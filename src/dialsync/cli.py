@@ -417,10 +417,12 @@ def run_cmd(settings: Settings, cycles: int | None) -> None:
     (DIALSYNC_METRICS__PORT, 9808; empty for none).
     """
     from dialsync.cli_ops import serve_metrics
-    from dialsync.preflight import preflight
+    from dialsync.preflight import check_settings
     from dialsync.worker.embedded import run_forever
 
-    preflight(settings, broker=False)
+    # run_forever waits for the state database itself (a stop signal ends that wait): the
+    # settings alone are checked here, so the database is not opened and checked twice.
+    check_settings(settings, broker=False)
     serve_metrics(settings, None)
     run_forever(settings, max_cycles=cycles)
 
