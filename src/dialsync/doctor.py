@@ -24,8 +24,8 @@ from dialsync.settings import (
     Settings,
     TalkdeskSettings,
     env_name,
-    unknown_variables,
 )
+from dialsync.settings_vars import unknown_variables
 
 Status = Literal["ok", "warn", "fail"]
 API_WARN, API_FAIL = 0.80, 0.95  # shares of the org's daily API requests
