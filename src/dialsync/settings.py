@@ -95,17 +95,29 @@ class SalesforceSettings(BaseModel):
         )
 
 
-class TalkdeskSettings(BaseModel):
+class DialerSettings(BaseModel):
+    """What every destination's section has: the HTTP timeout, the retries inside one call
+    (after them the rows wait for a later cycle), and ``missing()`` / ``require()``."""
+
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=4, ge=1, le=10)
+    max_backoff_seconds: float = Field(default=30.0, ge=0)
+
+    def missing(self) -> list[ConfigError]:
+        """One error per setting this destination needs and lacks."""
+        raise NotImplementedError
+
+    def require(self) -> None:
+        raise_all(self.missing())
+
+
+class TalkdeskSettings(DialerSettings):
     api_url: str = "https://api.talkdeskapp.com"
     token_url: str | None = None
     client_id: str | None = None
     client_secret: SecretStr | None = None
     record_list_id: str | None = None
-    timeout_seconds: float = Field(default=30.0, gt=0)
     max_requests_per_second: float | None = Field(default=None, gt=0)
-    # Bounded retries inside one call; after that the rows wait for a later cycle.
-    max_attempts: int = Field(default=4, ge=1, le=10)
-    max_backoff_seconds: float = Field(default=30.0, ge=0)
     # Talkdesk's limit of records in one record list (its UI warns from 80%); creates that
     # would pass it wait in the sync table until records are removed.
     list_capacity: int = Field(default=250_000, ge=1)
@@ -118,9 +130,6 @@ class TalkdeskSettings(BaseModel):
     def missing(self) -> list[ConfigError]:
         names = ("token_url", "client_id", "client_secret", "record_list_id")
         return _missing("talkdesk", self, names, "to reach the Talkdesk record list")
-
-    def require(self) -> None:
-        raise_all(self.missing())
 
 
 DESTINATIONS = ("talkdesk", "everbridge", "conga")
@@ -181,7 +190,7 @@ def raise_all(problems: list[ConfigError]) -> None:
         raise combined(problems)
 
 
-class EverbridgeSettings(BaseModel):
+class EverbridgeSettings(DialerSettings):
     """Everbridge Suite contacts (password grant; the id_token is the bearer)."""
 
     api_url: str = "https://api.everbridge.net/rest"  # EU: https://api.everbridge.eu/rest
@@ -203,11 +212,8 @@ class EverbridgeSettings(BaseModel):
     attributes: dict[str, str] = Field(default_factory=dict)
     # The issue asks for E.164 values; the seed's example sends the national digits instead.
     phone_format: Literal["e164", "national"] = "e164"
-    timeout_seconds: float = Field(default=30.0, gt=0)
     # "POST/PUT/PATCH 300 per minute" (reference): the client keeps under it on its own.
     max_writes_per_minute: float | None = Field(default=300.0, gt=0)
-    max_attempts: int = Field(default=4, ge=1, le=10)
-    max_backoff_seconds: float = Field(default=30.0, ge=0)
 
     @field_validator("api_url", "token_url")
     @classmethod
@@ -240,11 +246,8 @@ class EverbridgeSettings(BaseModel):
             )
         return found
 
-    def require(self) -> None:
-        raise_all(self.missing())
 
-
-class CongaSettings(BaseModel):
+class CongaSettings(DialerSettings):
     """Conga Platform Data API contacts (client credentials)."""
 
     api_url: str = "https://rls.congacloud.com"
@@ -255,10 +258,7 @@ class CongaSettings(BaseModel):
     user_id: str | None = None  # API-to-API connections send it as the user-id header
     # Contact fields not to send (comma-separated), for a schema that lacks some of them.
     skip_fields: str = ""
-    timeout_seconds: float = Field(default=30.0, gt=0)
     max_requests_per_second: float | None = Field(default=None, gt=0)
-    max_attempts: int = Field(default=4, ge=1, le=10)
-    max_backoff_seconds: float = Field(default=30.0, ge=0)
 
     @field_validator("api_url", "token_url")
     @classmethod
@@ -271,9 +271,6 @@ class CongaSettings(BaseModel):
 
     def missing(self) -> list[ConfigError]:
         return _missing("conga", self, ("client_id", "client_secret"), "to reach Conga")
-
-    def require(self) -> None:
-        raise_all(self.missing())
 
 
 class SyncSettings(BaseModel):
@@ -453,6 +450,16 @@ class Settings(BaseSettings):
         """The destinations fed from each pull, in the order they are pushed."""
         return parse_destinations(self.destinations)
 
+    @property
+    def dialers(self) -> dict[str, DialerSettings]:
+        """The settings section of each configured destination, in push order."""
+        sections: dict[str, DialerSettings] = {
+            "talkdesk": self.talkdesk,
+            "everbridge": self.everbridge,
+            "conga": self.conga,
+        }
+        return {name: sections[name] for name in self.destination_names}
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -481,13 +488,8 @@ class Settings(BaseSettings):
             self.salesforce.auth_mode()
         except ConfigError as exc:
             found.append(exc)
-        sections: dict[str, TalkdeskSettings | EverbridgeSettings | CongaSettings] = {
-            "talkdesk": self.talkdesk,
-            "everbridge": self.everbridge,
-            "conga": self.conga,
-        }
-        for name in self.destination_names:
-            found += sections[name].missing()
+        for section in self.dialers.values():
+            found += section.missing()
         if self.mapping.file is not None and not self.mapping.file.is_file():
             name = env_name("mapping", "file")
             found.append(ConfigError(f"{name}: no such file {self.mapping.file}", setting=name))
