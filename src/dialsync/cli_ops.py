@@ -218,13 +218,8 @@ def mapping() -> None:
 def mapping_check(settings: Settings, path: Path | None, offline: bool, as_json: bool) -> None:
     """Validate a mapping file (or the default mapping), then compare its fields with the org's
     Contact describe(). Every problem is reported in one round; exit 2 when there is one."""
-    from dialsync.mapping.file import (
-        MappingFile,
-        MappingFileError,
-        Problem,
-        check_mapping,
-        default_mapping,
-    )
+    from dialsync.mapping.file import MappingFile, MappingFileError, check_mapping, default_mapping
+    from dialsync.mapping.file_text import Problem
     from dialsync.render import mapping_lines
 
     path = path or settings.mapping.file

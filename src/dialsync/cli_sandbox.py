@@ -11,14 +11,16 @@ import shlex
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import httpx
 
 from dialsync.clikit import command, emit
 from dialsync.errors import ConfigError
 from dialsync.settings import Settings
+
+if TYPE_CHECKING:  # httpx is imported by the commands that call: not on every CLI start
+    import httpx
 
 HELP = """Start the loopback Salesforce and dialers (Talkdesk, Everbridge, Conga), print the
 environment that points dialsync at them, and stay up until Ctrl-C.
@@ -128,11 +130,15 @@ def _client(settings: Settings) -> tuple[httpx.Client, str]:
         )
     import ssl
 
+    import httpx
+
     verify = ssl.create_default_context(cafile=str(settings.ca_bundle))
     return httpx.Client(verify=verify, timeout=10), f"{base}/_sandbox/contacts"
 
 
 def _call(settings: Settings, method: str, path: str = "", **kw: Any) -> httpx.Response:
+    import httpx
+
     client, url = _client(settings)
     try:
         response = client.request(method, url + path, **kw)

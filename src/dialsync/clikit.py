@@ -15,7 +15,8 @@ import click
 
 from dialsync.errors import ConfigError, DialsyncError, operator_fix
 from dialsync.logs import redact, setup_logging
-from dialsync.settings import load_settings, unknown_variable_lines
+from dialsync.settings import load_settings
+from dialsync.settings_vars import unknown_variable_lines
 
 F = TypeVar("F", bound=Callable[..., Any])
 

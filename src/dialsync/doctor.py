@@ -18,14 +18,8 @@ from dialsync.destinations.capacity import ListCapacity
 from dialsync.errors import AuthError, ConfigError, DialsyncError, TransientError
 from dialsync.logs import redact
 from dialsync.mapping.file import MappingFile, MappingFileError, load_mapping_file
-from dialsync.settings import (
-    CongaSettings,
-    EverbridgeSettings,
-    Settings,
-    TalkdeskSettings,
-    env_name,
-    unknown_variables,
-)
+from dialsync.settings import Settings, env_name
+from dialsync.settings_vars import unknown_variables
 
 Status = Literal["ok", "warn", "fail"]
 API_WARN, API_FAIL = 0.80, 0.95  # shares of the org's daily API requests
@@ -178,14 +172,9 @@ def _salesforce(settings: Settings, mapping: MappingFile | None, out: Checklist)
 def _dialers(settings: Settings, mapping: MappingFile | None, out: Checklist, scan: bool) -> None:
     from dialsync.wiring import build_destinations, tls_from
 
-    sections: dict[str, TalkdeskSettings | EverbridgeSettings | CongaSettings] = {
-        "talkdesk": settings.talkdesk,
-        "everbridge": settings.everbridge,
-        "conga": settings.conga,
-    }
     try:
-        for name in settings.destination_names:
-            sections[name].require()
+        for section in settings.dialers.values():
+            section.require()
         tls = tls_from(settings)
         dests = build_destinations(settings, tls)
         router = mapping.router(settings.talkdesk.record_list_id) if mapping else None

@@ -24,12 +24,16 @@ class DialsyncError(Exception):
         system: str = "",
         status: int | None = None,
         code: str | None = None,
+        setting: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.system = system
         self.status = status
         self.code = code
+        # The environment variable an operator must correct, when a setting is what must change
+        # (a ConfigError, or a TerminalError such as a list id the dialer does not know).
+        self.setting = setting
 
     def __str__(self) -> str:
         prefix = f"{self.system}: " if self.system else ""
@@ -46,8 +50,7 @@ class ConfigError(DialsyncError):
     """A setting is missing or invalid. ``setting`` names the environment variable."""
 
     def __init__(self, message: str, *, setting: str | None = None) -> None:
-        super().__init__(message, system="config")
-        self.setting = setting
+        super().__init__(message, system="config", setting=setting)
 
 
 class TerminalError(DialsyncError):
@@ -55,18 +58,6 @@ class TerminalError(DialsyncError):
 
     ``setting`` names the variable to correct when a setting is what must change.
     """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        system: str = "",
-        status: int | None = None,
-        code: str | None = None,
-        setting: str | None = None,
-    ) -> None:
-        super().__init__(message, system=system, status=status, code=code)
-        self.setting = setting
 
 
 class TransientError(DialsyncError):

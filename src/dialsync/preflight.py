@@ -58,6 +58,12 @@ def preflight(
 ) -> None:
     """Raise one ConfigError naming every problem; wait (with backoff, logged) for a state
     database that cannot be reached, since it may simply be starting."""
+    check_settings(settings, broker=broker, flower=flower)
+    wait_for_database(settings, sleep=sleep)
+
+
+def check_settings(settings: Settings, *, broker: bool, flower: bool = False) -> None:
+    """Raise one ConfigError naming every setting (and mapping file error) to fix."""
     problems = settings.problems()
     if broker and not settings.broker_url:
         name = env_name("broker_url")
@@ -78,7 +84,6 @@ def preflight(
             problems.append(MappingFileError(settings.mapping.file, found.errors))
     if problems:
         raise combined(problems)
-    wait_for_database(settings, sleep=sleep)
 
 
 def wait_for_database(

@@ -11,7 +11,8 @@ import pytest
 from dialsync.destinations.talkdesk import render_record
 from dialsync.errors import ConfigError
 from dialsync.mapping import CONTACT_FIELDS, MappingConfig, map_contact
-from dialsync.mapping.file import MappingFileError, parse_mapping, toml_key_lines
+from dialsync.mapping.file import MappingFileError, parse_mapping
+from dialsync.mapping.file_text import toml_key_lines
 from dialsync.mapping.rules import FileMapper, MappingSpec
 from dialsync.models import DialerRecord, PhoneType, Skip, SkipReason, SourceContact
 from dialsync.sandbox import seed

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from dialsync.errors import ConfigError
-from dialsync.settings import Settings, load_settings, unknown_variables
+from dialsync.settings import Settings, load_settings
+from dialsync.settings_vars import unknown_variables
 
 
 def test_unknown_variables_suggest_the_closest_setting(tmp_path: Path) -> None:

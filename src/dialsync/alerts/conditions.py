@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 
 from dialsync.destinations.base import TargetInfo
 from dialsync.logs import redact
@@ -193,24 +193,28 @@ def opt_out_pending(store: SyncStore, threshold_seconds: int, now: datetime) -> 
     """Opt-outs pending longer than the threshold, per destination list; lists that had some
     pending before and have none now are reported clear."""
     cutoff = now - timedelta(seconds=threshold_seconds)
+    late = and_(_pending_opt_out(), _pending_since < cutoff)
+    # One grouped read for every list (count and oldest of its late opt-outs), instead of one
+    # query per list after every run; the ids are read only for the lists that fire.
+    per_list = (
+        select(
+            R.destination,
+            R.list_id,
+            func.count(case((late, 1))),
+            func.min(case((late, _pending_since))),
+        )
+        .group_by(R.destination, R.list_id)
+        .order_by(R.destination, R.list_id)
+    )
     out = []
     with store.engine.connect() as conn:
-        lists = conn.execute(select(R.destination, R.list_id).distinct()).all()
-        for dest, list_id in lists:
-            where = and_(
-                R.destination == dest,
-                R.list_id == list_id,
-                _pending_opt_out(),
-                _pending_since < cutoff,
-            )
-            count, oldest = conn.execute(
-                select(func.count(), func.min(_pending_since)).where(where)
-            ).one()
+        for dest, list_id, count, oldest in conn.execute(per_list).all():
             subject = f"{dest}:{list_id}"
             if not count:
                 text = f"dialsync: no opt-out pending past {threshold_seconds}s on {subject}"
                 out.append(Finding("opt_out_pending", subject, False, text, destination=dest))
                 continue
+            where = and_(R.destination == dest, R.list_id == list_id, late)
             ids = conn.execute(
                 select(R.external_id).where(where).order_by(_pending_since).limit(CONTACT_IDS_SHOWN)
             ).scalars()
