@@ -148,6 +148,7 @@ _COUNTERS = (
 @command
 def status(settings: Settings, as_json: bool) -> None:
     """Records per state, the cursor and the last run."""
+    from dialsync.cli_compliance import status_latency, status_lines
     from dialsync.engine import CURSOR
     from dialsync.wiring import build_store
 
@@ -166,6 +167,7 @@ def status(settings: Settings, as_json: bool) -> None:
             "reconciled_at": cursor.reconciled_at,
         },
         "last_run": runs[0] if runs else None,
+        "opt_out_latency": (latency := status_latency(store)),
     }
 
     def human() -> None:
@@ -188,6 +190,7 @@ def status(settings: Settings, as_json: bool) -> None:
                 f" finished {r['finished_at'] or '-'}"
                 + (f" error: {r['error']}" if r["error"] else "")
             )
+        status_lines(latency)
 
     _emit(data, as_json, human)
 
@@ -335,10 +338,11 @@ def _demo_destinations(value: str) -> tuple[str, ...]:
 
 
 def _add_commands() -> None:
+    from dialsync.cli_compliance import COMPLIANCE_COMMANDS
     from dialsync.cli_ops import COMMANDS
     from dialsync.cli_service import SERVICE_COMMANDS
 
-    for cmd in (*COMMANDS, *SERVICE_COMMANDS):
+    for cmd in (*COMMANDS, *SERVICE_COMMANDS, *COMPLIANCE_COMMANDS):
         main.add_command(cmd)
 
 

@@ -46,7 +46,7 @@ from dialsync.errors import (
 from dialsync.mapping import CONTACT_FIELDS, MappingConfig, map_contact
 from dialsync.models import DialerRecord, Skip, SkipReason, SourceContact
 from dialsync.remap import MappingWatch, TargetChange
-from dialsync.store import transitions
+from dialsync.store import history, transitions
 from dialsync.store.decide import Desired, Verdict
 from dialsync.store.store import SyncStore, WorkRow
 from dialsync.store.tables import RUN_COUNTERS
@@ -779,10 +779,12 @@ class SyncEngine:
 
     def _settle_noops(self, dest: Destination) -> None:
         while rows := self.store.claim(dest.name, dest.target, "noop", 500, LEASE_SECONDS):
-            self.store.record([transitions.noop_settled(sent(r)) for r in rows])
+            gone = history.never_created(dest.name, dest.target, rows, self.clock())
+            self.store.record([transitions.noop_settled(sent(r)) for r in rows], gone)
 
     def _send(self, report: RunReport, dest: Destination, op: str, rows: Sequence[WorkRow]) -> None:
         items = [WriteItem(r.external_id, r.record_id, r.payload) for r in rows]
+        history.sent(self.store, dest.name, dest.target, op, rows, report.run_id)
         if op == "create" and not dest.native_upsert:
             self.store.set_inflight([r.id for r in rows], "create")
         try:
@@ -809,16 +811,20 @@ class SyncEngine:
                 and not self.targets[key(dest)].unique_by_external_id
             )
             self.observer.batch_failed(key(dest), op, len(rows), exc)
-            self._retry_later(report, rows, exc, keep_inflight=uncertain)
+            self._retry_later(report, rows, exc, keep_inflight=uncertain, dest=dest, op=op)
             self._strike(dest, exc)
             return
         except TransientError as exc:
             self.observer.batch_failed(key(dest), op, len(rows), exc)
-            self._retry_later(report, rows, exc, keep_inflight=False)
+            self._retry_later(report, rows, exc, keep_inflight=False, dest=dest, op=op)
             self._strike(dest, exc)
             return
-        except TerminalError:
-            self.store.record([transitions.not_sent(r.id) for r in rows])
+        except TerminalError as exc:
+            ids, code = [r.external_id for r in rows], exc.code or "TERMINAL"
+            failed = history.failed(
+                dest.name, dest.target, op, ids, code, report.run_id, self.clock()
+            )
+            self.store.record([transitions.not_sent(r.id) for r in rows], failed)
             raise
         with self._strikes_lock:
             self._strikes[key(dest)] = 0  # it answered
@@ -847,8 +853,11 @@ class SyncEngine:
         exc: TransientError,
         *,
         keep_inflight: bool,
+        dest: Destination,
+        op: str,
     ) -> None:
         code = exc.code or (f"HTTP_{exc.status}" if exc.status else "TRANSIENT")
+        ids, run_id = [r.external_id for r in rows], report.run_id
         self.store.record(
             [
                 transitions.failed(
@@ -859,7 +868,8 @@ class SyncEngine:
                     uncertain_create=keep_inflight,
                 )
                 for row in rows
-            ]
+            ],
+            history.failed(dest.name, dest.target, op, ids, code, run_id, self.clock()),
         )
         report.counts["retrying"] += len(rows)
         log.warning("%d rows will be retried: %s", len(rows), exc)
@@ -930,7 +940,9 @@ class SyncEngine:
             if row.external_id not in answered:
                 changes.append(self._failed(row, "UNKNOWN", None, Outcome.UNKNOWN, op))
                 report.counts["retrying"] += 1
-        self.store.record(changes)
+        now, run_id = self.clock(), report.run_id
+        answers = history.answers(dest.name, dest.target, op, rows, results, run_id, now)
+        self.store.record(changes, answers)
         if op != "create" and any(res.outcome is Outcome.OK for res in results):
             # a record changed or went: it may have held what refused a blocked row
             self.store.unblock(dest.name, dest.target)

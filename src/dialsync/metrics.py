@@ -94,6 +94,13 @@ class _Metrics:
             ["destination", "list"],
             multiprocess_mode="mostrecent",
         )
+        self.opt_out_seconds = Histogram(
+            "dialsync_opt_out_latency_seconds",
+            "Opt-outs the dialer confirmed removed, from the contact's Salesforce SystemModstamp"
+            " to the confirmation",
+            ["destination", "list"],
+            buckets=(10, 30, 60, 120, 300, 600, 900, 1800, 3600, 4 * 3600, 86400, 10 * 86400),
+        )
         self.dialer_seconds = Histogram(
             "dialsync_dialer_request_duration_seconds",
             "Dialer calls answered, from request to answer",
@@ -166,7 +173,14 @@ def _remove_if_owner(directory: Path, owner: int) -> None:
 def observer(destinations: Sequence[Destination] = ()) -> Observer:
     """What an engine reports, counted (its HTTP calls are counted by ``count_call``, a hook
     the composition root passes to each client); ``destinations`` for their lists' fill."""
+    from dialsync.store import history
+
+    history.listen(_opt_out_removed)  # the store times each confirmed removal
     return MetricsObserver(_get(), destinations)
+
+
+def _opt_out_removed(destination: str, list_id: str, seconds: float) -> None:
+    _get().opt_out_seconds.labels(destination, list_id).observe(seconds)
 
 
 def count_call(call: Call) -> None:

@@ -384,6 +384,8 @@ class ComplianceSettings(BaseModel):
     # An opt-out still possibly in a dialer this long after its Salesforce stamp is an error
     # line each cycle, a metric and an alert (15 minutes: most centers aim for minutes).
     opt_out_seconds: int = Field(default=900, ge=0)
+    # History (store/history.py) older than this is pruned, at most once a day.
+    retention_days: int = Field(default=400, ge=1)
 
 
 class MappingSettings(BaseModel):

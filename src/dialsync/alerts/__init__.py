@@ -59,6 +59,7 @@ class Alerts:
             state.record(self.store, findings, now)
             self._log(findings)
             self._deliver()
+            housekeeping(self.store, self.settings, now)  # the history's retention (daily)
             return findings
         except Exception as exc:  # alerting must never fail the sync
             log.error("alerts: evaluation failed: %s: %s", exc.__class__.__name__, exc)
@@ -109,6 +110,17 @@ class Alerts:
         self.wait(timeout)
         if self.webhook is not None and (self._sender is None or not self._sender.is_alive()):
             self.webhook.close()
+
+
+def housekeeping(store: SyncStore, settings: Settings, now: datetime) -> None:
+    """Scheduled work every process does after a cycle: history past its retention goes, at
+    most once a day (a stamp in the state database). Never raises."""
+    from dialsync.store.history import prune_if_due
+
+    try:
+        prune_if_due(store, settings.compliance.retention_days, now)
+    except Exception as exc:
+        log.error("history: pruning failed: %s: %s", exc.__class__.__name__, exc)
 
 
 def check_after_run(

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from dialsync.errors import ConfigError, TransientError
-from dialsync.store import migrate, transitions
+from dialsync.store import history, migrate, transitions
 from dialsync.store.decide import Desired, RowState, Status, Verdict, decide
 from dialsync.store.tables import (
     RUN_COUNTERS,
@@ -194,6 +194,7 @@ class SyncStore:
                     )
                 else:
                     updates.append({"_id": row.id, **values})
+            history.record_pull(conn, destination, list_id, existing, wants, run_id, now, dry_run)
             if inserts:
                 conn.execute(insert(sync_records), inserts)
             _update_each(conn, updates, R.id == bindparam("_id"))
@@ -319,7 +320,7 @@ class SyncStore:
                 .values(inflight=op, inflight_at=now if op else None)
             )
 
-    def record(self, changes: Sequence[Change]) -> None:
+    def record(self, changes: Sequence[Change], evidence: Sequence[dict[str, Any]] = ()) -> None:
         """Apply per-row transitions (see transitions.py) in one transaction; claims are
         released with them.
 
@@ -351,6 +352,7 @@ class SyncStore:
             R.payload_hash.is_not_distinct_from(bindparam("_hash", type_=String())),
         )
         with self._tx() as conn:
+            history.insert_events(conn, evidence)  # what the dialer answered (history.py)
             _update_each(conn, plain, R.id == bindparam("_id"))
             _update_each(conn, moved, and_(R.id == bindparam("_id"), ~still))
             _update_each(conn, held, still)
@@ -570,6 +572,8 @@ class SyncStore:
                 )
             ).all()
             missing = [r for r in rows if r.external_id not in seen]
+            gone = [r.external_id for r in missing if r.desired == "absent"]
+            history.confirmed_absent(conn, destination, list_id, gone, self.clock())
             for status, desired in ((Status.PENDING, "present"), (Status.REMOVED, "absent")):
                 ids = [r.id for r in missing if r.desired == desired]
                 for part in _chunks(ids):

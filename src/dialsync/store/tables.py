@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Dialect,
@@ -177,4 +178,30 @@ alert_state = Table(
     Column("next_attempt_at", UTCDateTime()),
     Column("claimed_until", UTCDateTime()),
     Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Evidence, one row per event of a contact at one destination list (see store/history.py):
+# what happened and when, never the data itself (no phone numbers, names or field values).
+#   event    pulled | decided | sent | answered | confirmed_absent
+#   outcome  decided: create, update, remove, skip, unchanged, waiting; sent: the operation;
+#            answered: ok, removed, rejected, duplicate, failed
+#   reason   decided: why a contact must not be called (do_not_call ...); answered: the code
+#   stamp    the Salesforce SystemModstamp the event concerns (pulled, decided)
+#   detail   JSON: the names of the fields that changed, the operation answered
+history = Table(
+    "history",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("contact_id", String(64), nullable=False),
+    Column("destination", String(32), nullable=False),
+    Column("list_id", String(64), nullable=False),
+    Column("event", String(24), nullable=False),
+    Column("outcome", String(24)),
+    Column("reason", String(64)),
+    Column("stamp", UTCDateTime()),
+    Column("detail", Text),
+    Column("run_id", Integer),
+    Index("ix_history_contact", "contact_id", "at"),
+    Index("ix_history_at", "at"),
 )

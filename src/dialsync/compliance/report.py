@@ -1,0 +1,217 @@
+"""The opt-out report: each contact that became not callable, when Salesforce stamped it, and
+per destination list when the dialer confirmed its removal, or how long it has been pending.
+
+Read from the history (store/history.py) and, for what is still pending, from the sync table
+itself, as the opt_out_pending alert reads it: a pending opt-out is listed even when its
+history was pruned or predates it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.engine import Connection
+
+from dialsync.store.history import OPT_OUT_REASONS, H, OptOut, evidence_query, walk
+from dialsync.store.store import SyncStore
+from dialsync.store.tables import sync_records
+
+R = sync_records.c
+_CHUNK = 500
+LATENCY_WINDOW = timedelta(days=30)  # what `status` summarizes
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One destination list of an opt-out: removed (when), or still pending (for how long)."""
+
+    destination: str
+    list_id: str
+    removed_at: datetime | None = None
+    latency_seconds: float | None = None
+    pending_seconds: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"destination": self.destination, "list_id": self.list_id}
+        if self.removed_at is not None:
+            out["removed_at"] = self.removed_at.isoformat()
+            out["latency_seconds"] = self.latency_seconds
+        elif self.pending_seconds is not None:
+            out["pending_seconds"] = self.pending_seconds
+        else:  # neither: gone from the list by a path that left no removal event
+            out["removed_at"] = None
+        return out
+
+
+@dataclass
+class Entry:
+    contact_id: str
+    reason: str
+    opted_out_at: datetime  # the Salesforce SystemModstamp (the time it was learned, for
+    # a deletion known only from getDeleted or a reconciliation)
+    destinations: list[Leg] = field(default_factory=list)
+
+    @property
+    def pending(self) -> bool:
+        return any(leg.pending_seconds is not None for leg in self.destinations)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "contact_id": self.contact_id,
+            "reason": self.reason,
+            "opted_out_at": self.opted_out_at.isoformat(),
+            "pending": self.pending,
+            "destinations": [leg.as_dict() for leg in self.destinations],
+        }
+
+
+def _pending_rows(conn: Connection) -> list[Any]:
+    """Opt-outs the dialer may still hold: as the opt_out_pending alert counts them."""
+    query = select(
+        R.external_id, R.destination, R.list_id, R.reason_code, R.source_modstamp, R.updated_at
+    ).where(R.desired == "absent", or_(R.record_id.is_not(None), R.inflight == "create"))
+    return list(conn.execute(query))
+
+
+def _last_reasons(conn: Connection, ids: Sequence[str]) -> dict[tuple[str, str, str], str]:
+    """The reason of each list's latest remove decision: a retrying row's reason code holds
+    the dialer's error, not why the contact must leave."""
+    out: dict[tuple[str, str, str], str] = {}
+    for i in range(0, len(ids), _CHUNK):
+        query = (
+            select(H.contact_id, H.destination, H.list_id, H.reason)
+            .where(H.event == "decided", H.outcome == "remove")
+            .where(H.contact_id.in_(ids[i : i + _CHUNK]))
+            .order_by(H.at, H.id)
+        )
+        out.update(
+            {(r.contact_id, r.destination, r.list_id): r.reason for r in conn.execute(query)}
+        )
+    return out
+
+
+def _walk_contacts(conn: Connection, ids: Sequence[str]) -> Iterator[OptOut]:
+    for i in range(0, len(ids), _CHUNK):
+        yield from walk(conn.execute(evidence_query(H.contact_id.in_(ids[i : i + _CHUNK]))))
+
+
+def opt_outs(store: SyncStore, since: datetime, now: datetime) -> list[Entry]:
+    """Opt-outs decided since ``since``, and every opt-out still pending (whenever it began),
+    oldest first."""
+    decided_since = (
+        select(H.contact_id)
+        .where(H.at >= since, H.event == "decided", H.outcome == "remove")
+        .distinct()
+    )
+    with store.engine.connect() as conn:
+        pending = {(r.external_id, r.destination, r.list_id): r for r in _pending_rows(conn)}
+        found = list(walk(conn.execute(evidence_query(H.contact_id.in_(decided_since)))))
+        seen = {o.contact_id for o in found}
+        others = sorted({k[0] for k in pending} - seen)
+        found += list(_walk_contacts(conn, others))
+        reasons = _last_reasons(conn, others)
+    legs: dict[tuple[str, datetime], Entry] = {}
+    covered: set[tuple[str, str, str]] = set()
+
+    def add(contact: str, reason: str, stamp: datetime, leg: Leg) -> None:
+        entry = legs.setdefault((contact, stamp), Entry(contact, reason, stamp))
+        entry.destinations.append(leg)
+
+    for opt in found:
+        where = (opt.contact_id, opt.destination, opt.list_id)
+        if opt.removed_at is not None:
+            if opt.decided_at >= since:
+                latency = max(0.0, (opt.removed_at - opt.opted_out_at).total_seconds())
+                leg = Leg(opt.destination, opt.list_id, opt.removed_at, latency)
+                add(opt.contact_id, opt.reason, opt.opted_out_at, leg)
+            continue
+        if where in pending:
+            covered.add(where)
+            age = _age(now, opt.opted_out_at)
+            add(opt.contact_id, opt.reason, opt.opted_out_at, Leg(*where[1:], pending_seconds=age))
+        elif opt.decided_at >= since:
+            add(opt.contact_id, opt.reason, opt.opted_out_at, Leg(*where[1:]))
+    for where, row in pending.items():
+        if where in covered:
+            continue
+        # No evidence of its start (pruned, or from before the history was kept); a contact
+        # routed to another list is not an opt-out.
+        reason = reasons.get(where) or row.reason_code or "unknown"
+        if reason == "routed_elsewhere" or (where in reasons and reason not in OPT_OUT_REASONS):
+            continue
+        stamp = row.source_modstamp or row.updated_at
+        add(where[0], reason, stamp, Leg(*where[1:], pending_seconds=_age(now, stamp)))
+    entries = sorted(legs.values(), key=lambda e: (e.opted_out_at, e.contact_id))
+    for entry in entries:
+        entry.destinations.sort(key=lambda leg: (leg.destination, leg.list_id))
+    return entries
+
+
+def _age(now: datetime, since: datetime) -> float:
+    return round(max(0.0, (now - since).total_seconds()), 3)
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """Nearest rank: the smallest value at or above ``q`` of them."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def latency_summary(
+    store: SyncStore, now: datetime, window: timedelta = LATENCY_WINDOW
+) -> dict[str, dict[str, Any]]:
+    """Per destination list ("name:list"): opt-outs removed in the window and the p50, p95
+    and max of their latency (seconds from the Salesforce stamp), and those still pending."""
+    out: dict[str, dict[str, Any]] = {}
+    by_list: dict[str, list[float]] = {}
+    pending: dict[str, list[float]] = {}
+    for entry in opt_outs(store, now - window, now):
+        for leg in entry.destinations:
+            name = f"{leg.destination}:{leg.list_id}"
+            if leg.latency_seconds is not None:
+                by_list.setdefault(name, []).append(leg.latency_seconds)
+            elif leg.pending_seconds is not None:
+                pending.setdefault(name, []).append(leg.pending_seconds)
+    for name in sorted(set(by_list) | set(pending)):
+        values = by_list.get(name, [])
+        waiting = pending.get(name, [])
+        out[name] = {
+            "removed": len(values),
+            "p50_seconds": quantile(values, 0.5) if values else None,
+            "p95_seconds": quantile(values, 0.95) if values else None,
+            "max_seconds": max(values) if values else None,
+            "pending": len(waiting),
+            "oldest_pending_seconds": max(waiting) if waiting else None,
+        }
+    return out
+
+
+def csv_rows(entries: Iterable[Entry]) -> Iterator[list[str]]:
+    """One line per opt-out and destination list."""
+    yield [
+        "contact_id",
+        "reason",
+        "opted_out_at",
+        "destination",
+        "list_id",
+        "removed_at",
+        "latency_seconds",
+        "pending_seconds",
+    ]
+    for e in entries:
+        for leg in e.destinations:
+            yield [
+                e.contact_id,
+                e.reason,
+                e.opted_out_at.isoformat(),
+                leg.destination,
+                leg.list_id,
+                leg.removed_at.isoformat() if leg.removed_at else "",
+                "" if leg.latency_seconds is None else f"{leg.latency_seconds:g}",
+                "" if leg.pending_seconds is None else f"{leg.pending_seconds:g}",
+            ]
