@@ -267,3 +267,17 @@ def test_metrics_show_pending_opt_outs_and_alert_states(
     firing = ("dialsync_alert_firing", (("alert", "runs_failing"), ("key", "runs_failing")))
     assert samples[firing] == 1
     assert samples[("dialsync_opt_out_threshold_seconds", ())] == 900
+
+
+def test_one_evaluation_reads_over_one_connection(db_url: str, store: SyncStore) -> None:
+    from sqlalchemy import event
+
+    from dialsync.alerts.conditions import ALERTS, evaluate
+
+    _run(store, "ok", created=10, rejected=5)  # rejected_records fires: its ids are read too
+    checkouts: list[object] = []
+    event.listen(store.engine, "checkout", lambda *args: checkouts.append(args))
+    findings = evaluate(store, _settings(db_url), T0, {})
+    assert checkouts and len(checkouts) == 1  # six conditions used to open six connections
+    assert {f.alert for f in findings} >= set(ALERTS) - {"list_capacity", "opt_out_pending"}
+    assert "rejected_records" in _firing(findings)

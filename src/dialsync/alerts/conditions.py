@@ -2,7 +2,9 @@
 beyond the database, so every process (cron `sync`, `run`, a Celery task) evaluates the same.
 
 A condition yields one ``Finding`` per subject (the run stream, a destination, a list), firing
-or not: a subject that stops firing must be seen not firing for its alert to clear.
+or not: a subject that stops firing must be seen not firing for its alert to clear. One
+evaluation reads over one connection, in one transaction (a consistent snapshot on
+PostgreSQL too), however many conditions it has.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.engine import Connection
 
 from dialsync.destinations.base import TargetInfo
 from dialsync.logs import redact
@@ -64,22 +67,24 @@ def evaluate(
     now: datetime,
     targets: Mapping[str, TargetInfo] | None = None,
 ) -> list[Finding]:
-    recent = _recent_runs(store, max(settings.alerts.failed_runs, 1))
-    return [
-        runs_failing(recent, settings.alerts.failed_runs),
-        *destination_down(recent, settings.alerts.failed_runs, settings.destination_names),
-        rejected_records(store, settings.alerts.rejected_percent),
-        *opt_out_pending(store, settings.compliance.opt_out_seconds, now),
-        *list_capacity(store, targets or {}),
-        no_recent_pull(store, settings.sync.interval_seconds, now),
-    ]
+    with store.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":  # every query sees the same snapshot
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        recent = _recent_runs(conn, max(settings.alerts.failed_runs, 1))
+        return [
+            runs_failing(recent, settings.alerts.failed_runs),
+            *destination_down(recent, settings.alerts.failed_runs, settings.destination_names),
+            rejected_records(conn, settings.alerts.rejected_percent),
+            *opt_out_pending(conn, settings.compliance.opt_out_seconds, now),
+            *list_capacity(conn, targets or {}),
+            no_recent_pull(conn, settings.sync.interval_seconds, now),
+        ]
 
 
-def _recent_runs(store: SyncStore, limit: int) -> list[dict[str, Any]]:
+def _recent_runs(conn: Connection, limit: int) -> list[dict[str, Any]]:
     """The newest finished runs, newest first (running and interrupted ones say nothing)."""
     query = select(runs).where(runs.c.status.in_(_FINISHED)).order_by(runs.c.id.desc())
-    with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query.limit(limit))]
+    return [dict(r._mapping) for r in conn.execute(query.limit(limit))]
 
 
 def runs_failing(recent: list[dict[str, Any]], threshold: int) -> Finding:
@@ -121,7 +126,7 @@ def destination_down(
     return out
 
 
-def rejected_records(store: SyncStore, percent: float) -> Finding:
+def rejected_records(conn: Connection, percent: float) -> Finding:
     """The newest run that handled records rejected more than ``percent`` of them."""
     query = (
         select(runs)
@@ -130,24 +135,23 @@ def rejected_records(store: SyncStore, percent: float) -> Finding:
         .order_by(runs.c.id.desc())
         .limit(1)
     )
-    with store.engine.connect() as conn:
-        row = conn.execute(query).first()
-        if row is None:
-            return Finding("rejected_records", "", False)
-        run = dict(row._mapping)
-        handled = sum(int(run[c] or 0) for c in _OUTCOMES)
-        share = 100.0 * int(run["rejected"] or 0) / handled
-        firing = share > percent
-        ids: tuple[str, ...] = ()
-        if firing:
-            ids = tuple(
-                conn.execute(
-                    select(R.external_id)
-                    .where(R.status == "rejected")
-                    .order_by(R.updated_at.desc())
-                    .limit(CONTACT_IDS_SHOWN)
-                ).scalars()
-            )
+    row = conn.execute(query).first()
+    if row is None:
+        return Finding("rejected_records", "", False)
+    run = dict(row._mapping)
+    handled = sum(int(run[c] or 0) for c in _OUTCOMES)
+    share = 100.0 * int(run["rejected"] or 0) / handled
+    firing = share > percent
+    ids: tuple[str, ...] = ()
+    if firing:
+        ids = tuple(
+            conn.execute(
+                select(R.external_id)
+                .where(R.status == "rejected")
+                .order_by(R.updated_at.desc())
+                .limit(CONTACT_IDS_SHOWN)
+            ).scalars()
+        )
     text = (
         f"dialsync: run {run['id']} rejected {run['rejected']} of {handled} records"
         f" ({share:.1f}% > {percent:g}%); see `dialsync errors`"
@@ -189,7 +193,7 @@ def _aware(value: Any) -> datetime:
     return parsed
 
 
-def opt_out_pending(store: SyncStore, threshold_seconds: int, now: datetime) -> list[Finding]:
+def opt_out_pending(conn: Connection, threshold_seconds: int, now: datetime) -> list[Finding]:
     """Opt-outs pending longer than the threshold, per destination list; lists that had some
     pending before and have none now are reported clear."""
     cutoff = now - timedelta(seconds=threshold_seconds)
@@ -207,41 +211,37 @@ def opt_out_pending(store: SyncStore, threshold_seconds: int, now: datetime) -> 
         .order_by(R.destination, R.list_id)
     )
     out = []
-    with store.engine.connect() as conn:
-        for dest, list_id, count, oldest in conn.execute(per_list).all():
-            subject = f"{dest}:{list_id}"
-            if not count:
-                text = f"dialsync: no opt-out pending past {threshold_seconds}s on {subject}"
-                out.append(Finding("opt_out_pending", subject, False, text, destination=dest))
-                continue
-            where = and_(R.destination == dest, R.list_id == list_id, late)
-            ids = conn.execute(
-                select(R.external_id).where(where).order_by(_pending_since).limit(CONTACT_IDS_SHOWN)
-            ).scalars()
-            age = int((now - _aware(oldest)).total_seconds())
-            text = (
-                f"dialsync: {count} contact(s) opted out but still possibly in {subject}"
-                f" for over {threshold_seconds}s (oldest {age}s)"
-            )
-            values = {"count": int(count), "oldest_seconds": age}
-            out.append(
-                Finding("opt_out_pending", subject, True, text, dest, tuple(ids), values=values)
-            )
+    for dest, list_id, count, oldest in conn.execute(per_list).all():
+        subject = f"{dest}:{list_id}"
+        if not count:
+            text = f"dialsync: no opt-out pending past {threshold_seconds}s on {subject}"
+            out.append(Finding("opt_out_pending", subject, False, text, destination=dest))
+            continue
+        where = and_(R.destination == dest, R.list_id == list_id, late)
+        ids = conn.execute(
+            select(R.external_id).where(where).order_by(_pending_since).limit(CONTACT_IDS_SHOWN)
+        ).scalars()
+        age = int((now - _aware(oldest)).total_seconds())
+        text = (
+            f"dialsync: {count} contact(s) opted out but still possibly in {subject}"
+            f" for over {threshold_seconds}s (oldest {age}s)"
+        )
+        values = {"count": int(count), "oldest_seconds": age}
+        out.append(Finding("opt_out_pending", subject, True, text, dest, tuple(ids), values=values))
     return out
 
 
-def list_capacity(store: SyncStore, targets: Mapping[str, TargetInfo]) -> list[Finding]:
+def list_capacity(conn: Connection, targets: Mapping[str, TargetInfo]) -> list[Finding]:
     """A Talkdesk list past 80% of its capacity: the count the list reported when it was
     opened, or, when this process did not open it, the records we hold in it (which can only
     fire the alert: other records may be in the list too)."""
-    with store.engine.connect() as conn:
-        ours: dict[str, int] = dict(
-            conn.execute(
-                select(R.list_id, func.count())
-                .where(R.destination == "talkdesk", R.record_id.is_not(None))
-                .group_by(R.list_id)
-            ).all()
-        )
+    ours: dict[str, int] = dict(
+        conn.execute(
+            select(R.list_id, func.count())
+            .where(R.destination == "talkdesk", R.record_id.is_not(None))
+            .group_by(R.list_id)
+        ).all()
+    )
     counts: dict[str, int] = {list_id: int(n) for list_id, n in ours.items()}
     for name, info in targets.items():
         system, _, list_id = name.partition(":")
@@ -267,16 +267,15 @@ def list_capacity(store: SyncStore, targets: Mapping[str, TargetInfo]) -> list[F
     return out
 
 
-def no_recent_pull(store: SyncStore, interval_seconds: int, now: datetime) -> Finding:
+def no_recent_pull(conn: Connection, interval_seconds: int, now: datetime) -> Finding:
     """No successful pull for longer than 3 intervals: the schedule silently not running.
     Counted from the first run ever when none succeeded; silent before any run."""
-    with store.engine.connect() as conn:
-        last_ok = conn.execute(
-            select(func.max(runs.c.finished_at)).where(
-                runs.c.kind.in_(_PULLS), runs.c.status.in_(("ok", "partial"))
-            )
-        ).scalar()
-        first = None if last_ok else conn.execute(select(func.min(runs.c.started_at))).scalar()
+    last_ok = conn.execute(
+        select(func.max(runs.c.finished_at)).where(
+            runs.c.kind.in_(_PULLS), runs.c.status.in_(("ok", "partial"))
+        )
+    ).scalar()
+    first = None if last_ok else conn.execute(select(func.min(runs.c.started_at))).scalar()
     since = last_ok or first
     if since is None:
         return Finding("no_recent_pull", "", False)
