@@ -41,6 +41,13 @@ def _counts(result: object) -> dict[str, int]:
     return counts
 
 
+def _report(env: dict[str, str], cwd: Path) -> list[dict[str, object]]:
+    result = cli(["compliance", "report", "--since", "2000-01-01", "--json"], env, cwd)
+    assert result.returncode == 0, result.stderr
+    entries: list[dict[str, object]] = json.loads(result.stdout)
+    return entries
+
+
 def _row_status(box: Sandboxes, external_id: str) -> str:
     store = open_store(f"sqlite:///{box.workdir / 'dialsync.db'}")
     with store.engine.connect() as conn:
@@ -69,6 +76,14 @@ def test_an_opt_out_whose_delete_keeps_failing_fires_once_then_resolves(
         assert "opted out but still possibly in" in result.stderr  # the error line each cycle
     assert leaving in ours(sandboxes)
     assert receiver.received() == [("opt_out_pending", "firing")]
+    [pending] = _report(env, tmp_path)  # the compliance report lists it as pending
+    assert (pending["contact_id"], pending["reason"], pending["pending"]) == (
+        leaving,
+        "do_not_call",
+        True,
+    )
+    [leg] = pending["destinations"]
+    assert leg["pending_seconds"] >= 0 and "removed_at" not in leg
     fired = receiver.bodies[0]
     assert fired["contact_ids"] == [leaving]
     assert fired["destination"] == "talkdesk"
@@ -84,6 +99,9 @@ def test_an_opt_out_whose_delete_keeps_failing_fires_once_then_resolves(
         time.sleep(0.5)
     assert set(ours(sandboxes)) == {kept}
     assert receiver.received() == [("opt_out_pending", "firing"), ("opt_out_pending", "resolved")]
+    [removed] = _report(env, tmp_path)
+    assert removed["pending"] is False and removed["opted_out_at"] == pending["opted_out_at"]
+    assert removed["destinations"][0]["removed_at"] is not None
     assert receiver.bodies[1]["contact_ids"] == [leaving]
     cli(["sync", "--json"], env, tmp_path)
     assert len(receiver.bodies) == 2  # cleared stays quiet

@@ -161,3 +161,40 @@ def test_history_past_its_retention_is_pruned_once_a_day(sandboxes: Sandboxes, d
     assert for_contact(store, contact) == []
     assert store.get_cursor(PRUNE_STAMP).modstamp == now + timedelta(days=2)
     assert prune_if_due(store, 1, now + timedelta(days=2, hours=23)) is None  # not due yet
+
+
+def test_run_serves_the_opt_out_latency_histogram(sandboxes: Sandboxes, tmp_path: Path) -> None:
+    import httpx
+
+    from tests.integration.service import free_port, processes, wait_until
+    from tests.integration.test_doctor_metrics import scrape, value
+
+    sf = sandboxes.salesforce
+    kept, leaving = sf.insert_many([person(1), person(2)])
+    port = free_port()
+    env = {
+        **sandboxes.env(),
+        "DIALSYNC_SYNC__INTERVAL_SECONDS": "1",
+        "DIALSYNC_METRICS__PORT": str(port),
+        "DIALSYNC_METRICS__ADDRESS": "127.0.0.1",
+    }
+    where = {"destination": "talkdesk", "list": sandboxes.list_id}
+    with processes(env, tmp_path) as procs:
+        procs.start("run", name="run")
+        wait_until(lambda: set(ours(sandboxes)) == {kept, leaving}, what="the first cycle")
+        sf.update(leaving, {"DoNotCall": True}, stamp=sf.now() - timedelta(minutes=5))
+
+        def observed() -> bool:
+            try:
+                samples = scrape(port)
+            except httpx.HTTPError:
+                return False
+            return value(samples, "dialsync_opt_out_latency_seconds_count", **where) >= 1
+
+        wait_until(observed, what="the removal's latency")
+        samples = scrape(port)
+    assert value(samples, "dialsync_opt_out_latency_seconds_count", **where) == 1
+    latency = value(samples, "dialsync_opt_out_latency_seconds_sum", **where)
+    assert latency >= 300  # from the Salesforce stamp, five minutes before the update
+    under = value(samples, "dialsync_opt_out_latency_seconds_bucket", **where, le="300.0")
+    assert under == 0 and leaving not in ours(sandboxes)
