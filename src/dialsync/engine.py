@@ -784,9 +784,11 @@ class SyncEngine:
 
     def _send(self, report: RunReport, dest: Destination, op: str, rows: Sequence[WorkRow]) -> None:
         items = [WriteItem(r.external_id, r.record_id, r.payload) for r in rows]
-        history.sent(self.store, dest.name, dest.target, op, rows, report.run_id)
+        sending = history.sent(dest.name, dest.target, op, rows, report.run_id, self.clock())
         if op == "create" and not dest.native_upsert:
-            self.store.set_inflight([r.id for r in rows], "create")
+            self.store.set_inflight([r.id for r in rows], "create", sending)  # with its evidence
+        else:
+            self.store.record_evidence(sending)
         try:
             call = {"create": dest.create, "update": dest.update, "delete": dest.delete}[op]
             results = call(items)

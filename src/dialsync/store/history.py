@@ -170,20 +170,15 @@ def field_names(old: str | None, new: str | None) -> list[str]:
 
 # -- the push ----------------------------------------------------------------------------------
 def sent(
-    store: SyncStore,
     destination: str,
     list_id: str,
     op: str,
     rows: Sequence[_Sent],
     run_id: int | None,
-) -> None:
-    """Before the dialer call: one statement for the batch."""
-    now = store.clock()
-    with store._tx() as conn:
-        insert_events(
-            conn,
-            [_event(destination, list_id, r.external_id, "sent", now, run_id, op) for r in rows],
-        )
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Written before the dialer call: a create's with its write-ahead mark, one statement."""
+    return [_event(destination, list_id, r.external_id, "sent", now, run_id, op) for r in rows]
 
 
 def answers(

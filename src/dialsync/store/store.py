@@ -310,10 +310,13 @@ class SyncStore:
             for r in rows
         ]
 
-    def set_inflight(self, row_ids: Sequence[int], op: str | None) -> None:
+    def set_inflight(
+        self, row_ids: Sequence[int], op: str | None, evidence: Sequence[dict[str, Any]] = ()
+    ) -> None:
         """Write-ahead: committed before the dialer call it describes."""
         now = self.clock()
         with self._tx() as conn:
+            history.insert_events(conn, evidence)  # "sent" (history.py)
             conn.execute(
                 update(sync_records)
                 .where(R.id.in_(list(row_ids)))
@@ -356,6 +359,12 @@ class SyncStore:
             _update_each(conn, plain, R.id == bindparam("_id"))
             _update_each(conn, moved, and_(R.id == bindparam("_id"), ~still))
             _update_each(conn, held, still)
+
+    def record_evidence(self, evidence: Sequence[dict[str, Any]]) -> None:
+        """History events that go with no row change (history.py), in one statement."""
+        if evidence:
+            with self._tx() as conn:
+                history.insert_events(conn, evidence)
 
     def _claim_prefix(self) -> str:
         return f"{socket.gethostname()[:30]}:{os.getpid()}:{self._instance}."
