@@ -173,9 +173,9 @@ def _remove_if_owner(directory: Path, owner: int) -> None:
 def observer(destinations: Sequence[Destination] = ()) -> Observer:
     """What an engine reports, counted (its HTTP calls are counted by ``count_call``, a hook
     the composition root passes to each client); ``destinations`` for their lists' fill."""
-    from dialsync.store import history
+    from dialsync.store import optouts
 
-    history.listen(_opt_out_removed)  # the store times each confirmed removal
+    optouts.listen(_opt_out_removed)  # the store times each confirmed removal
     return MetricsObserver(_get(), destinations)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 
-from dialsync.store.history import OPT_OUT_REASONS, H, OptOut, evidence_query, walk
+from dialsync.store.optouts import OPT_OUT_REASONS, H, OptOut, evidence_query, walk
 from dialsync.store.store import SyncStore
 from dialsync.store.tables import sync_records
 

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
 from dialsync.destinations.base import ItemResult, Outcome
-from dialsync.store import transitions
+from dialsync.store import optouts, transitions
 from dialsync.store.decide import Desired, RowState, Verdict, decide
 from dialsync.store.tables import history, sync_records
 
@@ -38,30 +37,6 @@ DECISIONS = {
     Verdict.UNCHANGED: "unchanged",
     Verdict.WAITING: "waiting",
 }
-# Why a contact became not callable (routed_elsewhere is not one: it is called from another list).
-OPT_OUT_REASONS = (
-    "do_not_call",
-    "deleted",
-    "merged",
-    "no_valid_phone",
-    "out_of_scope",
-    "not_in_salesforce",
-)
-# Events that end an opt-out at a list: the dialer answered the delete (or had nothing to
-# delete), or a scan found the record gone.
-REMOVED = or_(and_(H.event == "answered", H.outcome == "removed"), H.event == "confirmed_absent")
-# Events that open an opt-out (a remove decision) or withdraw it (callable again).
-_DECIDED = and_(H.event == "decided", H.outcome.in_(("remove", "create", "update")))
-
-# Called with (destination, list_id, seconds from the Salesforce stamp to the removal) for
-# each opt-out the dialer confirmed removed: the latency histogram (dialsync.metrics).
-Listener = Callable[[str, str, float], None]
-_listeners: list[Listener] = []
-
-
-def listen(listener: Listener) -> None:
-    if listener not in _listeners:
-        _listeners.append(listener)
 
 
 class _Sent(Protocol):
@@ -273,96 +248,9 @@ def insert_events(conn: Connection, events: Sequence[Mapping[str, Any]]) -> None
     """Many rows per statement. Removals of opt-outs are timed for the listeners first."""
     if not events:
         return
-    if _listeners:
-        _time_removals(conn, events)
+    if optouts.listening():
+        optouts.time_removals(conn, events)
     conn.execute(insert(history), list(events))
-
-
-# -- opt-outs ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class OptOut:
-    """One opt-out at one list: opened by a remove decision, closed by its removal."""
-
-    contact_id: str
-    destination: str
-    list_id: str
-    reason: str
-    opted_out_at: datetime  # the Salesforce stamp of the first remove decision
-    decided_at: datetime
-    removed_at: datetime | None  # None: not confirmed removed (yet)
-
-
-def walk(rows: Iterable[Any]) -> Iterator[OptOut]:
-    """Opt-outs from events ordered by (contact, destination, list, at, id): a remove decision
-    opens one (a later one while open changes nothing: the first stamp counts), a removal
-    closes it, and a create or update decision withdraws it (callable again before removal).
-    Only reasons that make a contact not callable count."""
-    key: tuple[str, str, str] | None = None
-    opened: Any = None
-    for row in rows:
-        here = (row.contact_id, row.destination, row.list_id)
-        if here != key:
-            if opened is not None:
-                yield _opt_out(opened, None)
-            key, opened = here, None
-        if row.event == "decided" and row.outcome == "remove":
-            if opened is None and row.reason in OPT_OUT_REASONS:
-                opened = row
-        elif row.event == "decided":
-            opened = None
-        elif opened is not None:  # a removal
-            yield _opt_out(opened, row.at)
-            opened = None
-    if opened is not None:
-        yield _opt_out(opened, None)
-
-
-def _opt_out(row: Any, removed_at: datetime | None) -> OptOut:
-    return OptOut(
-        row.contact_id,
-        row.destination,
-        row.list_id,
-        row.reason,
-        row.stamp or row.at,
-        row.at,
-        removed_at,
-    )
-
-
-def evidence_query(*conditions: Any) -> Any:
-    """The events that open and close opt-outs, in the order ``walk`` reads them."""
-    return (
-        select(H.contact_id, H.destination, H.list_id, H.event, H.outcome, H.reason, H.stamp, H.at)
-        .where(or_(_DECIDED, REMOVED), *conditions)
-        .order_by(H.contact_id, H.destination, H.list_id, H.at, H.id)
-    )
-
-
-def _time_removals(conn: Connection, events: Sequence[Mapping[str, Any]]) -> None:
-    removals = [
-        e
-        for e in events
-        if e["event"] == "confirmed_absent"
-        or (e["event"] == "answered" and e["outcome"] == "removed")
-    ]
-    by_list: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-    for e in removals:
-        by_list.setdefault((e["destination"], e["list_id"]), []).append(e)
-    for (dest, list_id), items in by_list.items():
-        ids = sorted({e["contact_id"] for e in items})
-        at = {e["contact_id"]: e["at"] for e in items}
-        for i in range(0, len(ids), _CHUNK):
-            query = evidence_query(
-                H.destination == dest, H.list_id == list_id, H.contact_id.in_(ids[i : i + _CHUNK])
-            )
-            for opt in walk(conn.execute(query)):
-                if opt.removed_at is None:  # still open: this event removes it
-                    seconds = max(0.0, (at[opt.contact_id] - opt.opted_out_at).total_seconds())
-                    for listener in _listeners:
-                        try:
-                            listener(dest, list_id, seconds)
-                        except Exception as exc:  # a metric must never fail the sync
-                            log.warning("opt-out latency not observed: %s", exc)
 
 
 # -- reading and pruning -----------------------------------------------------------------------
