@@ -11,6 +11,7 @@ import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -147,13 +148,13 @@ def test_crash_between_the_answer_and_the_commit_on_every_list_type(
         original = SyncStore.record
         calls = {"n": 0}
 
-        def dying(self: SyncStore, changes: list[Change]) -> None:
+        def dying(self: SyncStore, changes: list[Change], evidence: Any = ()) -> None:
             # the second batch's answer arrives, then the process dies before recording it
             if any(c.values.get("status") == "synced" for c in changes):
                 calls["n"] += 1
                 if calls["n"] == 2:
                     raise Crash
-            original(self, changes)
+            original(self, changes, evidence)
 
         monkeypatch.setattr(SyncStore, "record", dying)
         with pytest.raises(Crash):

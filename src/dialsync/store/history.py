@@ -135,11 +135,14 @@ def _payloads(conn: Connection, row_ids: Sequence[int]) -> dict[int, str | None]
 
 
 def field_names(old: str | None, new: str | None) -> list[str]:
-    """The names (never the values) of the record's fields that differ."""
+    """The names (never the values) of the record's fields that differ; "*" for a payload
+    that is not an object (the whole of it)."""
     if new is None:
         return []
-    after: dict[str, Any] = json.loads(new)
-    before: dict[str, Any] = json.loads(old) if old else {}
+    after: Any = json.loads(new)
+    before: Any = json.loads(old) if old else {}
+    if not isinstance(after, dict) or not isinstance(before, dict):
+        return [] if after == before else ["*"]
     return sorted(k for k in set(after) | set(before) if after.get(k) != before.get(k))
 
 
