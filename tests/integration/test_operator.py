@@ -99,12 +99,12 @@ def test_routing_to_two_lists_and_the_plan_predicts_each_sync(tmp_path: Path, db
 
         def plan_then_sync() -> Plan:
             writes, cursor = td.stats()["writes"], store.get_cursor(CURSOR)
-            runs = len(store.last_runs(1000))
+            runs = len(store.recent_runs(1000))
             plan = make_plan(settings, clock=clock)
             # The plan wrote nothing: no dialer call, no cursor move, no run recorded.
             assert td.stats()["writes"] == writes
             assert store.get_cursor(CURSOR) == cursor
-            assert len(store.last_runs(1000)) == runs
+            assert len(store.recent_runs(1000)) == runs
             report = run(box, db_url, settings=overrides, clock=clock)
             assert plan.counts == report.as_dict()
             for item in plan.lists:

@@ -58,6 +58,39 @@ class Cursor:
     reconciled_at: datetime | None
 
 
+@dataclass(frozen=True)
+class RowInfo:
+    """One row as the operator sees it (`dialsync explain`, the plan's before and after)."""
+
+    external_id: str
+    status: str
+    desired: str
+    record_id: str | None
+    reason_code: str | None
+    reason_message: str | None
+    payload: dict[str, Any] | None
+    payload_hash: str | None
+    sent_hash: str | None
+
+
+@dataclass(frozen=True)
+class ProblemFilter:
+    """Which rows `dialsync errors` shows: by reason, by status (all problem statuses when
+    none), by destination ("talkdesk" or "talkdesk:LIST")."""
+
+    reasons: Sequence[str] = ()
+    statuses: Sequence[str] = ()
+    destinations: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What shaped a target's payloads when they were rendered (``dialsync.remap``)."""
+
+    fingerprint: str
+    inputs: dict[str, Any]  # the JSON object the fingerprint was made of
+
+
 @runtime_checkable
 class TargetStore(Protocol):
     """The rows of one (destination, list). Each method is one short transaction."""
@@ -93,6 +126,8 @@ class TargetStore(Protocol):
         ...
 
     def record_ids(self, external_ids: Sequence[str]) -> dict[str, str | None]: ...
+
+    def rows_by_ids(self, external_ids: Iterable[str]) -> dict[str, RowInfo]: ...
 
     # -- the work queue ------------------------------------------------------------------------
     def claim(self, op: str, limit: int, lease_seconds: float) -> list[WorkRow]:
@@ -149,6 +184,13 @@ class TargetStore(Protocol):
 
     def set_list_scanned(self, unique_type: str | None, others: int | None = None) -> None: ...
 
+    # -- the mapping's fingerprint -------------------------------------------------------------
+    def fingerprint(self) -> Fingerprint | None:
+        """What the list's rows were last rendered with (None: never recorded)."""
+        ...
+
+    def save_fingerprint(self, fingerprint: str, inputs: dict[str, Any]) -> None: ...
+
 
 @runtime_checkable
 class SyncStore(Protocol):
@@ -189,7 +231,37 @@ class SyncStore(Protocol):
         error_kind: str | None = None,
     ) -> None: ...
 
-    # -- views -----------------------------------------------------------------------------
-    def status_counts(self) -> dict[tuple[str, str, str], int]: ...
+    def last_success(self) -> dict[str, datetime]:
+        """When a run of each kind last finished ok."""
+        ...
 
-    def stuck_counts(self) -> dict[tuple[str, str], tuple[int, int]]: ...
+    def recent_runs(self, limit: int, kinds: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """The last ``limit`` runs, newest first, of the given kinds (all when none)."""
+        ...
+
+    def runs_with_pushes(self, limit: int, kinds: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """As ``recent_runs`` without pushes, each with the pushes that followed it."""
+        ...
+
+    # -- views of the rows -------------------------------------------------------------------
+    def status_counts(self) -> dict[tuple[str, str, str], int]:
+        """Rows by (destination, list, status)."""
+        ...
+
+    def stuck_counts(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """Per list: (removals that failed, rows still wrong after several tries)."""
+        ...
+
+    def rows_for_contact(self, external_id: str) -> dict[tuple[str, str], RowInfo]:
+        """Every row of one contact, by (destination, list)."""
+        ...
+
+    def problem_summary(self, where: ProblemFilter) -> list[dict[str, Any]]:
+        """Counts by (status, reason), errors first."""
+        ...
+
+    def problem_rows(
+        self, where: ProblemFilter | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` rows that are not simply synced, errors first."""
+        ...
