@@ -170,13 +170,12 @@ def record(conn: Connection, changes: Sequence[Change], now: datetime) -> None:
         conn.execute(update(sync_records).where(R.id == bindparam("_id")).values(values), params)
 
 
-def release_dead_claims(db: Database, instance: str) -> int:
+def release_dead_claims(db: Database, mine: str) -> int:
     """Free claims of processes on this host that no longer exist (a killed worker), and
-    the store ``instance``'s own claims left by an earlier run that failed before it could
-    record them (the database went away mid-batch). Called as a run starts: a store runs one
-    run at a time, so none of its claims is live then."""
+    the store's own claims (owner prefix ``mine``) left by an earlier run that failed before
+    it could record them (the database went away mid-batch). Called as a run starts: a store
+    runs one run at a time, so none of its claims is live then."""
     host = socket.gethostname()[:30]
-    mine = processes.claim_prefix(instance)
     now = db.clock()
     with db.tx() as conn:
         owners = conn.execute(

@@ -61,7 +61,7 @@ class SqlSyncStore(Database):
             queue.record(conn, changes, self.clock())
 
     def release_dead_claims(self) -> int:
-        return queue.release_dead_claims(self, self._instance)
+        return queue.release_dead_claims(self, self.claim_prefix())
 
     def drop_orphans(self, ids: Sequence[int]) -> None:
         with self.tx() as conn:
