@@ -201,13 +201,9 @@ def build_engine(
         payload_settings=payload_settings,
         **mapped,
     )
-    engine = SyncEngine(
-        source=source,
-        destinations=destinations,
-        store=store or build_store(settings),
-        options=options,
-    )
-    engine.observer = observers(settings, engine, contacts_to_read(source, engine.store), terminal)
+    state = store or build_store(settings)
+    engine = SyncEngine(source=source, destinations=destinations, store=state, options=options)
+    engine.observer = observers(settings, engine, contacts_to_read(source, state), terminal)
     return engine
 
 
