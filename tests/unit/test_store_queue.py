@@ -3,35 +3,17 @@ compare-and-set in one UPDATE per row, what counts as unsettled, claims of dead 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import event, update
 
 from dialsync.rowstate import transitions
-from dialsync.rowstate.decide import Desired, Status
+from dialsync.rowstate.decide import Status
 from dialsync.store import protocol
-from dialsync.store.store import SqlSyncStore, open_store
+from dialsync.store.store import SqlSyncStore
 from dialsync.store.tables import sync_records
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[SqlSyncStore]:
-    s = open_store(db_url, clock=lambda: T0)
-    yield s
-    s.engine.dispose()
-
-
-def want(external_id: str, payload: str = '{"a": 1}') -> Desired:
-    return Desired(external_id, T0, True, payload, f"h-{payload}")
-
-
-def sent(row: protocol.WorkRow) -> transitions.Sent:
-    return transitions.Sent(row.id, row.desired, row.payload_hash, row.attempts)
+from tests.unit.stores import T0, sent, want
 
 
 def updates_of(store: SqlSyncStore) -> list[int]:

@@ -3,41 +3,13 @@ database (SQLite file, and Postgres)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-
-import pytest
+from datetime import timedelta
 
 from dialsync.rowstate import transitions
-from dialsync.rowstate.decide import Desired, Status
+from dialsync.rowstate.decide import Status
 from dialsync.store.protocol import Cursor
 from dialsync.store.store import SqlSyncStore, open_store
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(db_url: str, clock: Clock) -> Iterator[SqlSyncStore]:
-    s = open_store(db_url, clock=clock)
-    yield s
-    s.engine.dispose()
-
-
-def want(external_id: str, payload: str = '{"a": 1}') -> Desired:
-    return Desired(external_id, T0, True, payload, f"h-{payload}")
+from tests.unit.stores import T0, Clock, sent, want
 
 
 def synced(store: SqlSyncStore, *ids: str) -> None:
@@ -88,7 +60,7 @@ def test_forget_missing_and_settle_uncertain_creates(store: SqlSyncStore, clock:
     store.record(
         [
             transitions.failed(
-                transitions.Sent(c.id, c.desired, c.payload_hash, c.attempts),
+                sent(c),
                 code="TIMEOUT",
                 message=None,
                 next_attempt_at=T0,

@@ -4,30 +4,16 @@ On SQLite (a file in a temporary directory) and on Postgres (a database of its o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import event
 
 from dialsync.rowstate import transitions
-from dialsync.rowstate.decide import Desired, Status, Verdict
+from dialsync.rowstate.decide import Status, Verdict
 from dialsync.store import protocol
-from dialsync.store.store import SqlSyncStore, open_store
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[SqlSyncStore]:
-    s = open_store(db_url, clock=lambda: T0)
-    yield s
-    s.engine.dispose()
-
-
-def want(external_id: str, payload: str = '{"a": 1}') -> Desired:
-    return Desired(external_id, T0, True, payload, f"h-{payload}")
+from dialsync.store.store import SqlSyncStore
+from tests.unit.stores import T0, sent, want
 
 
 def test_target_is_a_target_store_bound_to_its_list(store: SqlSyncStore) -> None:
@@ -49,10 +35,6 @@ def test_target_is_a_target_store_bound_to_its_list(store: SqlSyncStore) -> None
     assert td.claim("create", 10, 60.0) == []  # claimed
 
 
-def _sent(row: protocol.WorkRow) -> transitions.Sent:
-    return transitions.Sent(row.id, row.desired, row.payload_hash, row.attempts)
-
-
 def _begins(store: SqlSyncStore) -> list[int]:
     count = [0]
 
@@ -70,20 +52,20 @@ def test_record_with_unblock_is_one_transaction(store: SqlSyncStore) -> None:
     td.apply([want("003A"), want("003B")], run_id=None)
     a, b = td.claim("create", 10, 60.0)
     later = T0 + timedelta(hours=1)
-    blocked = transitions.blocked(_sent(b), code="PHONE", message="held", next_attempt_at=later)
+    blocked = transitions.blocked(sent(b), code="PHONE", message="held", next_attempt_at=later)
     td.record([blocked])
     assert td.row_states(["003B"])["003B"].status == Status.BLOCKED
     assert td.claim("create", 10, 60.0) == []  # 003A is claimed, 003B waits for its backoff
 
     begins = _begins(store)
-    td.record([transitions.created(_sent(a), "R1", None)], unblock=True)
+    td.record([transitions.created(sent(a), "R1", None)], unblock=True)
     assert begins[0] == 1
     assert td.record_ids(["003A"]) == {"003A": "R1"}
     (again,) = td.claim("create", 10, 60.0)  # the blocked row is due now
     assert again.external_id == "003B"
 
     # without unblock, a blocked row keeps its time
-    td.record([transitions.blocked(_sent(again), code="P", message="m", next_attempt_at=later)])
+    td.record([transitions.blocked(sent(again), code="P", message="m", next_attempt_at=later)])
     td.record([], unblock=False)
     assert td.claim("create", 10, 60.0) == []
 
@@ -92,7 +74,7 @@ def test_drop_orphans_with_unblock(store: SqlSyncStore) -> None:
     td = store.target("talkdesk", "L1")
     td.apply([want("003A")], run_id=None)
     (a,) = td.claim("create", 10, 60.0)
-    td.record([transitions.created(_sent(a), "R1", None)])
+    td.record([transitions.created(sent(a), "R1", None)])
     # a second record with the same external id: an orphan to delete
     assert td.adopt([("003A", "R2", None)]) == (0, 1, [], 0)
     [(orphan, record)] = td.orphans(10)
@@ -103,7 +85,7 @@ def test_drop_orphans_with_unblock(store: SqlSyncStore) -> None:
     td.record(
         [
             transitions.blocked(
-                _sent(b), code="X", message="held", next_attempt_at=T0 + timedelta(hours=1)
+                sent(b), code="X", message="held", next_attempt_at=T0 + timedelta(hours=1)
             )
         ]
     )

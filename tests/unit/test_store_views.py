@@ -3,30 +3,15 @@ on a real database (SQLite file, and Postgres)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-
-import pytest
 
 from dialsync.rowstate import transitions
 from dialsync.rowstate.decide import Desired, Status
-from dialsync.store.protocol import ProblemFilter, WorkRow
+from dialsync.store.protocol import ProblemFilter
 from dialsync.store.store import SqlSyncStore, open_store
 from dialsync.store.views import copy_state, rows_by_ids
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[SqlSyncStore]:
-    s = open_store(db_url, clock=lambda: T0)
-    yield s
-    s.engine.dispose()
-
-
-def sent(row: WorkRow) -> transitions.Sent:
-    return transitions.Sent(row.id, row.desired, row.payload_hash, row.attempts)
+from tests.unit.stores import T0, sent
 
 
 def fill(store: SqlSyncStore) -> None:
