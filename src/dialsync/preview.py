@@ -10,8 +10,8 @@ from typing import Any
 from dialsync.engine import canonical
 from dialsync.mapping import MappingConfig
 from dialsync.models import DialerRecord, Skip, SkipReason, SourceContact
+from dialsync.rowstate.decide import Desired, RowState, Verdict, decide
 from dialsync.settings import Settings
-from dialsync.store.decide import Desired, RowState, Verdict, decide
 from dialsync.store.views import RowInfo, row_states, rows_for_contact
 
 

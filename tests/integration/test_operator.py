@@ -19,8 +19,8 @@ from dialsync.engine import CURSOR
 from dialsync.plan import Plan, make_plan
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.settings import MappingSettings
+from dialsync.store.protocol import RUN_COUNTERS
 from dialsync.store.store import open_store
-from dialsync.store.tables import RUN_COUNTERS
 from tests.integration.helpers import person, run
 from tests.integration.test_cli import DIALSYNC, cli
 

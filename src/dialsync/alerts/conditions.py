@@ -18,8 +18,9 @@ from sqlalchemy import and_, case, func, or_, select
 from dialsync.destinations.base import TargetInfo
 from dialsync.logs import redact
 from dialsync.settings import Settings
+from dialsync.store.protocol import RUN_COUNTERS
 from dialsync.store.store import SyncStore
-from dialsync.store.tables import RUN_COUNTERS, runs, sync_records
+from dialsync.store.tables import runs, sync_records
 
 R = sync_records.c
 ALERTS = (

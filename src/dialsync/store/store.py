@@ -14,7 +14,6 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,17 +36,19 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from dialsync.errors import ConfigError, TransientError
-from dialsync.store import migrate, transitions
-from dialsync.store.decide import Desired, RowState, Status, Verdict, decide
+from dialsync.rowstate import transitions
+from dialsync.rowstate.decide import Desired, RowState, Status, Verdict, decide
+from dialsync.rowstate.transitions import Change
+from dialsync.store import migrate
+from dialsync.store.protocol import RUN_COUNTERS, Cursor, CursorValue, TargetStore, WorkRow
 from dialsync.store.tables import (
-    RUN_COUNTERS,
     cursors,
     dialer_orphans,
     list_state,
     runs,
     sync_records,
 )
-from dialsync.store.transitions import Change
+from dialsync.store.target import StoreTarget
 
 Clock = Callable[[], datetime]
 R = sync_records.c
@@ -71,30 +72,6 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[i : i + size]
 
 
-@dataclass(frozen=True)
-class WorkRow:
-    """A claimed row with what the push needs."""
-
-    id: int
-    external_id: str
-    record_id: str | None
-    desired: str
-    payload: dict[str, Any] | None
-    payload_hash: str | None
-    sent_hash: str | None
-    attempts: int
-    inflight: str | None
-    reason_code: str | None
-
-
-@dataclass(frozen=True)
-class Cursor:
-    modstamp: datetime | None
-    last_id: str | None
-    deleted_until: datetime | None
-    reconciled_at: datetime | None
-
-
 # Runs kept in the runs table: a service pulling every second records 86,400 a day. The last
 # run of each kind and status is always kept (`dialsync status`, the last-success gauge).
 RUNS_KEPT = 10_000
@@ -112,6 +89,10 @@ class SyncStore:
         self._write_lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
         )
+
+    def target(self, destination: str, list_id: str) -> TargetStore:
+        """The rows of one destination list."""
+        return StoreTarget(self, destination, list_id)
 
     # -- plumbing ------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -320,6 +301,10 @@ class SyncStore:
             )
 
     def record(self, changes: Sequence[Change]) -> None:
+        with self._tx() as conn:
+            self._record(conn, changes)
+
+    def _record(self, conn: Connection, changes: Sequence[Change]) -> None:
         """Apply per-row transitions (see transitions.py) in one transaction; claims are
         released with them.
 
@@ -350,10 +335,9 @@ class SyncStore:
             R.desired == bindparam("_desired"),
             R.payload_hash.is_not_distinct_from(bindparam("_hash", type_=String())),
         )
-        with self._tx() as conn:
-            _update_each(conn, plain, R.id == bindparam("_id"))
-            _update_each(conn, moved, and_(R.id == bindparam("_id"), ~still))
-            _update_each(conn, held, still)
+        _update_each(conn, plain, R.id == bindparam("_id"))
+        _update_each(conn, moved, and_(R.id == bindparam("_id"), ~still))
+        _update_each(conn, held, still)
 
     def _claim_prefix(self) -> str:
         return f"{socket.gethostname()[:30]}:{os.getpid()}:{self._instance}."
@@ -642,6 +626,14 @@ class SyncStore:
         with self._tx() as conn:
             conn.execute(delete(dialer_orphans).where(dialer_orphans.c.id.in_(list(ids))))
 
+    def drop_orphans_and_unblock(
+        self, destination: str, list_id: str, ids: Sequence[int], unblock: bool
+    ) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(dialer_orphans).where(dialer_orphans.c.id.in_(list(ids))))
+            if unblock:
+                self._unblock(conn, destination, list_id)
+
     # -- list state, cursor ----------------------------------------------------------------
     def list_others(self, destination: str, list_id: str) -> tuple[bool, int | None]:
         """(scanned ever, records of other providers at the last scan, when known)."""
@@ -685,7 +677,7 @@ class SyncStore:
             return Cursor(None, None, None, None)
         return Cursor(row.modstamp, row.last_id, row.deleted_until, row.reconciled_at)
 
-    def set_cursor(self, name: str, **values: Any) -> None:
+    def set_cursor(self, name: str, **values: CursorValue) -> None:
         with self._tx() as conn:
             values["updated_at"] = self.clock()
             result = conn.execute(update(cursors).where(cursors.c.name == name).values(**values))
@@ -754,7 +746,7 @@ class SyncStore:
         status: str,
         counts: dict[str, int],
         error: str | None = None,
-        **extra: Any,
+        error_kind: str | None = None,
     ) -> None:
         with self._tx() as conn:
             conn.execute(
@@ -764,7 +756,7 @@ class SyncStore:
                     status=status,
                     finished_at=self.clock(),
                     error=error,
-                    **extra,
+                    error_kind=error_kind,
                     **{k: int(v) for k, v in counts.items() if k in RUN_COUNTERS},
                 )
             )
@@ -832,13 +824,32 @@ class SyncStore:
     def unblock(self, destination: str, list_id: str) -> int:
         """A record of this list changed or went: rows refused because another record held
         their phone number or external id are due now (that record may have been it)."""
+        with self._tx() as conn:
+            return self._unblock(conn, destination, list_id)
+
+    def _unblock(self, conn: Connection, destination: str, list_id: str) -> int:
         now = self.clock()
-        return self._set_where(
-            destination,
-            list_id,
-            (R.status == Status.BLOCKED, R.next_attempt_at > now),
-            next_attempt_at=now,
+        result = conn.execute(
+            update(sync_records)
+            .where(
+                R.destination == destination,
+                R.list_id == list_id,
+                R.status == Status.BLOCKED,
+                R.next_attempt_at > now,
+            )
+            .values(next_attempt_at=now)
         )
+        return int(result.rowcount or 0)
+
+    def record_and_unblock(
+        self, destination: str, list_id: str, changes: Sequence[Change], unblock: bool
+    ) -> None:
+        """Record answers of this list's rows; with ``unblock``, its blocked rows are due now,
+        in the same transaction."""
+        with self._tx() as conn:
+            self._record(conn, changes)
+            if unblock:
+                self._unblock(conn, destination, list_id)
 
     def retry_rejected(self, destination: str, list_id: str) -> int:
         """A full pass is the reconciliation: records the dialer refused are tried once more,

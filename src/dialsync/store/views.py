@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select
 
-from dialsync.store.decide import RowState
+from dialsync.rowstate.decide import RowState
 from dialsync.store.store import ERROR_STATUSES as ERROR_STATUSES  # re-exported: render.py
 from dialsync.store.store import PROBLEM_STATUSES, SyncStore
 from dialsync.store.tables import (
