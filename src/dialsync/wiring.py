@@ -16,14 +16,15 @@ from dialsync.destinations.conga import CongaDestination
 from dialsync.destinations.everbridge import EverbridgeDestination
 from dialsync.destinations.http import LocalRateLimiter, RateLimiter
 from dialsync.destinations.talkdesk import TalkdeskDestination
-from dialsync.engine import CURSOR, EngineOptions, RunReport, SyncEngine
+from dialsync.engine import EngineOptions, RunReport, SyncEngine
 from dialsync.errors import ConfigError
 from dialsync.logs import register_secret
 from dialsync.progress import Observers, Total
 from dialsync.settings import (
     Settings,
 )
-from dialsync.sources.salesforce import SalesforceSource, TimeoutSession
+from dialsync.sources.salesforce import CURSOR, SalesforceSource, TimeoutSession
+from dialsync.store.protocol import SyncStore as StateStore
 from dialsync.store.store import SyncStore, open_store
 
 
@@ -210,7 +211,7 @@ def build_engine(
     return engine
 
 
-def contacts_to_read(source: SalesforceSource, store: SyncStore) -> Total:
+def contacts_to_read(source: SalesforceSource, store: StateStore) -> Total:
     """The whole of a run that reads every contact (an initial load, a full sync), counted
     with one SELECT COUNT(); None for an incremental run (its window is small)."""
 

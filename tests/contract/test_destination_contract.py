@@ -52,7 +52,7 @@ def created(dest: Destination, *numbers: int) -> dict[str, ItemResult]:
 def test_shape_and_render(kit: Kit, dest: Destination) -> None:
     assert isinstance(dest, Destination)
     assert dest.name == kit.name and dest.target
-    assert 1 <= dest.capabilities.max_batch <= 100  # every one of the three documents or advises 100
+    assert 1 <= dest.capabilities.max_batch <= 100  # all three document or advise 100
     rec = record(1)
     payload = dest.render(rec)
     # The engine hashes the payload to skip unchanged contacts: it must be stable and JSON.

@@ -102,9 +102,7 @@ def render_contact(record: DialerRecord, skipped: frozenset[str] = frozenset()) 
 
 class CongaDestination:
     name = SYSTEM
-    capabilities = Capabilities(
-        max_batch=BULK_LIMIT, native_upsert=True, full_replacement=False
-    )
+    capabilities = Capabilities(max_batch=BULK_LIMIT, native_upsert=True, full_replacement=False)
 
     def __init__(
         self,

@@ -77,9 +77,7 @@ class _ContactsNotInOrg(Exception):
 
 class EverbridgeDestination:
     name = SYSTEM
-    capabilities = Capabilities(
-        max_batch=BATCH_LIMIT, native_upsert=True, full_replacement=True
-    )
+    capabilities = Capabilities(max_batch=BATCH_LIMIT, native_upsert=True, full_replacement=True)
 
     def __init__(
         self,

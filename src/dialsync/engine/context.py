@@ -19,14 +19,13 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from dialsync.destinations.base import Destination, ItemResult, TargetInfo
+from dialsync.engine.report import EngineOptions, Observer, RunReport
 from dialsync.errors import DialsyncError, TransientError
 from dialsync.mapping import MappingConfig
 from dialsync.remap import MappingWatch, TargetChange
 from dialsync.rowstate import transitions
 from dialsync.sources.base import ContactSource
 from dialsync.store.protocol import SyncStore, TargetStore, WorkRow
-
-from dialsync.engine.report import EngineOptions, Observer, RunReport
 
 log = logging.getLogger("dialsync.engine")
 T = TypeVar("T")
@@ -162,7 +161,9 @@ class RunContext:
         return self.strikes[key(dest)] >= DOWN_AFTER
 
     # -- what waits for the frame ------------------------------------------------------------
-    def hold_duplicates(self, dest: Destination, pairs: Sequence[tuple[WorkRow, ItemResult]]) -> None:
+    def hold_duplicates(
+        self, dest: Destination, pairs: Sequence[tuple[WorkRow, ItemResult]]
+    ) -> None:
         with self._lock:
             self.duplicates.setdefault(key(dest), []).extend(pairs)
 

@@ -12,14 +12,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from dialsync.destinations.base import Destination, TargetInfo
+from dialsync.engine import frame
+from dialsync.engine.context import RunContext, SourceView
+from dialsync.engine.report import EngineOptions, Observer, RunReport
 from dialsync.errors import DialsyncError
 from dialsync.remap import MappingWatch, TargetChange
 from dialsync.sources.base import ContactSource
 from dialsync.store.protocol import SyncStore
-
-from dialsync.engine import frame
-from dialsync.engine.context import RunContext, SourceView
-from dialsync.engine.report import EngineOptions, Observer, RunReport
 
 
 class SyncEngine:

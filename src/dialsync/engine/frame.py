@@ -20,13 +20,12 @@ import time
 from collections.abc import Callable
 
 from dialsync.destinations.base import Destination
-from dialsync.errors import DialsyncError, error_kind
-from dialsync.mapping import MappingConfig
-from dialsync.models import SkipReason
-
 from dialsync.engine import pull, push, reconcile, scan
 from dialsync.engine.context import RunContext, chunked, key, log
 from dialsync.engine.report import RunReport
+from dialsync.errors import DialsyncError, error_kind
+from dialsync.mapping import MappingConfig
+from dialsync.models import SkipReason
 
 Work = Callable[[RunContext], None]
 
@@ -169,11 +168,7 @@ def _push_one(
     adopt_held(ctx, dest)
     if final and not ctx.down(dest):
         push.remove_orphans(ctx, dest)
-        if (
-            scan_uncertain
-            and ctx.rows(dest).uncertain_creates()
-            and key(dest) not in ctx.scanned
-        ):
+        if scan_uncertain and ctx.rows(dest).uncertain_creates() and key(dest) not in ctx.scanned:
             scan.scan(ctx, dest)
             ask_source(ctx)
             ctx.report.counts.update(push.send_claimed(ctx, dest))

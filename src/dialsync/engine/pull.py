@@ -12,11 +12,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from dialsync.destinations.base import Destination
+from dialsync.engine.context import RunContext, canonical, chunked, key, log
 from dialsync.models import DialerRecord, Skip, SkipReason, SourceContact
 from dialsync.rowstate.decide import Desired, Verdict
 from dialsync.store.protocol import Cursor
-
-from dialsync.engine.context import RunContext, canonical, chunked, key, log
 
 PULL_BATCH = 2000  # one Salesforce page: a batch is durable before the next page is read
 
@@ -107,9 +106,7 @@ def ingest(
 def decide(ctx: RunContext, dest: Destination, wants: Sequence[Desired], dry_run: bool) -> None:
     """The decision: what the table wants of each contact in this list, counted."""
     report = ctx.report
-    verdicts = ctx.rows(dest).apply(
-        wants, report.run_id, dry_run=dry_run, mark_seen=ctx.full_pass
-    )
+    verdicts = ctx.rows(dest).apply(wants, report.run_id, dry_run=dry_run, mark_seen=ctx.full_pass)
     # WAITING rows are queued (a backoff, a create whose answer was lost): not unchanged.
     report.counts["unchanged"] += verdicts[Verdict.UNCHANGED]
     report.counts["retrying"] += verdicts[Verdict.WAITING]

@@ -18,12 +18,11 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from dialsync.destinations.base import Destination, ItemResult, Outcome, WriteItem
+from dialsync.engine import outcome
+from dialsync.engine.context import LEASE_SECONDS, OPS, RunContext, key, log, sent
 from dialsync.errors import AmbiguousWriteError, RecordRejected, TerminalError, TransientError
 from dialsync.rowstate import transitions
 from dialsync.store.protocol import WorkRow
-
-from dialsync.engine import outcome
-from dialsync.engine.context import LEASE_SECONDS, OPS, RunContext, key, log, sent
 
 
 def settle_noops(ctx: RunContext, dest: Destination) -> None:
@@ -220,9 +219,7 @@ def remove_orphans(ctx: RunContext, dest: Destination) -> None:
             log.warning("%s: duplicate records not removed yet: %s", dest.name, exc)
             return
         done = {res.record_id for res in results if res.outcome is Outcome.OK}
-        ctx.store.drop_orphans([oid for oid, rid in orphans if rid in done])
-        if done:
-            rows.unblock()
+        rows.drop_orphans([oid for oid, rid in orphans if rid in done], unblock=bool(done))
         if len(done) < len(orphans):
             log.warning(
                 "%s: %d duplicate records could not be removed",

@@ -12,10 +12,9 @@ from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
 from dialsync.destinations.base import ContentScan, Destination, ItemResult
+from dialsync.engine.context import RunContext, canonical, key, log
 from dialsync.rowstate import transitions
 from dialsync.store.protocol import WorkRow
-
-from dialsync.engine.context import RunContext, canonical, key, log
 
 
 def prepare(ctx: RunContext, *, force_scan: bool = False) -> None:
@@ -79,9 +78,7 @@ def scan(ctx: RunContext, dest: Destination, *, contents: bool = False) -> None:
     # The list's count, less ours: the other providers' records, against which the
     # next runs' counts tell whether someone edited the list by hand.
     others = (
-        None
-        if info.records_count is None
-        else max(0, info.records_count - rows.count_in_dialer())
+        None if info.records_count is None else max(0, info.records_count - rows.count_in_dialer())
     )
     rows.set_list_scanned(info.unique_identifier_type, others)
     ctx.scanned.add(key(dest))
@@ -121,9 +118,7 @@ def adopt_duplicates(
         else ctx.blocked(row, res.code)
         for row, res in duplicates
     ]
-    ctx.report.counts["rejected"] += sum(
-        1 for row, _ in duplicates if not ids.get(row.external_id)
-    )
+    ctx.report.counts["rejected"] += sum(1 for row, _ in duplicates if not ids.get(row.external_id))
     ctx.store.record(changes)
 
 

@@ -6,24 +6,20 @@ Kept apart from ``SyncStore``: a fingerprint is written once per mapping change,
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select
 
-from dialsync.store.store import SyncStore
+from dialsync.store.protocol import RecordedFingerprint
 from dialsync.store.tables import target_fingerprints
+
+if TYPE_CHECKING:
+    from dialsync.store.store import SyncStore
 
 F = target_fingerprints.c
 
 
-@dataclass(frozen=True)
-class Recorded:
-    fingerprint: str
-    inputs: dict[str, Any]
-
-
-def load(store: SyncStore, destination: str, list_id: str) -> Recorded | None:
+def load(store: SyncStore, destination: str, list_id: str) -> RecordedFingerprint | None:
     with store.engine.connect() as conn:
         row = conn.execute(
             select(F.fingerprint, F.inputs).where(
@@ -33,7 +29,7 @@ def load(store: SyncStore, destination: str, list_id: str) -> Recorded | None:
     if row is None:
         return None
     inputs = json.loads(row.inputs)
-    return Recorded(row.fingerprint, inputs if isinstance(inputs, dict) else {})
+    return RecordedFingerprint(row.fingerprint, inputs if isinstance(inputs, dict) else {})
 
 
 def save(

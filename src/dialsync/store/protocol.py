@@ -58,6 +58,14 @@ class Cursor:
     reconciled_at: datetime | None
 
 
+@dataclass(frozen=True)
+class RecordedFingerprint:
+    """What shaped a target's payloads when its rows were last all rendered (dialsync.remap)."""
+
+    fingerprint: str
+    inputs: dict[str, Any]
+
+
 @runtime_checkable
 class TargetStore(Protocol):
     """The rows of one (destination, list). Each method is one short transaction."""
@@ -78,6 +86,17 @@ class TargetStore(Protocol):
         mark_seen: bool = True,
     ) -> Counter[Verdict]:
         """Record what the contacts now imply; how many of each verdict."""
+        ...
+
+    def apply_each(
+        self,
+        wants: Sequence[Desired],
+        run_id: int | None,
+        *,
+        dry_run: bool = False,
+        mark_seen: bool = True,
+    ) -> list[Verdict]:
+        """``apply``, answering each contact's verdict in the order of ``wants``."""
         ...
 
     def mark_seen(self, external_ids: Sequence[str], run_id: int) -> None: ...
@@ -149,6 +168,13 @@ class TargetStore(Protocol):
 
     def set_list_scanned(self, unique_type: str | None, others: int | None = None) -> None: ...
 
+    # -- the mapping's fingerprint (dialsync.remap) --------------------------------------------
+    def fingerprint(self) -> RecordedFingerprint | None:
+        """The fingerprint recorded for this list, if any."""
+        ...
+
+    def save_fingerprint(self, fingerprint: str, inputs: dict[str, Any]) -> None: ...
+
 
 @runtime_checkable
 class SyncStore(Protocol):
@@ -174,6 +200,18 @@ class SyncStore(Protocol):
 
     def set_cursor(self, name: str, **values: CursorValue) -> None:
         """Set the given fields of a cursor (created on first use); the others are kept."""
+        ...
+
+    def move_cursor(self, name: str, *, modstamp: datetime, last_id: str) -> None:
+        """The window is durable up to this contact (the last of a recorded batch)."""
+        ...
+
+    def deletes_read(self, name: str, *, until: datetime) -> None:
+        """The source's delete log was read up to ``until``."""
+        ...
+
+    def reconciled(self, name: str, *, at: datetime, deletes_until: datetime | None = None) -> None:
+        """Every Id was compared at ``at`` (a full pass also covers deletes up to then)."""
         ...
 
     def start_run(

@@ -148,7 +148,24 @@ class SyncStore:
         A lookback re-read of a row whose state does not change writes nothing, unless
         ``mark_seen`` (a full pass: the sweep reads which rows this run saw).
         """
-        verdicts: Counter[Verdict] = Counter()
+        return Counter(
+            self.apply_each(
+                destination, list_id, wants, run_id, dry_run=dry_run, mark_seen=mark_seen
+            )
+        )
+
+    def apply_each(
+        self,
+        destination: str,
+        list_id: str,
+        wants: Sequence[Desired],
+        run_id: int | None,
+        *,
+        dry_run: bool = False,
+        mark_seen: bool = True,
+    ) -> list[Verdict]:
+        """``apply``, answering each contact's verdict (in the order of ``wants``)."""
+        verdicts: list[Verdict] = []
         now = self.clock()
         with self._tx() as conn:
             existing = self._rows(conn, destination, list_id, [w.external_id for w in wants])
@@ -157,7 +174,7 @@ class SyncStore:
             for want in wants:
                 row = existing.get(want.external_id)
                 verdict = decide(row, want)
-                verdicts[verdict] += 1
+                verdicts.append(verdict)
                 if dry_run:
                     continue
                 if row is not None and not mark_seen and transitions.reread(verdict, row, want):
@@ -683,6 +700,18 @@ class SyncStore:
             result = conn.execute(update(cursors).where(cursors.c.name == name).values(**values))
             if not result.rowcount:
                 conn.execute(insert(cursors).values(name=name, **values))
+
+    def move_cursor(self, name: str, *, modstamp: datetime, last_id: str) -> None:
+        self.set_cursor(name, modstamp=modstamp, last_id=last_id)
+
+    def deletes_read(self, name: str, *, until: datetime) -> None:
+        self.set_cursor(name, deleted_until=until)
+
+    def reconciled(self, name: str, *, at: datetime, deletes_until: datetime | None = None) -> None:
+        if deletes_until is None:
+            self.set_cursor(name, reconciled_at=at)
+        else:
+            self.set_cursor(name, reconciled_at=at, deleted_until=deletes_until)
 
     def reset_cursor(self, name: str) -> None:
         with self._tx() as conn:

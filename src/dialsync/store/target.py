@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dialsync.rowstate.decide import Desired, RowState, Verdict
 from dialsync.rowstate.transitions import Change
-from dialsync.store.protocol import WorkRow
+from dialsync.store import fingerprints
+from dialsync.store.protocol import RecordedFingerprint, WorkRow
 
 if TYPE_CHECKING:
     from dialsync.store.store import SyncStore
@@ -48,6 +49,18 @@ class StoreTarget:
         mark_seen: bool = True,
     ) -> Counter[Verdict]:
         return self._store.apply(
+            self._destination, self._list_id, wants, run_id, dry_run=dry_run, mark_seen=mark_seen
+        )
+
+    def apply_each(
+        self,
+        wants: Sequence[Desired],
+        run_id: int | None,
+        *,
+        dry_run: bool = False,
+        mark_seen: bool = True,
+    ) -> list[Verdict]:
+        return self._store.apply_each(
             self._destination, self._list_id, wants, run_id, dry_run=dry_run, mark_seen=mark_seen
         )
 
@@ -114,3 +127,9 @@ class StoreTarget:
 
     def set_list_scanned(self, unique_type: str | None, others: int | None = None) -> None:
         self._store.set_list_scanned(self._destination, self._list_id, unique_type, others)
+
+    def fingerprint(self) -> RecordedFingerprint | None:
+        return fingerprints.load(self._store, self._destination, self._list_id)
+
+    def save_fingerprint(self, fingerprint: str, inputs: dict[str, Any]) -> None:
+        fingerprints.save(self._store, self._destination, self._list_id, fingerprint, inputs)
