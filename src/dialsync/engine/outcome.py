@@ -77,9 +77,10 @@ def record(
         if row.external_id not in answered:
             changes.append(_failed(ctx, row, "UNKNOWN", None, Outcome.UNKNOWN, op))
             counts["retrying"] += 1
-    # A record changed or went: it may have held what refused a blocked row.
-    changed = op != "create" and any(res.outcome is Outcome.OK for res in results)
-    ctx.rows(dest).record(changes, unblock=changed)
+    ctx.store.record(changes)
+    if op != "create" and any(res.outcome is Outcome.OK for res in results):
+        # a record changed or went: it may have held what refused a blocked row
+        ctx.rows(dest).unblock()
     if clashed:
         _recreate(ctx, counts, dest, clashed)
     if duplicates:
@@ -100,15 +101,16 @@ def _recreate(
         log.warning("%s: stale records not removed yet: %s", key(dest), exc)
         results = []
     gone = {res.record_id for res in results if res.outcome is Outcome.OK}
-    ctx.rows(dest).record(
+    ctx.store.record(
         [
             transitions.recreate(sent(row))
             if row.record_id in gone
             else ctx.blocked(row, "PHONE_NUMBER_NOT_UNIQUE")
             for row in rows
-        ],
-        unblock=bool(gone),
+        ]
     )
+    if gone:
+        ctx.rows(dest).unblock()
     counts["retrying"] += len(rows) - len(gone)
 
 

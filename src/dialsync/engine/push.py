@@ -219,7 +219,9 @@ def remove_orphans(ctx: RunContext, dest: Destination) -> None:
             log.warning("%s: duplicate records not removed yet: %s", dest.name, exc)
             return
         done = {res.record_id for res in results if res.outcome is Outcome.OK}
-        rows.drop_orphans([oid for oid, rid in orphans if rid in done], unblock=bool(done))
+        ctx.store.drop_orphans([oid for oid, rid in orphans if rid in done])
+        if done:
+            rows.unblock()
         if len(done) < len(orphans):
             log.warning(
                 "%s: %d duplicate records could not be removed",
