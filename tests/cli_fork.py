@@ -57,7 +57,7 @@ MODULE = "dialsync.cli"
 ENABLED = os.environ.get("DIALSYNC_TEST_CLI_FORK", "1") != "0"
 
 
-def _recv_request(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
+def _recv_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     fds = array.array("i")
     data = b""
     while not data.endswith(b"\n"):
@@ -71,7 +71,7 @@ def _recv_request(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
     return json.loads(data), list(fds)
 
 
-def _serve(path: str) -> dict[str, object] | None:
+def _serve(path: str) -> dict[str, Any] | None:
     """The server's loop; returns (in a command's child only) the request to run."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
@@ -121,19 +121,20 @@ def _text(fd: int, mode: str, **options: Any) -> io.TextIOWrapper:
     return io.TextIOWrapper(raw, encoding="utf-8", **options)
 
 
-def _become_command(request: dict[str, object]) -> None:
+def _become_command(request: dict[str, Any]) -> None:
     """In the command's child: the state `python -m dialsync.cli ARGS` starts in."""
     cwd = str(request["cwd"])
     os.chdir(cwd)
     os.environ.clear()
-    os.environ.update(request["env"])  # type: ignore[arg-type]
-    sys.argv = [MODULE, *request["args"]]  # type: ignore[misc]
+    os.environ.update(request["env"])
+    sys.argv = [MODULE, *request["args"]]
     sys.path[0] = cwd  # `-m` puts the working directory first
     # New standard streams on the descriptors just received, set up as at interpreter start.
     sys.stdin = _text(0, "rb")
     sys.stdout = _text(1, "wb", line_buffering=os.isatty(1))
     sys.stderr = _text(2, "wb", errors="backslashreplace", line_buffering=True)
-    sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
+    for name in ("stdin", "stdout", "stderr"):  # what the interpreter started with, too
+        setattr(sys, f"__{name}__", getattr(sys, name))
 
 
 def main() -> None:
