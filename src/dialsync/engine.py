@@ -224,6 +224,20 @@ class SyncEngine:
             "resync", lambda report: self._refresh(report, list(contact_ids), force=True), False
         )
 
+    def refresh(self, contact_ids: Sequence[str], *, push: bool = True) -> RunReport:
+        """Change hints (the stream): re-read these contacts (18-char Ids, validated by the
+        caller) and record them exactly as the pull does, no forced resend. ``push=False``
+        (service mode) leaves the sending to the push tasks."""
+        self._pushing = push
+        try:
+            return self._run(
+                "stream",
+                lambda report: self._refresh(report, list(contact_ids), force=False),
+                False,
+            )
+        finally:
+            self._pushing = True
+
     def reconcile(self) -> RunReport:
         """The service's scheduled two-sided reconciliation, as `sync --full`: every record
         of the list compared with what the table wants, every in-scope contact re-read (a
