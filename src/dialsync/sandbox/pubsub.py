@@ -12,6 +12,7 @@ allowed before the org's event allocation is exceeded), ``gap`` and ``overflow``
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 from collections.abc import Iterator
@@ -71,10 +72,13 @@ class PubSubSandbox(pb_grpc.PubSubServicer):  # type: ignore[misc]
         self.allocation = allocation  # deliveries allowed; None: unlimited
         self.delivered = 0
         self.subscribes = 0
+        self.presets: list[str] = []  # each Subscribe's replay preset: LATEST, EARLIEST, CUSTOM
+        self._silent = False
         self.schema = ChangeEventSchema(
             (name, kind) for name, kind in salesforce.describe_types().items()
         )
         self._entries: list[Entry] = []
+        self._purged_through = 0  # the newest replay id no longer retained
         self._next = 4_000  # replay ids do not start at 1 and leave holes (step 7)
         self._cond = threading.Condition()
         self._generation = 0  # reset_streams bumps it: every open stream ends
@@ -113,7 +117,18 @@ class PubSubSandbox(pb_grpc.PubSubServicer):  # type: ignore[misc]
         return f"localhost:{self.port}"
 
     # -- the event bus ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def silenced(self) -> Iterator[None]:
+        """Changes made in the block publish no event (to stage a gap or an overflow)."""
+        self._silent = True
+        try:
+            yield
+        finally:
+            self._silent = False
+
     def _on_change(self, kind: str, ids: list[str], fields: list[str], at: datetime) -> None:
+        if self._silent:
+            return
         values = {}
         for id in ids:
             row = self.salesforce.contact(id)
@@ -162,7 +177,10 @@ class PubSubSandbox(pb_grpc.PubSubServicer):  # type: ignore[misc]
 
     def _purge(self) -> None:
         horizon = self.salesforce.now() - self.retention
-        self._entries = [e for e in self._entries if e.at >= horizon]
+        gone = [e for e in self._entries if e.at < horizon]
+        if gone:
+            self._purged_through = gone[-1].replay
+            self._entries = self._entries[len(gone) :]
 
     def reset_streams(self) -> None:
         """Every open Subscribe ends with UNAVAILABLE, as when the connection drops."""
@@ -217,6 +235,7 @@ class PubSubSandbox(pb_grpc.PubSubServicer):  # type: ignore[misc]
                 raise _Abort(grpc.StatusCode.NOT_FOUND, TOPIC_NOT_FOUND, "topic not found")
             with self._cond:
                 self.subscribes += 1
+                self.presets.append(pb.ReplayPreset.Name(first.replay_preset))
                 position = self._start(first)
                 generation = self._generation
             # the subscription is in place from here: the headers tell the client so
@@ -234,14 +253,14 @@ class PubSubSandbox(pb_grpc.PubSubServicer):  # type: ignore[misc]
 
     def _start(self, first: Any) -> int:
         self._purge()
-        latest = self._entries[-1].replay if self._entries else self._next
+        latest = self._next  # the newest replay id given out
         if first.replay_preset == pb.LATEST:
             return latest
-        oldest = self._entries[0].replay - 1 if self._entries else self._next
         if first.replay_preset == pb.EARLIEST:
-            return oldest
+            return self._purged_through
         replay = int.from_bytes(first.replay_id, "big") if len(first.replay_id) == 8 else -1
-        if replay < oldest or replay > latest:
+        # valid while every event after it is still retained
+        if replay < self._purged_through or replay > latest:
             raise _Abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 REPLAY_CORRUPTED,
