@@ -1,0 +1,50 @@
+"""`dialsync stream` as real processes: one subscriber per org (a Redis lock), the other stands
+by and takes over; recorded contacts are handed to push tasks that a real worker sends."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dialsync.sandbox.harness import Sandboxes
+from dialsync.sandbox.pubsub import PubSubSandbox
+from tests.integration.helpers import ours, person
+from tests.integration.service import processes, wait_until
+
+
+@pytest.fixture
+def pubsub(sandboxes: Sandboxes) -> Iterator[PubSubSandbox]:
+    with PubSubSandbox(sandboxes.salesforce, keepalive_seconds=0.5) as server:
+        yield server
+
+
+def test_two_stream_processes_make_one_subscriber_and_the_other_takes_over(
+    sandboxes: Sandboxes, pubsub: PubSubSandbox, broker_url: str, tmp_path: Path
+) -> None:
+    env = {
+        **sandboxes.env(f"sqlite:///{tmp_path / 'state.db'}"),
+        "DIALSYNC_BROKER_URL": broker_url,
+        "DIALSYNC_STREAM__ENABLED": "true",
+        "DIALSYNC_STREAM__PUBSUB_ENDPOINT": pubsub.endpoint,
+    }
+    sf = sandboxes.salesforce
+    with processes(env, tmp_path) as procs:
+        assert procs.run("db", "upgrade").returncode == 0
+        procs.start("worker", "-c", "1", name="worker")
+        first = procs.start("stream", name="first")
+        wait_until(lambda: pubsub.subscribes == 1, what="the first process subscribed")
+        procs.start("stream", name="second")
+        wait_until(
+            lambda: "standing by" in procs.log("second"), what="the second process stands by"
+        )
+        assert pubsub.subscribes == 1
+        joey = sf.insert(person(1))
+        wait_until(lambda: joey in ours(sandboxes), what="recorded, then pushed by the worker")
+        procs.kill(first, signal.SIGKILL)  # dies holding the lock: its TTL frees it
+        wait_until(lambda: pubsub.subscribes == 2, timeout=90, what="the standby took over")
+        sf.update(joey, {"DoNotCall": True})
+        wait_until(lambda: joey not in ours(sandboxes), what="the new subscriber carries on")
+        assert "this process is the org's subscriber" in procs.log("second")
