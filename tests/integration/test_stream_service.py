@@ -48,3 +48,24 @@ def test_two_stream_processes_make_one_subscriber_and_the_other_takes_over(
         sf.update(joey, {"DoNotCall": True})
         wait_until(lambda: joey not in ours(sandboxes), what="the new subscriber carries on")
         assert "this process is the org's subscriber" in procs.log("second")
+
+
+def test_doctor_checks_change_data_capture_for_contact(
+    sandboxes: Sandboxes, pubsub: PubSubSandbox, tmp_path: Path
+) -> None:
+    from tests.integration.test_doctor_metrics import doctor
+
+    env = {
+        **sandboxes.env(),
+        "DIALSYNC_STREAM__ENABLED": "true",
+        "DIALSYNC_STREAM__PUBSUB_ENDPOINT": pubsub.endpoint,
+    }
+    _, checks = doctor(env, tmp_path)
+    assert checks["change data capture"]["status"] == "ok"
+    assert checks["pub/sub api"]["status"] == "ok"
+    sandboxes.salesforce.cdc_entities.clear()  # an admin never selected Contact
+    code, checks = doctor(env, tmp_path)
+    assert code == 1
+    assert checks["change data capture"]["status"] == "fail"
+    assert "ContactChangeEvent is not selected" in checks["change data capture"]["detail"]
+    assert "Setup > Integrations > Change Data Capture" in checks["change data capture"]["fix"]

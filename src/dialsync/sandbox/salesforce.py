@@ -233,6 +233,8 @@ class SalesforceSandbox:
         # Called (under the lock, in commit order) for every Contact change: the Pub/Sub
         # sandbox turns each into a ContactChangeEvent. Arguments: change type, the Ids, the
         # names of the fields the change set, and the commit time.
+        # Entities selected for Change Data Capture (Setup > Change Data Capture)
+        self.cdc_entities: set[str] = {"Contact"}
         self.change_listeners: list[Callable[[str, list[str], list[str], datetime], None]] = []
         self.default_owner_id = self.insert_user("Sandbox Admin")
         self._server = _SalesforceServer(tls=server_context(self._tls), latency=latency)
@@ -565,6 +567,7 @@ class SalesforceSandbox:
         add("GET", _DATA + "/sobjects/Contact/deleted/?", self._deleted)
         add("GET", _DATA + "/query/?", lambda r: self._query(r, include_deleted=False))
         add("GET", _DATA + "/queryAll/?", lambda r: self._query(r, include_deleted=True))
+        add("GET", _DATA + "/tooling/query/?", self._tooling_query)
         add("GET", _DATA + r"/(?:query|queryAll)/(?P<locator>[^/]+)-(?P<offset>\d+)", self._more)
         add("POST", "/_sandbox/contacts", self._admin_insert)
         add("GET", "/_sandbox/contacts", lambda r: Response(200, self._admin_rows()))
@@ -646,6 +649,21 @@ class SalesforceSandbox:
                 "signature": base64.b64encode(mac.digest()).decode(),
             },
         )
+
+    def _tooling_query(self, request: Request) -> Response:
+        """Only what doctor asks: the Change Data Capture selection (PlatformEventChannelMember)."""
+        if "PlatformEventChannelMember" not in (request.arg("q") or ""):
+            return _error(400, "INVALID_TYPE", "sObject type is not supported by the sandbox")
+        with self._lock:
+            rows = [
+                {
+                    "attributes": {"type": "PlatformEventChannelMember"},
+                    "EventChannel": "ChangeEvents",
+                    "SelectedEntity": f"{entity}ChangeEvent",
+                }
+                for entity in sorted(self.cdc_entities)
+            ]
+        return Response(200, {"totalSize": len(rows), "done": True, "records": rows})
 
     def _describe(self, request: Request) -> Response:
         fields = []
