@@ -125,14 +125,17 @@ class PubSubClient:
 
 
 class Subscription:
-    """One Subscribe call. ``responses()`` yields FetchResponses; ``request(n)`` asks for n
-    more events (the client asks again only for what it has processed: pull flow control)."""
+    """One Subscribe call. ``batches()`` yields the FetchResponses that arrived while the last
+    batch was processed, together (so a burst of changes is re-read in one go); ``request(n)``
+    asks for n more events (only for what was processed: pull flow control)."""
 
     def __init__(self, stub: pb_grpc.PubSubStub, credentials: Credentials, first: Any) -> None:
         self._requests: queue.Queue[Any] = queue.Queue()
         self._requests.put(first)
+        self._responses: queue.Queue[Any] = queue.Queue()
         self._closed = threading.Event()
         self._call = stub.Subscribe(self._outgoing(), metadata=credentials.metadata())
+        threading.Thread(target=self._read, name="pubsub-read", daemon=True).start()
 
     def _outgoing(self) -> Iterator[Any]:
         while not self._closed.is_set():
@@ -144,6 +147,14 @@ class Subscription:
                 return
             yield item
 
+    def _read(self) -> None:
+        try:
+            for response in self._call:
+                self._responses.put(response)
+            self._responses.put(_END)
+        except grpc.RpcError as exc:
+            self._responses.put(_END if self._closed.is_set() else translate(exc))
+
     def established(self, timeout: float) -> bool:
         """Wait until the server answered the subscription's headers (it is in place), at most
         ``timeout`` seconds; False when it did not say so in time (or failed: the responses
@@ -153,7 +164,7 @@ class Subscription:
         def wait() -> None:
             try:
                 self._call.initial_metadata()
-            except Exception:
+            except Exception:  # the responses report the failure
                 return
             done.set()
 
@@ -164,18 +175,35 @@ class Subscription:
         if n > 0:
             self._requests.put(pb.FetchRequest(num_requested=min(n, MAX_REQUESTED)))
 
-    def responses(self) -> Iterator[Any]:
-        try:
-            yield from self._call
-        except grpc.RpcError as exc:
-            if self._closed.is_set():
+    def batches(self) -> Iterator[list[Any]]:
+        """Lists of FetchResponses: the first to arrive and every one queued behind it."""
+        while True:
+            batch = [self._responses.get()]
+            while not _final(batch[-1]):
+                try:
+                    batch.append(self._responses.get_nowait())
+                except queue.Empty:
+                    break
+            tail = batch[-1]
+            if _final(tail):
+                if batch[:-1]:
+                    yield batch[:-1]
+                if isinstance(tail, Exception):
+                    raise tail
                 return
-            raise translate(exc) from None
+            yield batch
 
     def cancel(self) -> None:
         self._closed.set()
         self._requests.put(None)
         self._call.cancel()
+
+
+_END = object()  # the server ended the stream (or we cancelled it)
+
+
+def _final(item: Any) -> bool:
+    return item is _END or isinstance(item, Exception)
 
 
 CredentialSource = Callable[[bool], Credentials]  # renew=True: fetch a new token

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 from dialsync.errors import AuthError, TransientError
 from dialsync.salesforce_ids import normalize_id
@@ -153,21 +153,9 @@ class Subscriber:
                     log.info("stream: catching up from the poll cursor")
                     self.hints.catch_up()
                     catch_up = False
-                for response in subscription.responses():
+                for responses in subscription.batches():
                     failures = renewals = 0
-                    if response.events:
-                        events = [
-                            self.schemas.decode(e.event.schema_id, e.event.payload, e.replay_id)
-                            for e in response.events
-                        ]
-                        self._process(events)
-                        replay = events[-1].replay_id
-                        self.position.commit(replay)
-                        self.observer.delivered(len(events))
-                        subscription.request(len(events))
-                    elif response.latest_replay_id:
-                        replay = bytes(response.latest_replay_id)
-                        self.position.commit(replay)
+                    replay = self._handle(subscription, responses) or replay
                     if stop.is_set():
                         break
             except AuthError:
@@ -203,6 +191,25 @@ class Subscriber:
             if not stop.is_set() and not failures:
                 time.sleep(0.05)  # a clean end of stream: resubscribe without spinning
         return Ended.STOPPED
+
+    def _handle(self, subscription: Subscription, responses: Sequence[Any]) -> bytes | None:
+        """Process one batch of FetchResponses; the replay id committed, if any."""
+        events = [
+            self.schemas.decode(e.event.schema_id, e.event.payload, e.replay_id)
+            for response in responses
+            for e in response.events
+        ]
+        if events:
+            self._process(events)
+        last = responses[-1]
+        # A trailing keepalive is past every event before it, all of them processed now.
+        mark = bytes(last.latest_replay_id) if not last.events else events[-1].replay_id
+        if mark:
+            self.position.commit(mark)
+        if events:
+            self.observer.delivered(len(events))
+            subscription.request(len(events))
+        return mark or None
 
     def _process(self, events: Sequence[ChangeEvent]) -> None:
         ids, overflow = contact_ids(events)
