@@ -69,3 +69,25 @@ def test_doctor_checks_change_data_capture_for_contact(
     assert checks["change data capture"]["status"] == "fail"
     assert "ContactChangeEvent is not selected" in checks["change data capture"]["detail"]
     assert "Setup > Integrations > Change Data Capture" in checks["change data capture"]["fix"]
+
+
+def test_run_streams_when_enabled_and_polls_at_the_stream_interval(
+    sandboxes: Sandboxes, pubsub: PubSubSandbox, tmp_path: Path
+) -> None:
+    env = {
+        **sandboxes.env(f"sqlite:///{tmp_path / 'state.db'}"),
+        "DIALSYNC_STREAM__ENABLED": "true",
+        "DIALSYNC_STREAM__PUBSUB_ENDPOINT": pubsub.endpoint,
+        # neither poll comes round during the test: only the stream can carry the change
+        "DIALSYNC_SYNC__INTERVAL_SECONDS": "3600",
+        "DIALSYNC_STREAM__POLL_INTERVAL_SECONDS": "3600",
+    }
+    sf = sandboxes.salesforce
+    with processes(env, tmp_path) as procs:
+        procs.start("run", name="run")
+        wait_until(lambda: pubsub.subscribes == 1, what="`dialsync run` subscribed")
+        wait_until(lambda: "run 1 (sync) finished" in procs.log("run"), what="the first cycle")
+        joey = sf.insert(person(1))
+        wait_until(lambda: joey in ours(sandboxes), what="the change arrived by the stream")
+        sf.update(joey, {"DoNotCall": True})
+        wait_until(lambda: joey not in ours(sandboxes), what="the opt-out arrived by the stream")
