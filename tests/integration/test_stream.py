@@ -172,3 +172,18 @@ def test_a_crash_between_event_and_durable_contacts_loses_nothing(
         assert joey in ours(sandboxes)
     with streaming(settings):
         wait_for(lambda: joey not in ours(sandboxes), "the event came again after the restart")
+
+
+def test_an_event_that_does_not_decode_is_covered_by_a_window_read(
+    sandboxes: Sandboxes, pubsub: PubSubSandbox, sqlite_url: str
+) -> None:
+    sf = sandboxes.salesforce
+    with streaming(stream_settings(sandboxes, pubsub, sqlite_url)):
+        joey = sf.insert(person(1))
+        wait_for(lambda: joey in ours(sandboxes), "listed")
+        with pubsub.silenced():
+            sf.update(joey, {"DoNotCall": True})
+        pubsub.corrupt()  # the only trace of the opt-out is an event nobody can read
+        wait_for(lambda: joey not in ours(sandboxes), "the window read found the opt-out")
+        ross = sf.insert(person(2))
+        wait_for(lambda: ross in ours(sandboxes), "the stream went on past the bad event")

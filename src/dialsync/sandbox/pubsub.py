@@ -170,6 +170,14 @@ class PubSubSandbox(pb_grpc.PubSubServicer):  # type: ignore[misc]
         """GAP_OVERFLOW: one transaction changed more than 100,000 records."""
         return self.publish("GAP_OVERFLOW", [])
 
+    def corrupt(self) -> bytes:
+        """An event whose payload does not decode with its schema (a poison message)."""
+        with self._cond:
+            self._next += 7
+            self._entries.append(Entry(self._next, self.salesforce.now(), "CORRUPT", b"\x02"))
+            self._cond.notify_all()
+            return replay_bytes(self._next)
+
     def events(self) -> list[Entry]:
         with self._cond:
             self._purge()

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any, Protocol
 
-from dialsync.errors import AuthError, TransientError
+from dialsync.errors import AuthError, TerminalError, TransientError
 from dialsync.salesforce_ids import normalize_id
 from dialsync.store.store import SyncStore
 from dialsync.stream.client import (
@@ -194,28 +194,35 @@ class Subscriber:
 
     def _handle(self, subscription: Subscription, responses: Sequence[Any]) -> bytes | None:
         """Process one batch of FetchResponses; the replay id committed, if any."""
-        events = [
-            self.schemas.decode(e.event.schema_id, e.event.payload, e.replay_id)
-            for response in responses
-            for e in response.events
-        ]
-        if events:
-            self._process(events)
+        events: list[ChangeEvent] = []
+        unreadable = 0
+        for e in (e for response in responses for e in response.events):
+            try:
+                events.append(self.schemas.decode(e.event.schema_id, e.event.payload, e.replay_id))
+            except TerminalError as exc:
+                # A hint we cannot read: the window read from the poll cursor covers whatever it
+                # named, rather than a process that stops on it after every restart.
+                log.error("stream: %s; re-reading the window instead", exc)
+                unreadable += 1
+        if events or unreadable:
+            self._process(events, catch_up=bool(unreadable))
         last = responses[-1]
         # A trailing keepalive is past every event before it, all of them processed now.
-        mark = bytes(last.latest_replay_id) if not last.events else events[-1].replay_id
+        mark = bytes(last.latest_replay_id if not last.events else last.events[-1].replay_id)
         if mark:
             self.position.commit(mark)
-        if events:
-            self.observer.delivered(len(events))
-            subscription.request(len(events))
+        if delivered := len(events) + unreadable:
+            self.observer.delivered(delivered)
+            subscription.request(delivered)
         return mark or None
 
-    def _process(self, events: Sequence[ChangeEvent]) -> None:
+    def _process(self, events: Sequence[ChangeEvent], *, catch_up: bool = False) -> None:
         ids, overflow = contact_ids(events)
         if ids:
             self.hints.apply(ids)
-        if overflow:
+        if catch_up:
+            self.hints.catch_up()
+        elif overflow:
             log.warning("stream: GAP_OVERFLOW (a transaction too big for events): window re-read")
             self.hints.catch_up()
 
