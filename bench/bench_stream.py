@@ -55,6 +55,9 @@ def main() -> None:
     parser.add_argument("--td-latency", type=float, default=0.05, help="per dialer call, s")
     parser.add_argument("--sf-latency", type=float, default=0.05, help="per Salesforce call, s")
     parser.add_argument("--gap", type=float, default=0.05, help="mean pause between changes, s")
+    parser.add_argument(
+        "--no-target", action="store_true", help="exit 0 whatever p95 is (a CI smoke run)"
+    )
     args = parser.parse_args()
     rng = random.Random(7)
     total = args.updates + args.opt_outs
@@ -164,7 +167,7 @@ def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
     )
     print()
     print(table(rows, ("changes", "n", "p50", "p95", "max", f"p95 <= {TARGET_P95:.0f} s")))
-    sys.exit(0 if ok else 1)
+    sys.exit(0 if ok or args.no_target else 1)
 
 
 if __name__ == "__main__":
