@@ -91,3 +91,22 @@ def test_run_streams_when_enabled_and_polls_at_the_stream_interval(
         wait_until(lambda: joey in ours(sandboxes), what="the change arrived by the stream")
         sf.update(joey, {"DoNotCall": True})
         wait_until(lambda: joey not in ours(sandboxes), what="the opt-out arrived by the stream")
+
+
+def test_stream_refuses_to_start_when_off_or_misconfigured(
+    sandboxes: Sandboxes, tmp_path: Path, broker_url: str
+) -> None:
+    env = {**sandboxes.env(), "DIALSYNC_BROKER_URL": broker_url}
+    with processes(env, tmp_path) as procs:
+        off = procs.run("stream")
+        assert off.returncode == 2
+        assert "DIALSYNC_STREAM__ENABLED is off" in off.stderr
+    bad = {
+        **env,
+        "DIALSYNC_STREAM__ENABLED": "true",
+        "DIALSYNC_STREAM__PUBSUB_ENDPOINT": "https://x",
+    }
+    with processes(bad, tmp_path) as procs:
+        wrong = procs.run("stream")
+        assert wrong.returncode == 2
+        assert "DIALSYNC_STREAM__PUBSUB_ENDPOINT is invalid" in wrong.stderr
