@@ -46,10 +46,10 @@ from dialsync.errors import (
 from dialsync.mapping import CONTACT_FIELDS, MappingConfig, map_contact
 from dialsync.models import DialerRecord, Skip, SkipReason, SourceContact
 from dialsync.remap import MappingWatch, TargetChange
-from dialsync.store import transitions
-from dialsync.store.decide import Desired, Verdict
-from dialsync.store.store import SyncStore, WorkRow
-from dialsync.store.tables import RUN_COUNTERS
+from dialsync.rowstate import transitions
+from dialsync.rowstate.decide import Desired, Verdict
+from dialsync.store.protocol import RUN_COUNTERS, WorkRow
+from dialsync.store.store import SyncStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

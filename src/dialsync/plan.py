@@ -32,8 +32,8 @@ from dialsync.destinations.capacity import HELD_CODE, ListCapacity
 from dialsync.engine import CURSOR, Observer, RunReport, SyncEngine
 from dialsync.logs import mask_phone
 from dialsync.models import DialerRecord
+from dialsync.rowstate.decide import Desired, Verdict, decide
 from dialsync.settings import Settings
-from dialsync.store.decide import Desired, Verdict, decide
 from dialsync.store.store import SyncStore, open_store, utcnow
 from dialsync.store.views import RowInfo, copy_state, rows_by_ids
 

@@ -19,8 +19,8 @@ from dialsync.engine import SyncEngine
 from dialsync.errors import DialsyncError
 from dialsync.mapping import CONTACT_FIELDS, MappingConfig, map_contact
 from dialsync.models import DialerRecord, SourceContact
+from dialsync.rowstate.decide import Status
 from dialsync.sandbox.harness import Sandboxes
-from dialsync.store.decide import Status
 from dialsync.store.store import SyncStore, open_store
 from tests.integration.helpers import run
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from dialsync.rowstate.transitions import Change
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.store.store import SyncStore, open_store
 from dialsync.store.tables import sync_records
-from dialsync.store.transitions import Change
 from tests.faults.conftest import FaultReport
 from tests.faults.helpers import measure, settled
 from tests.faults.hooks import AfterBulkCreate, runs_since

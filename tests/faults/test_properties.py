@@ -26,12 +26,12 @@ from dialsync.destinations.talkdesk import TalkdeskDestination, render_record
 from dialsync.engine import EngineOptions, SyncEngine
 from dialsync.mapping import MappingConfig, map_contact
 from dialsync.models import DialerRecord, Skip, SkipReason, SourceContact
+from dialsync.rowstate.decide import Status
 from dialsync.sandbox.salesforce import make_id
 from dialsync.sandbox.talkdesk import TalkdeskSandbox
 from dialsync.sandbox.talkdesk_validation import UniquenessIndex, record_errors
 from dialsync.settings import TalkdeskSettings
 from dialsync.sources.salesforce import DeletedWindow
-from dialsync.store.decide import Status
 from dialsync.store.store import open_store
 from tests.faults.conftest import FaultReport
 from tests.unit.test_mapping import _fields  # arbitrary Contact fields, every kind of garbage

@@ -63,10 +63,10 @@ def refuse_delete(request: Request, original: Callable[[Request], Response]) -> 
 def errors_output(store: SyncStore) -> list[str]:
     """What `dialsync errors` prints."""
     from dialsync.render import errors_lines
-    from dialsync.store.views import ProblemFilter, problem_rows, problem_summary
+    from dialsync.store.protocol import ProblemFilter
 
     where = ProblemFilter()
-    return errors_lines(problem_summary(store, where), problem_rows(store, where, 100), 100)
+    return errors_lines(store.problem_summary(where), store.problem_rows(where, 100), 100)
 
 
 def failing_removals(db_url: str) -> float:

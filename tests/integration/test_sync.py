@@ -207,6 +207,6 @@ def test_a_run_that_never_recorded_its_end_is_marked_interrupted(
     with store.engine.begin() as conn:  # as if the process was killed mid-run
         conn.execute(update(runs).values(status="running", finished_at=None, pid=2**22 + 7))
     run(sandboxes, sqlite_url)
-    last, previous = store.last_runs(2)
+    last, previous = store.recent_runs(2)
     assert last["status"] == "ok"
     assert previous["status"] == "interrupted" and "killed" in previous["error"]

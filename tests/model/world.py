@@ -301,7 +301,7 @@ class World:
         pid = _Pid()
         host = socket.gethostname()[:30]
         # The store marks its claims with host:pid: this worker's pid is its stand-in process.
-        store._claim_prefix = lambda: f"{host}:{pid.pid}:{store._instance}."  # type: ignore[method-assign]
+        store.claim_prefix = lambda: f"{host}:{pid.pid}:{store._instance}."  # type: ignore[method-assign]
         engine = SyncEngine(
             source=source,
             destinations=[dest],

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from dialsync.errors import AuthError, TerminalError, TransientError
 from dialsync.salesforce_ids import normalize_id
-from dialsync.store.store import SyncStore
+from dialsync.store.protocol import SyncStore
 from dialsync.stream.client import (
     AllocationExceeded,
     Credentials,
@@ -81,7 +81,7 @@ class Position:
         self.store.set_cursor(self.name, last_id=encoded)
 
     def forget(self) -> None:
-        self.store.reset_cursor(self.name)
+        self.store.set_cursor(self.name, last_id=None)
 
 
 def contact_ids(events: Sequence[ChangeEvent]) -> tuple[list[str], bool]:
