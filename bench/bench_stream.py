@@ -75,11 +75,14 @@ def main() -> None:
                 f"sqlite:///{Path(tmp) / 'state.db'}",
                 stream=StreamSettings(enabled=True, pubsub_endpoint=pubsub.endpoint),
             )
-            engine = build_engine(settings, build_store(settings))
+            store = build_store(settings)
+            engine = build_engine(settings, store)
             engine.sync()  # the initial load: every contact listed
             stop = threading.Event()
             thread = threading.Thread(
-                target=run_stream, args=(settings, engine, stop), kwargs={"push": True}
+                target=run_stream,
+                args=(settings, engine, stop),
+                kwargs={"database": store.engine, "push": True},
             )
             thread.start()
             position = Position(engine.store, settings.stream.topic)

@@ -137,7 +137,7 @@ def _report_failures(failed: dict[str, DialsyncError]) -> None:
 @command
 def status(settings: Settings, as_json: bool) -> None:
     """Records per state, the cursor and the last run."""
-    from dialsync.engine import CURSOR
+    from dialsync.sources.salesforce import CURSOR
     from dialsync.wiring import build_store
 
     store = build_store(settings)

@@ -40,9 +40,10 @@ from sqlalchemy.pool import NullPool
 from dialsync.calls import Call
 from dialsync.destinations.base import Destination, ItemResult
 from dialsync.destinations.capacity import ListCapacity
-from dialsync.engine import CURSOR, Observer, RunReport
+from dialsync.engine import Observer, RunReport
 from dialsync.errors import ConfigError, DialsyncError
 from dialsync.settings import Settings
+from dialsync.sources.salesforce import CURSOR
 from dialsync.store.store import SqlSyncStore
 
 log = logging.getLogger(__name__)

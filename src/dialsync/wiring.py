@@ -16,14 +16,14 @@ from dialsync.destinations.conga import CongaDestination
 from dialsync.destinations.everbridge import EverbridgeDestination
 from dialsync.destinations.http import LocalRateLimiter, RateLimiter
 from dialsync.destinations.talkdesk import TalkdeskDestination
-from dialsync.engine import CURSOR, EngineOptions, RunReport, SyncEngine
+from dialsync.engine import EngineOptions, RunReport, SyncEngine
 from dialsync.errors import ConfigError
 from dialsync.logs import register_secret
 from dialsync.progress import Observers, Total
 from dialsync.settings import (
     Settings,
 )
-from dialsync.sources.salesforce import SalesforceSource, TimeoutSession
+from dialsync.sources.salesforce import CURSOR, SalesforceSource, TimeoutSession
 from dialsync.store.protocol import SyncStore
 from dialsync.store.store import SqlSyncStore, open_store
 

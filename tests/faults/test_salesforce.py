@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from dialsync.engine import CURSOR
 from dialsync.errors import RateLimited, TransientError
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.server import Request, Response
 from dialsync.settings import SalesforceSettings
+from dialsync.sources.salesforce import CURSOR
 from tests.faults.conftest import FaultReport
 from tests.faults.helpers import measure, run_until_settled
 from tests.integration.helpers import engine_for, person, run

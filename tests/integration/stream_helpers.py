@@ -54,12 +54,20 @@ def ready(running: Running, settings: Settings) -> None:
 
 @contextmanager
 def streaming(settings: Settings, *, push: bool = True) -> Iterator[Running]:
-    engine = build_engine(settings, build_store(settings))
+    store = build_store(settings)
+    engine = build_engine(settings, store)
     running = Running(engine, StreamMetrics())
 
     def target() -> None:
         try:
-            run_stream(settings, engine, running.stop, push=push, metrics=running.metrics)
+            run_stream(
+                settings,
+                engine,
+                running.stop,
+                database=store.engine,
+                push=push,
+                metrics=running.metrics,
+            )
         except BaseException as exc:  # the test sees it
             running.error = exc
 

@@ -16,7 +16,7 @@ from subprocess import Popen
 
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.server import Request, Response, SandboxServer
-from dialsync.store.store import SyncStore
+from dialsync.store.store import SqlSyncStore
 from tests.integration.helpers import engine_for, ours, person, run
 
 
@@ -60,7 +60,7 @@ def refuse_delete(request: Request, original: Callable[[Request], Response]) -> 
     )
 
 
-def errors_output(store: SyncStore) -> list[str]:
+def errors_output(store: SqlSyncStore) -> list[str]:
     """What `dialsync errors` prints."""
     from dialsync.render import errors_lines
     from dialsync.store.protocol import ProblemFilter

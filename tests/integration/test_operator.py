@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from dialsync.engine import CURSOR
 from dialsync.plan import Plan, make_plan
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.settings import MappingSettings
+from dialsync.sources.salesforce import CURSOR
 from dialsync.store.protocol import RUN_COUNTERS
 from dialsync.store.store import open_store
 from tests.integration.helpers import person, run

@@ -139,7 +139,7 @@ def test_small_pages_and_late_commit_inside_the_lookback(
     time.sleep(1.1)
     sf.insert(person(999))
 
-    from dialsync.engine import CURSOR
+    from dialsync.sources.salesforce import CURSOR
 
     cursor = engine_for(sandboxes, sqlite_url).store.get_cursor(CURSOR).modstamp
     assert cursor is not None

@@ -25,7 +25,7 @@ def test_target_is_a_target_store_bound_to_its_list(store: SqlSyncStore) -> None
     # the other list and the other destination see none of it
     assert store.target("talkdesk", "L2").count_due() == 0
     assert store.target("everbridge", "L1").count_due() == 0
-    assert td.count_due() == 2 == store.count_due("talkdesk", "L1")
+    assert td.count_due() == 2
     assert td.count_unsettled() == 2
     assert set(td.row_states(["003A", "003B", "003C"])) == {"003A", "003B"}
 

@@ -42,7 +42,10 @@ def stream_step(
         engine.clock = store.clock = clock
         stop = threading.Event()
         thread = threading.Thread(
-            target=run_stream, args=(settings, engine, stop), kwargs={"push": True}, daemon=True
+            target=run_stream,
+            args=(settings, engine, stop),
+            kwargs={"database": store.engine, "push": True},
+            daemon=True,
         )
         thread.start()
         try:

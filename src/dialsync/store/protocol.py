@@ -113,6 +113,17 @@ class TargetStore(Protocol):
         """Record what the contacts now imply; how many of each verdict."""
         ...
 
+    def apply_each(
+        self,
+        wants: Sequence[Desired],
+        run_id: int | None,
+        *,
+        dry_run: bool = False,
+        mark_seen: bool = True,
+    ) -> list[Verdict]:
+        """``apply``, answering each contact's verdict in the order of ``wants``."""
+        ...
+
     def mark_seen(self, external_ids: Sequence[str], run_id: int) -> None: ...
 
     def unseen_ids(self, run_id: int) -> list[str]:
@@ -218,6 +229,18 @@ class SyncStore(Protocol):
         """Set the given fields of a cursor (created on first use); the others are kept."""
         ...
 
+    def move_cursor(self, name: str, *, modstamp: datetime, last_id: str) -> None:
+        """The window is durable in the table up to (modstamp, last_id)."""
+        ...
+
+    def deletes_read(self, name: str, *, until: datetime) -> None:
+        """Deletions are applied up to ``until``."""
+        ...
+
+    def reconciled(self, name: str, *, at: datetime, deletes_until: datetime | None = None) -> None:
+        """A reconciliation finished at ``at`` (covering deletions up to ``deletes_until``)."""
+        ...
+
     def start_run(
         self, kind: str, window_start: datetime | None = None, window_end: datetime | None = None
     ) -> int: ...
@@ -231,6 +254,11 @@ class SyncStore(Protocol):
         error_kind: str | None = None,
     ) -> None: ...
 
+
+@runtime_checkable
+class StoreViews(Protocol):
+    """What the operator reads back (status, errors, runs, explain, metrics): not the engine's."""
+
     def last_success(self) -> dict[str, datetime]:
         """When a run of each kind last finished ok."""
         ...
@@ -243,7 +271,6 @@ class SyncStore(Protocol):
         """As ``recent_runs`` without pushes, each with the pushes that followed it."""
         ...
 
-    # -- views of the rows -------------------------------------------------------------------
     def status_counts(self) -> dict[tuple[str, str, str], int]:
         """Rows by (destination, list, status)."""
         ...
@@ -265,3 +292,8 @@ class SyncStore(Protocol):
     ) -> list[dict[str, Any]]:
         """Up to ``limit`` rows that are not simply synced, errors first."""
         ...
+
+
+@runtime_checkable
+class StateStore(SyncStore, StoreViews, Protocol):
+    """The whole state database as the CLI and the metrics see it."""

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,13 +62,13 @@ def apply(
     *,
     dry_run: bool = False,
     mark_seen: bool = True,
-) -> Counter[Verdict]:
-    """Record what the contacts now imply; returns how many of each verdict.
+) -> list[Verdict]:
+    """Record what the contacts now imply; returns each contact's verdict, in order.
 
     A lookback re-read of a row whose state does not change writes nothing, unless
     ``mark_seen`` (a full pass: the sweep reads which rows this run saw).
     """
-    verdicts: Counter[Verdict] = Counter()
+    verdicts: list[Verdict] = []
     now = db.clock()
     with db.tx() as conn:
         existing = rows_of(conn, key, [w.external_id for w in wants])
@@ -78,7 +77,7 @@ def apply(
         for want in wants:
             row = existing.get(want.external_id)
             verdict = decide(row, want)
-            verdicts[verdict] += 1
+            verdicts.append(verdict)
             if dry_run:
                 continue
             if row is not None and not mark_seen and transitions.reread(verdict, row, want):

@@ -15,22 +15,18 @@ module of its idea; this class only binds them to one database:
 from __future__ import annotations
 
 import uuid
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import Connection
 
-from dialsync.rowstate.decide import Desired, RowState, Verdict
 from dialsync.rowstate.transitions import Change
-from dialsync.store import adoption, processes, queue, rows, runs, views
+from dialsync.store import adoption, processes, queue, runs, views
 from dialsync.store import protocol as p
 from dialsync.store.database import Clock, Database, connect
 from dialsync.store.database import utcnow as utcnow  # re-exported: callers' default clock
-from dialsync.store.protocol import Cursor, CursorValue, RowInfo, TargetStore, WorkRow
-from dialsync.store.rows import ListKey
+from dialsync.store.protocol import Cursor, CursorValue, RowInfo, TargetStore
 from dialsync.store.runs import RUNS_KEPT
 from dialsync.store.target import StoreTarget
 
@@ -72,6 +68,18 @@ class SqlSyncStore(Database):
         return runs.get_cursor(self, name)
 
     def set_cursor(self, name: str, **values: CursorValue) -> None:
+        runs.set_cursor(self, name, values)
+
+    def move_cursor(self, name: str, *, modstamp: datetime, last_id: str) -> None:
+        runs.set_cursor(self, name, {"modstamp": modstamp, "last_id": last_id})
+
+    def deletes_read(self, name: str, *, until: datetime) -> None:
+        runs.set_cursor(self, name, {"deleted_until": until})
+
+    def reconciled(self, name: str, *, at: datetime, deletes_until: datetime | None = None) -> None:
+        values: dict[str, CursorValue] = {"reconciled_at": at}
+        if deletes_until is not None:
+            values["deleted_until"] = deletes_until
         runs.set_cursor(self, name, values)
 
     def start_run(
@@ -116,106 +124,8 @@ class SqlSyncStore(Database):
     ) -> list[dict[str, Any]]:
         return views.problem_rows(self, where, limit)
 
-    # -- flat (destination, list_id, ...) methods ----------------------------------------------
-    # Kept for engine.py and plan.py until they use store.target(...); then removed. Each is
-    # the TargetStore method of the same name.
-    def _rows(
-        self, conn: Connection, destination: str, list_id: str, external_ids: Sequence[str]
-    ) -> dict[str, RowState]:
-        return rows.rows_of(conn, ListKey(destination, list_id), external_ids)
 
-    def apply(
-        self,
-        destination: str,
-        list_id: str,
-        wants: Sequence[Desired],
-        run_id: int | None,
-        *,
-        dry_run: bool = False,
-        mark_seen: bool = True,
-    ) -> Counter[Verdict]:
-        key = ListKey(destination, list_id)
-        return rows.apply(self, key, wants, run_id, dry_run=dry_run, mark_seen=mark_seen)
-
-    def mark_seen(
-        self, destination: str, list_id: str, external_ids: Sequence[str], run_id: int
-    ) -> None:
-        self.target(destination, list_id).mark_seen(external_ids, run_id)
-
-    def unseen_ids(self, destination: str, list_id: str, run_id: int) -> list[str]:
-        return self.target(destination, list_id).unseen_ids(run_id)
-
-    def ids_maybe_in_dialer(
-        self, destination: str, list_id: str, external_ids: Sequence[str]
-    ) -> list[str]:
-        return self.target(destination, list_id).ids_maybe_in_dialer(external_ids)
-
-    def row_states(
-        self, destination: str, list_id: str, external_ids: Sequence[str]
-    ) -> dict[str, RowState]:
-        return self.target(destination, list_id).row_states(external_ids)
-
-    def record_ids(
-        self, destination: str, list_id: str, external_ids: Sequence[str]
-    ) -> dict[str, str | None]:
-        return self.target(destination, list_id).record_ids(external_ids)
-
-    def claim(
-        self, destination: str, list_id: str, op: str, limit: int, lease_seconds: float
-    ) -> list[WorkRow]:
-        return self.target(destination, list_id).claim(op, limit, lease_seconds)
-
-    def unblock(self, destination: str, list_id: str) -> int:
-        return self.target(destination, list_id).unblock()
-
-    def retry_rejected(self, destination: str, list_id: str) -> int:
-        return self.target(destination, list_id).retry_rejected()
-
-    def count_unsettled(self, destination: str, list_id: str) -> int:
-        return self.target(destination, list_id).count_unsettled()
-
-    def count_due(self, destination: str, list_id: str) -> int:
-        return self.target(destination, list_id).count_due()
-
-    def uncertain_creates(self, destination: str, list_id: str) -> int:
-        return self.target(destination, list_id).uncertain_creates()
-
-    def adopt(
-        self, destination: str, list_id: str, remote: Iterable[tuple[str, str, str | None]]
-    ) -> tuple[int, int, list[str], int]:
-        return self.target(destination, list_id).adopt(remote)
-
-    def settle_uncertain_creates(
-        self, destination: str, list_id: str, scan_started: datetime
-    ) -> int:
-        return self.target(destination, list_id).settle_uncertain_creates(scan_started)
-
-    def forget_missing(
-        self, destination: str, list_id: str, seen: set[str], scan_started: datetime
-    ) -> int:
-        return self.target(destination, list_id).forget_missing(seen, scan_started)
-
-    def count_in_dialer(self, destination: str, list_id: str) -> int:
-        return self.target(destination, list_id).count_in_dialer()
-
-    def orphans(self, destination: str, list_id: str, limit: int) -> list[tuple[int, str]]:
-        return self.target(destination, list_id).orphans(limit)
-
-    def list_others(self, destination: str, list_id: str) -> tuple[bool, int | None]:
-        return self.target(destination, list_id).list_others()
-
-    def set_list_scanned(
-        self, destination: str, list_id: str, unique_type: str | None, others: int | None = None
-    ) -> None:
-        self.target(destination, list_id).set_list_scanned(unique_type, others)
-
-
-# The name engine.py and plan.py import (plan.RecordingStore subclasses it) until they move
-# to the protocol.
-SyncStore = SqlSyncStore
-
-
-def _conforms(store: SqlSyncStore) -> p.SyncStore:
+def _conforms(store: SqlSyncStore) -> p.StateStore:
     """mypy checks here that the class implements the protocol (and the tests at run time)."""
     return store
 

@@ -48,10 +48,18 @@ class StoreTarget:
         dry_run: bool = False,
         mark_seen: bool = True,
     ) -> Counter[Verdict]:
-        # Through the store's flat apply while it exists: plan.RecordingStore overrides that
-        # one to note each decision. Once the flat methods go, this calls rows.apply.
-        return self._store.apply(
-            self.destination, self.list_id, wants, run_id, dry_run=dry_run, mark_seen=mark_seen
+        return Counter(self.apply_each(wants, run_id, dry_run=dry_run, mark_seen=mark_seen))
+
+    def apply_each(
+        self,
+        wants: Sequence[Desired],
+        run_id: int | None,
+        *,
+        dry_run: bool = False,
+        mark_seen: bool = True,
+    ) -> list[Verdict]:
+        return rows.apply(
+            self._store, self._key, wants, run_id, dry_run=dry_run, mark_seen=mark_seen
         )
 
     def mark_seen(self, external_ids: Sequence[str], run_id: int) -> None:

@@ -47,7 +47,8 @@ def run_service(settings: Settings, stop: threading.Event | None = None) -> None
     stop = stop or _stop_on_signals()
     assert settings.broker_url is not None  # preflight checked it
     client = redis.Redis.from_url(settings.broker_url, socket_timeout=10, socket_connect_timeout=5)
-    engine = build_engine(settings, build_store(settings), limiter_client=client)
+    store = build_store(settings)
+    engine = build_engine(settings, store, limiter_client=client)
     engine.options = replace(engine.options, push_threads=1)  # the push tasks send
     standing_by = False
     try:
@@ -56,7 +57,12 @@ def run_service(settings: Settings, stop: threading.Event | None = None) -> None
                 with redis_lock(client, LOCK):
                     log.info("stream: this process is the org's subscriber")
                     run_stream(
-                        settings, engine, stop, push=False, after=lambda: fan_out(engine, settings)
+                        settings,
+                        engine,
+                        stop,
+                        database=store.engine,
+                        push=False,
+                        after=lambda: fan_out(engine, settings),
                     )
                     return
             except LockBusy:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Engine
+
 from dialsync.engine import SyncEngine
 from dialsync.settings import Settings
 from dialsync.sources.salesforce import TimeoutSession
@@ -62,19 +64,25 @@ class EngineHints:
     """Hints into the engine under the poll's lock; ``after`` runs once they are durable."""
 
     def __init__(
-        self, engine: SyncEngine, *, push: bool, after: Callable[[], None] = lambda: None
+        self,
+        engine: SyncEngine,
+        database: Engine,
+        *,
+        push: bool,
+        after: Callable[[], None] = lambda: None,
     ) -> None:
         self.engine = engine
+        self.database = database  # the state database, for the poll's lock
         self.push = push
         self.after = after
 
     def apply(self, contact_ids: Sequence[str]) -> None:
-        with writer_lock(self.engine.store.engine, "sync", wait_seconds=LOCK_WAIT):
+        with writer_lock(self.database, "sync", wait_seconds=LOCK_WAIT):
             self.engine.refresh(contact_ids, push=self.push)
         self.after()
 
     def catch_up(self) -> None:
-        with writer_lock(self.engine.store.engine, "sync", wait_seconds=LOCK_WAIT):
+        with writer_lock(self.database, "sync", wait_seconds=LOCK_WAIT):
             if self.push:
                 self.engine.sync()
             else:
@@ -109,6 +117,7 @@ def run_stream(
     engine: SyncEngine,
     stop: threading.Event,
     *,
+    database: Engine,
     push: bool,
     after: Callable[[], None] = lambda: None,
     metrics: StreamMetrics | None = None,
@@ -119,7 +128,7 @@ def run_stream(
 
     tls = tls_from(settings)
     client = PubSubClient(settings.stream.pubsub_endpoint, ca_file=ca_path(settings))
-    hints = EngineHints(engine, push=push, after=after)
+    hints = EngineHints(engine, database, push=push, after=after)
     subscriber = Subscriber(
         client=client,
         credentials=credential_source(settings, tls.requests_verify),

@@ -120,9 +120,10 @@ def start_stream(settings: Settings, stop: threading.Event) -> threading.Thread:
         from dialsync.stream.service import run_stream
         from dialsync.wiring import build_engine, build_store
 
-        engine = build_engine(settings, build_store(settings))
+        store = build_store(settings)
+        engine = build_engine(settings, store)
         try:
-            run_stream(settings, engine, stop, push=True)
+            run_stream(settings, engine, stop, database=store.engine, push=True)
         except Exception as exc:
             log.error("the stream stopped (%s); polling at the normal interval", exc)
         finally:
