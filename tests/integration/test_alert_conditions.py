@@ -14,7 +14,8 @@ from dialsync.alerts import Alerts
 from dialsync.alerts.conditions import Finding
 from dialsync.destinations.base import TargetInfo
 from dialsync.settings import AlertsSettings, ComplianceSettings, Settings, SyncSettings
-from dialsync.store.store import SyncStore, open_store
+from dialsync.store.protocol import SyncStore
+from dialsync.store.store import open_store
 from dialsync.store.tables import sync_records
 from tests.webhook_receiver import Receiver
 
