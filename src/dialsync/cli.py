@@ -16,10 +16,11 @@ from dialsync.clikit import emit as _emit
 from dialsync.errors import DialsyncError, LockBusy, operator_fix
 from dialsync.logs import redact
 from dialsync.settings import Settings
+from dialsync.store.protocol import RUN_COUNTERS
 
 if TYPE_CHECKING:
     from dialsync.engine import SyncEngine
-    from dialsync.store.store import SyncStore
+    from dialsync.store.database import Database
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -80,7 +81,7 @@ def sync(settings: Settings, full: bool, dry_run: bool, as_json: bool, wait: flo
                 "another dialsync sync is running on this state database; nothing done",
                 err=True,
             )
-            _emit({"skipped_run": True, **dict.fromkeys(_COUNTERS, 0)}, as_json, lambda: None)
+            _emit({"skipped_run": True, **dict.fromkeys(RUN_COUNTERS, 0)}, as_json, lambda: None)
             return
     finally:
         engine.close()
@@ -110,7 +111,7 @@ def _report_unsettled(unsettled: int) -> None:
         sys.exit(1)
 
 
-def _check_alerts(settings: Settings, store: SyncStore, engine: SyncEngine) -> None:
+def _check_alerts(settings: Settings, store: Database, engine: SyncEngine) -> None:
     """After the run, failed or not (a cron user has only this): never raises, and waits for
     the webhook a bounded time."""
     from dialsync.alerts import check_after_run
@@ -131,25 +132,13 @@ def _report_failures(failed: dict[str, DialsyncError]) -> None:
         sys.exit(2 if any(operator_fix(exc) for exc in failed.values()) else 1)
 
 
-_COUNTERS = (
-    "queried",
-    "created",
-    "updated",
-    "deleted",
-    "unchanged",
-    "skipped",
-    "rejected",
-    "retrying",
-)
-
-
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @command
 def status(settings: Settings, as_json: bool) -> None:
     """Records per state, the cursor and the last run."""
     from dialsync.cli_compliance import status_latency, status_lines
-    from dialsync.engine import CURSOR
+    from dialsync.sources.salesforce import CURSOR
     from dialsync.wiring import build_store
 
     store = build_store(settings)
@@ -157,7 +146,7 @@ def status(settings: Settings, as_json: bool) -> None:
     for (dest, list_id, state), n in sorted(store.status_counts().items()):
         records.setdefault(dest, {}).setdefault(list_id, {})[state] = n
     cursor = store.get_cursor(CURSOR)
-    runs = store.last_runs(1)
+    runs = store.recent_runs(1)
     data = {
         "records": records,
         "cursor": {
@@ -341,8 +330,9 @@ def _add_commands() -> None:
     from dialsync.cli_compliance import COMPLIANCE_COMMANDS
     from dialsync.cli_ops import COMMANDS
     from dialsync.cli_service import SERVICE_COMMANDS
+    from dialsync.cli_stream import STREAM_COMMANDS
 
-    for cmd in (*COMMANDS, *SERVICE_COMMANDS, *COMPLIANCE_COMMANDS):
+    for cmd in (*COMMANDS, *SERVICE_COMMANDS, *STREAM_COMMANDS, *COMPLIANCE_COMMANDS):
         main.add_command(cmd)
 
 

@@ -20,6 +20,7 @@ from dialsync.logs import redact
 from dialsync.mapping.file import MappingFile, MappingFileError, load_mapping_file
 from dialsync.settings import Settings, env_name
 from dialsync.settings_vars import unknown_variables
+from dialsync.stream.doctor import check_stream
 
 Status = Literal["ok", "warn", "fail"]
 API_WARN, API_FAIL = 0.80, 0.95  # shares of the org's daily API requests
@@ -70,6 +71,7 @@ def run_doctor(load: Callable[[], Settings], *, scan: bool = True) -> Checklist:
         ("dialer", lambda: _dialers(settings, mapping, out, scan)),
         ("database", lambda: _database(settings, out)),
         ("broker", lambda: _broker(settings, out)),
+        ("stream", lambda: check_stream(settings, out)),
     ]
     for name, step in steps:
         try:
@@ -305,7 +307,6 @@ def _plural(n: int, noun: str) -> str:
 def _database(settings: Settings, out: Checklist) -> None:
     from dialsync.store import migrate
     from dialsync.store.store import open_store
-    from dialsync.store.views import recent_runs
 
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
@@ -323,7 +324,7 @@ def _database(settings: Settings, out: Checklist) -> None:
         return
     rows = sum(store.status_counts().values())
     out.add("database", "ok", f"{_url(settings)}: schema current, {rows:,} rows")
-    last = recent_runs(store, 1)
+    last = store.recent_runs(1)
     if last and last[0]["status"] == "failed":
         run = last[0]
         out.add(

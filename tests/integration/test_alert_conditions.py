@@ -14,7 +14,8 @@ from dialsync.alerts import Alerts
 from dialsync.alerts.conditions import Finding
 from dialsync.destinations.base import TargetInfo
 from dialsync.settings import AlertsSettings, ComplianceSettings, Settings, SyncSettings
-from dialsync.store.store import SyncStore, open_store
+from dialsync.store.protocol import SyncStore
+from dialsync.store.store import open_store
 from dialsync.store.tables import sync_records
 from tests.webhook_receiver import Receiver
 
@@ -281,3 +282,19 @@ def test_one_evaluation_reads_over_one_connection(db_url: str, store: SyncStore)
     assert checkouts and len(checkouts) == 1  # six conditions used to open six connections
     assert {f.alert for f in findings} >= set(ALERTS) - {"list_capacity", "opt_out_pending"}
     assert "rejected_records" in _firing(findings)
+
+
+def test_no_recent_pull_counts_poll_intervals_when_the_stream_is_on(
+    db_url: str, store: SyncStore, clock: Clock
+) -> None:
+    from dialsync.settings import StreamSettings
+
+    streaming = _settings(db_url).model_copy(
+        update={"stream": StreamSettings(enabled=True, poll_interval_seconds=600)}
+    )
+    alerts = Alerts(streaming, store, clock=clock)
+    _run(store, "ok")
+    clock.advance(181)  # three sync intervals: the poll is not due yet with the stream on
+    assert _check(alerts) == set()
+    clock.advance(1800)
+    assert _check(alerts) == {"no_recent_pull"}

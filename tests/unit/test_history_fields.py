@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from dialsync.store.history import field_names
+from dialsync.rowstate.evidence import field_names
 
 
 def test_names_of_changed_fields_only() -> None:

@@ -21,8 +21,9 @@ from sqlalchemy.engine import Connection
 from dialsync.destinations.base import TargetInfo
 from dialsync.logs import redact
 from dialsync.settings import Settings
-from dialsync.store.store import SyncStore
-from dialsync.store.tables import RUN_COUNTERS, runs, sync_records
+from dialsync.store.database import Database
+from dialsync.store.protocol import RUN_COUNTERS
+from dialsync.store.tables import runs, sync_records
 
 R = sync_records.c
 ALERTS = (
@@ -62,7 +63,7 @@ class Finding:
 
 
 def evaluate(
-    store: SyncStore,
+    store: Database,
     settings: Settings,
     now: datetime,
     targets: Mapping[str, TargetInfo] | None = None,
@@ -77,7 +78,14 @@ def evaluate(
             rejected_records(conn, settings.alerts.rejected_percent),
             *opt_out_pending(conn, settings.compliance.opt_out_seconds, now),
             *list_capacity(conn, targets or {}),
-            no_recent_pull(conn, settings.sync.interval_seconds, now),
+            # with the stream on, the poll is the safety net at its own, longer interval
+            no_recent_pull(
+                conn,
+                settings.stream.poll_interval_seconds
+                if settings.stream.enabled
+                else settings.sync.interval_seconds,
+                now,
+            ),
         ]
 
 
@@ -172,7 +180,7 @@ def _pending_opt_out() -> Any:
 _pending_since = func.coalesce(R.source_modstamp, R.updated_at)
 
 
-def pending_opt_outs(store: SyncStore) -> dict[tuple[str, str], tuple[int, datetime]]:
+def pending_opt_outs(store: Database) -> dict[tuple[str, str], tuple[int, datetime]]:
     """Every opt-out still possibly in a dialer, by (destination, list): count and oldest."""
     query = (
         select(R.destination, R.list_id, func.count(), func.min(_pending_since))

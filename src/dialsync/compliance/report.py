@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 
+from dialsync.store.database import Database
 from dialsync.store.optouts import OPT_OUT_REASONS, H, OptOut, evidence_query, walk
-from dialsync.store.store import SyncStore
 from dialsync.store.tables import sync_records
 
 R = sync_records.c
@@ -100,7 +100,7 @@ def _walk_contacts(conn: Connection, ids: Sequence[str]) -> Iterator[OptOut]:
         yield from walk(conn.execute(evidence_query(H.contact_id.in_(ids[i : i + _CHUNK]))))
 
 
-def opt_outs(store: SyncStore, since: datetime, now: datetime) -> list[Entry]:
+def opt_outs(store: Database, since: datetime, now: datetime) -> list[Entry]:
     """Opt-outs decided since ``since``, and every opt-out still pending (whenever it began),
     oldest first."""
     decided_since = (
@@ -108,7 +108,7 @@ def opt_outs(store: SyncStore, since: datetime, now: datetime) -> list[Entry]:
         .where(H.at >= since, H.event == "decided", H.outcome == "remove")
         .distinct()
     )
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         pending = {(r.external_id, r.destination, r.list_id): r for r in _pending_rows(conn)}
         found = list(walk(conn.execute(evidence_query(H.contact_id.in_(decided_since)))))
         seen = {o.contact_id for o in found}
@@ -163,7 +163,7 @@ def quantile(values: Sequence[float], q: float) -> float:
 
 
 def latency_summary(
-    store: SyncStore, now: datetime, window: timedelta = LATENCY_WINDOW
+    store: Database, now: datetime, window: timedelta = LATENCY_WINDOW
 ) -> dict[str, dict[str, Any]]:
     """Per destination list ("name:list"): opt-outs removed in the window and the p50, p95
     and max of their latency (seconds from the Salesforce stamp), and those still pending."""

@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from dialsync.store.protocol import RUN_COUNTERS
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime
@@ -118,16 +120,6 @@ list_state = Table(
     Column("others_count", Integer),
 )
 
-RUN_COUNTERS = (
-    "queried",
-    "created",
-    "updated",
-    "deleted",
-    "unchanged",
-    "skipped",
-    "rejected",
-    "retrying",
-)
 
 runs = Table(
     "runs",

@@ -16,10 +16,12 @@ import redis
 from dialsync.engine import SyncEngine
 from dialsync.settings import Settings, load_settings
 from dialsync.store.locks import writer_lock
+from dialsync.store.store import SqlSyncStore
 
 _lock = threading.RLock()
 _settings: Settings | None = None
 _engine: SyncEngine | None = None
+_store: SqlSyncStore | None = None
 _redis: redis.Redis | None = None
 
 PULL_LOCK = "sync"  # the same name `dialsync sync` takes: a CLI sync and the service exclude
@@ -44,13 +46,24 @@ def redis_client() -> redis.Redis | None:
         return _redis
 
 
+def store() -> SqlSyncStore:
+    """The state database this process's engine, locks and alerts share."""
+    global _store
+    with _lock:
+        if _store is None:
+            from dialsync.wiring import build_store
+
+            _store = build_store(settings())
+        return _store
+
+
 def engine() -> SyncEngine:
     global _engine
     with _lock:
         if _engine is None:
             from dialsync.wiring import build_engine
 
-            engine = build_engine(settings(), limiter_client=redis_client())
+            engine = build_engine(settings(), store(), limiter_client=redis_client())
             # Parallelism comes from the push tasks the pull fans out, one call each.
             engine.options = replace(engine.options, push_threads=1)
             _engine = engine
@@ -59,9 +72,9 @@ def engine() -> SyncEngine:
 
 def reset() -> None:
     """After a fork, or when settings change (tests)."""
-    global _settings, _engine, _redis
+    global _settings, _engine, _redis, _store
     with _lock:
-        _settings = _engine = _redis = None
+        _settings = _engine = _redis = _store = None
 
 
 @contextlib.contextmanager
@@ -74,5 +87,6 @@ def pull_guard() -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         if client is not None:
             stack.enter_context(redis_lock(client, PULL_LOCK))
-        stack.enter_context(writer_lock(engine().store.engine, PULL_LOCK))
+        engine()  # built here, as before: a missing setting fails before the database lock
+        stack.enter_context(writer_lock(store().engine, PULL_LOCK))
         yield
