@@ -61,6 +61,7 @@ def main() -> None:
 def sync(settings: Settings, full: bool, dry_run: bool, as_json: bool, wait: float) -> None:
     """Run one complete sync cycle in this process (no broker needed)."""
     from dialsync.store.locks import writer_lock
+    from dialsync.store.tables import RUN_COUNTERS
     from dialsync.wiring import build_engine, build_store
 
     if dry_run:  # the plan: the same engine on a copy of the state, no dialer writes
@@ -80,7 +81,7 @@ def sync(settings: Settings, full: bool, dry_run: bool, as_json: bool, wait: flo
                 "another dialsync sync is running on this state database; nothing done",
                 err=True,
             )
-            _emit({"skipped_run": True, **dict.fromkeys(_COUNTERS, 0)}, as_json, lambda: None)
+            _emit({"skipped_run": True, **dict.fromkeys(RUN_COUNTERS, 0)}, as_json, lambda: None)
             return
     finally:
         engine.close()
@@ -129,18 +130,6 @@ def _report_failures(failed: dict[str, DialsyncError]) -> None:
         click.echo(f"error: {name}: {redact(str(exc))}{hint}", err=True)
     if failed:
         sys.exit(2 if any(operator_fix(exc) for exc in failed.values()) else 1)
-
-
-_COUNTERS = (
-    "queried",
-    "created",
-    "updated",
-    "deleted",
-    "unchanged",
-    "skipped",
-    "rejected",
-    "retrying",
-)
 
 
 @main.command()
