@@ -19,6 +19,7 @@ from dialsync.preflight import is_connection_error
 from dialsync.salesforce_ids import normalize_id
 from dialsync.settings import load_settings
 from dialsync.worker import runtime
+from dialsync.worker.backoff import log_refusal, refusal_backoff
 from dialsync.worker.celery_app import app
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,6 @@ def backing_off() -> str | None:
 def back_off(exc: DialsyncError) -> None:
     """A credential was refused: pause pulls for 2x, 4x, 8x ... the interval (capped at
     DIALSYNC_SYNC__RETRY_MAX_SECONDS) instead of asking again every interval."""
-    from dialsync.worker.embedded import refusal_backoff
-
     client = runtime.redis_client()
     sync = runtime.settings().sync
     if client is None:
@@ -112,13 +111,7 @@ def back_off(exc: DialsyncError) -> None:
         client.set(_PAUSED, "1", px=int(wait * 1000))
     except RedisError:
         return
-    log.error(
-        "pull refused (%s; check %s): refusal %d in a row, backing off: next attempt in %.0f s",
-        exc,
-        operator_fix(exc),
-        refusals,
-        wait,
-    )
+    log_refusal(log, "pull", exc, refusals, wait)
 
 
 def recovered() -> None:
