@@ -29,9 +29,11 @@ def queue_resync(
 ) -> None:
     from celery.exceptions import TimeoutError as CeleryTimeout
 
-    from dialsync.worker.celery_app import app
+    from dialsync.worker.runtime import celery_app
 
-    result = app.send_task("dialsync.resync", kwargs={"all": all_, "contact_ids": ids})
+    result = celery_app(settings).send_task(
+        "dialsync.resync", kwargs={"all": all_, "contact_ids": ids}
+    )
     hint = follow_hint(settings, result.id)
     if wait <= 0:
         emit(
