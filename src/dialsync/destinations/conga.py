@@ -34,12 +34,14 @@ from dialsync.destinations.base import ItemResult, Outcome, TargetInfo, WriteIte
 from dialsync.destinations.common import DestinationConfigError, is_contact_id
 from dialsync.destinations.http import (
     ApiClient,
+    ErrorFields,
     OAuthToken,
     RateLimiter,
     fetch_token,
     http_client,
     retry_policy,
 )
+from dialsync.destinations.http import error_fields as common_error_fields
 from dialsync.errors import AuthError, ConfigError
 from dialsync.models import DialerRecord, PhoneType
 from dialsync.settings import CongaSettings, env_name
@@ -147,6 +149,7 @@ class CongaDestination:
             limiter=limiter,
             policy=retry_policy(settings),
             extra_headers=headers,
+            read_error=error_fields,
             **extra,
         )
 
@@ -334,6 +337,19 @@ def _records(body: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(data, dict):
         data = [data]
     return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
+
+
+def error_fields(response: httpx.Response) -> ErrorFields:
+    """(code, message, fields) of a refusal: the common reading, then Conga's envelope
+    ``{StatusCode, Message, Errors: [{Message}]}`` for what it left out."""
+    code, message, fields = common_error_fields(response)
+    body = _body(response)
+    status_code = body.get("StatusCode")
+    if not code and status_code:
+        code = str(status_code)
+    if not message:
+        message = str(body.get("Message") or "; ".join(_errors(body)))[:500]
+    return code, message, fields
 
 
 def _errors(body: dict[str, Any]) -> list[str]:

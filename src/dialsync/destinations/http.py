@@ -126,8 +126,13 @@ class OAuthToken:
             return self._token
 
 
-def error_fields(response: httpx.Response) -> tuple[str | None, str, list[dict[str, Any]]]:
-    """(code, message, fields) from a JSON error body, whatever its shape."""
+ErrorFields = tuple[str | None, str, list[dict[str, Any]]]
+
+
+def error_fields(response: httpx.Response) -> ErrorFields:
+    """(code, message, fields) from a JSON error body ``{code|error|errorCode, message|
+    error_description, fields}`` (or a list of them); a vendor with its own envelope passes its
+    own reader to ApiClient (Conga)."""
     try:
         body = response.json()
     except ValueError:
@@ -136,13 +141,8 @@ def error_fields(response: httpx.Response) -> tuple[str | None, str, list[dict[s
         body = body[0]
     if not isinstance(body, dict):
         return None, str(body)[:200], []
-    code = body.get("code") or body.get("error") or body.get("errorCode") or body.get("StatusCode")
-    message = body.get("message") or body.get("error_description") or body.get("Message") or ""
-    errors = body.get("Errors")  # Conga's envelope: "Errors": [{"Message": ...}]
-    if not message and isinstance(errors, list):
-        message = "; ".join(
-            str(e["Message"]) for e in errors if isinstance(e, dict) and e.get("Message")
-        )
+    code = body.get("code") or body.get("error") or body.get("errorCode")
+    message = body.get("message") or body.get("error_description") or ""
     raw = body.get("fields")
     fields = [f for f in raw if isinstance(f, dict)] if isinstance(raw, list) else []
     return (str(code) if code is not None else None), str(message)[:500], fields
@@ -227,6 +227,7 @@ class ApiClient:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         extra_headers: dict[str, str] | None = None,
         request_401: Callable[[str], bool] | None = None,
+        read_error: Callable[[httpx.Response], ErrorFields] = error_fields,
     ) -> None:
         self.system = system
         # A vendor that answers some refusals of the request itself with 401 (Everbridge: an
@@ -242,6 +243,7 @@ class ApiClient:
         self.rng = rng
         self.now = now
         self.extra_headers = extra_headers or {}
+        self.read_error = read_error
 
     def call(
         self,
@@ -285,7 +287,7 @@ class ApiClient:
             status = response.status_code
             if status in ok:
                 return response
-            code, message, fields = error_fields(response)
+            code, message, fields = self.read_error(response)
             if status == 401 and self.request_401 is not None and self.request_401(message):
                 raise RequestRefused(
                     f"{method} {path} refused: {message}",
