@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from dialsync import oauth
 from dialsync.errors import (
     AmbiguousWriteError,
     AuthError,
@@ -161,37 +162,11 @@ def fetch_token(
     try:
         response = client.post(url, data=data, auth=auth) if auth else client.post(url, data=data)
     except httpx.TransportError as exc:
-        if (tls := tls_failure(exc, url, system=system)) is not None:
-            raise tls from None
-        raise TransientError(
-            f"cannot reach the token endpoint {url}: {exc.__class__.__name__}", system=system
-        ) from None
-    if response.status_code >= 500 or response.status_code == 429:
-        raise TransientError(
-            "the token endpoint failed", system=system, status=response.status_code
-        )
-    if response.status_code >= 400:
-        code, message, _ = error_fields(response)
-        raise AuthError(
-            f"credentials refused by {url}: {message or code}",
-            system=system,
-            status=response.status_code,
-            code=code,
-        )
-    try:
-        body = response.json()
-        token = str(body[token_key])
-    except (ValueError, KeyError, TypeError):
-        raise TransientError(
-            "the token endpoint answered without a token",
-            system=system,
-            status=response.status_code,
-        ) from None
-    try:
-        expires_in = float(body.get("expires_in") or 3600)
-    except (TypeError, ValueError):
-        expires_in = 3600.0
-    return token, expires_in
+        raise oauth.unreachable(exc, url, system) from None
+    body = oauth.token_body(
+        response, url, system, token_key=token_key, reason=response.reason_phrase
+    )
+    return str(body[token_key]), oauth.expires_in(body)
 
 
 class RetrySettings(Protocol):
