@@ -11,7 +11,7 @@ import requests
 from pydantic import SecretStr
 
 from dialsync import oauth
-from dialsync.destinations.http import fetch_token
+from dialsync.destinations.connection import fetch_token
 from dialsync.errors import AuthError, TransientError
 from dialsync.settings import SalesforceSettings
 from dialsync.sources import salesforce_auth

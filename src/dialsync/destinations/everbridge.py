@@ -33,18 +33,15 @@ import httpx
 
 from dialsync.destinations.base import ItemResult, Outcome, TargetInfo, WriteItem
 from dialsync.destinations.common import DestinationConfigError, is_contact_id
+from dialsync.destinations.connection import Connection
 from dialsync.destinations.everbridge_contact import render_contact
 from dialsync.destinations.everbridge_ids import EverbridgeIds
 from dialsync.destinations.http import (
     ApiClient,
     LocalRateLimiter,
     NotFound,
-    OAuthToken,
     RateLimiter,
     RequestRefused,
-    fetch_token,
-    http_client,
-    retry_policy,
 )
 from dialsync.models import DialerRecord
 from dialsync.settings import EverbridgeSettings, env_name
@@ -87,7 +84,6 @@ class EverbridgeDestination:
         assert settings.client_secret is not None and settings.password is not None
         self.settings = settings
         self.target = settings.organization_id
-        self._http = http_client(settings.timeout_seconds, verify=verify, transport=transport)
         form = {
             "grant_type": "password",
             "client_id": settings.client_id,
@@ -96,31 +92,22 @@ class EverbridgeDestination:
             "password": settings.password.get_secret_value(),
             "scope": settings.scope,  # required; the id_token comes with the openid scope only
         }
-        token_url = settings.token_url
         # The bearer is the id_token, not the access token; it lasts 8 hours (expires_in).
-        token = OAuthToken(
-            lambda: fetch_token(self._http, SYSTEM, token_url, data=form, token_key="id_token")
+        self._connection = Connection(
+            settings,
+            SYSTEM,
+            settings.token_url,
+            form,
+            token_key="id_token",
+            verify=verify,
+            transport=transport,
+            sleep=sleep,
         )
         per_minute = settings.max_writes_per_minute
         writes_limiter = limiter or LocalRateLimiter(per_minute / 60.0 if per_minute else None)
-        extra: dict[str, Any] = {"sleep": sleep} if sleep else {}
-        policy = retry_policy(settings)
-
-        def client(limit: RateLimiter | None) -> ApiClient:
-            return ApiClient(
-                system=SYSTEM,
-                base_url=settings.api_url,
-                client=self._http,
-                token=token,
-                policy=policy,
-                limiter=limit,
-                request_401=_about_the_request,
-                **extra,
-            )
-
         # The 300-a-minute throttle covers writes; reads (open, scan, checks) go unthrottled.
-        self.api = client(writes_limiter)
-        self.reader = client(None)
+        self.api = self._connection.api(writes_limiter, request_401=_about_the_request)
+        self.reader = self._connection.api(request_401=_about_the_request)
         self._org = quote(self.target, safe="")
         self._path = f"/contacts/{self._org}"
         # Resolved by open(): the record type's id and each configured path's pathId.
@@ -283,7 +270,7 @@ class EverbridgeDestination:
                     yield external_id, external_id
 
     def close(self) -> None:
-        self._http.close()
+        self._connection.close()
 
     # -- errors ----------------------------------------------------------------------------
     def _call(

@@ -19,7 +19,6 @@ from typing import Any, Protocol
 
 import httpx
 
-from dialsync import oauth
 from dialsync.errors import (
     AmbiguousWriteError,
     AuthError,
@@ -147,42 +146,6 @@ def error_fields(response: httpx.Response) -> ErrorFields:
     raw = body.get("fields")
     fields = [f for f in raw if isinstance(f, dict)] if isinstance(raw, list) else []
     return (str(code) if code is not None else None), str(message)[:500], fields
-
-
-def fetch_token(
-    client: httpx.Client,
-    system: str,
-    url: str,
-    *,
-    data: dict[str, str],
-    auth: tuple[str, str] | None = None,  # Basic auth
-    token_key: str = "access_token",
-) -> tuple[str, float]:
-    """POST a token request; (token, expires_in seconds). Never logs the secret."""
-    try:
-        response = client.post(url, data=data, auth=auth) if auth else client.post(url, data=data)
-    except httpx.TransportError as exc:
-        raise oauth.unreachable(exc, url, system) from None
-    body = oauth.token_body(
-        response, url, system, token_key=token_key, reason=response.reason_phrase
-    )
-    return str(body[token_key]), oauth.expires_in(body)
-
-
-class RetrySettings(Protocol):
-    """What a destination's settings say about retries (each vendor's settings have both)."""
-
-    @property
-    def max_attempts(self) -> int: ...
-
-    @property
-    def max_backoff_seconds(self) -> float: ...
-
-
-def retry_policy(settings: RetrySettings) -> RetryPolicy:
-    return RetryPolicy(
-        max_attempts=settings.max_attempts, max_backoff_seconds=settings.max_backoff_seconds
-    )
 
 
 class ApiClient:
