@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import requests
@@ -39,7 +39,6 @@ T = TypeVar("T")
 # Always read: the cursor, the deletes, and the key.
 BASE_FIELDS = ("Id", "IsDeleted", "MasterRecordId", "SystemModstamp")
 IDS_PER_QUERY = 200  # keeps `Id IN (...)` queries far below the URL and SOQL length limits
-DELETED_REACH = timedelta(days=15)  # getDeleted answers for the last 15 days only
 # Four attempts, waits of about 1, 2 and 4 s between them: a blip of the instance passes, an
 # outage fails the cycle quickly and the next one resumes from the cursor.
 RETRY = RetryPolicy(max_attempts=4, base_seconds=1.0, max_backoff_seconds=8.0)
