@@ -262,7 +262,7 @@ _REDIS_PID_FILE = "server.pid"
 def _sweep_dead_redis() -> None:
     """Stop the private redis-servers of killed runs: a server whose starting test process is
     gone, recognised by its working directory (redis-server rewrites its command line)."""
-    from dialsync.store.store import _pid_gone  # the store's test of a claim's owner
+    from dialsync.store.processes import pid_gone as _pid_gone  # the store's test of an owner
 
     for folder in Path(tempfile.gettempdir()).glob(f"{_REDIS_DIR_PREFIX}*-*"):
         owner = folder.name.removeprefix(_REDIS_DIR_PREFIX).split("-", 1)[0]

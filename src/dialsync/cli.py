@@ -17,10 +17,11 @@ from dialsync.clikit import emit as _emit
 from dialsync.errors import DialsyncError, LockBusy, operator_fix
 from dialsync.logs import redact
 from dialsync.settings import Settings
+from dialsync.store.protocol import RUN_COUNTERS
 
 if TYPE_CHECKING:
     from dialsync.engine import SyncEngine
-    from dialsync.store.store import SyncStore
+    from dialsync.store.database import Database
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,7 +63,6 @@ def main() -> None:
 def sync(settings: Settings, full: bool, dry_run: bool, as_json: bool, wait: float) -> None:
     """Run one complete sync cycle in this process (no broker needed)."""
     from dialsync.store.locks import writer_lock
-    from dialsync.store.tables import RUN_COUNTERS
     from dialsync.wiring import build_engine, build_store
 
     if dry_run:  # the plan: the same engine on a copy of the state, no dialer writes
@@ -112,7 +112,7 @@ def _report_unsettled(unsettled: int) -> None:
         sys.exit(1)
 
 
-def _check_alerts(settings: Settings, store: SyncStore, engine: SyncEngine) -> None:
+def _check_alerts(settings: Settings, store: Database, engine: SyncEngine) -> None:
     """After the run, failed or not (a cron user has only this): never raises, and waits for
     the webhook a bounded time."""
     from dialsync.alerts import check_after_run
@@ -138,7 +138,7 @@ def _report_failures(failed: dict[str, DialsyncError]) -> None:
 @command
 def status(settings: Settings, as_json: bool) -> None:
     """Records per state, the cursor and the last run."""
-    from dialsync.engine import CURSOR
+    from dialsync.sources.salesforce import CURSOR
     from dialsync.wiring import build_store
 
     store = build_store(settings)
@@ -146,7 +146,7 @@ def status(settings: Settings, as_json: bool) -> None:
     for (dest, list_id, state), n in sorted(store.status_counts().items()):
         records.setdefault(dest, {}).setdefault(list_id, {})[state] = n
     cursor = store.get_cursor(CURSOR)
-    runs = store.last_runs(1)
+    runs = store.recent_runs(1)
     data = {
         "records": records,
         "cursor": {

@@ -92,14 +92,13 @@ def runs(settings: Settings, limit: int, kinds: tuple[str, ...], each: bool, as_
     is shown as `pull+N` with the counts of its N pushes added.
     """
     from dialsync.render import runs_lines
-    from dialsync.store.views import recent_runs, runs_with_pushes
     from dialsync.wiring import build_store
 
     store = build_store(settings)
     if each or "push" in kinds:
-        found = recent_runs(store, limit, kinds)
+        found = store.recent_runs(limit, kinds)
     else:
-        found = runs_with_pushes(store, limit, kinds)
+        found = store.runs_with_pushes(limit, kinds)
     for run in [*found, *(p for r in found for p in r.get("pushes", ()))]:
         done = run.get("finished_at")
         run["seconds"] = (done - run["started_at"]).total_seconds() if done else None
@@ -159,13 +158,13 @@ def errors(
     not be called). Then the records, errors first, with their attempts and next attempt.
     """
     from dialsync.render import errors_lines
-    from dialsync.store.views import ProblemFilter, problem_rows, problem_summary
+    from dialsync.store.protocol import ProblemFilter
     from dialsync.wiring import build_store
 
     store = build_store(settings)
     where = ProblemFilter(reasons, statuses, destinations)
-    summary = problem_summary(store, where)
-    rows = problem_rows(store, where, limit) if limit else []
+    summary = store.problem_summary(where)
+    rows = store.problem_rows(where, limit) if limit else []
     emit(
         {"summary": summary, "records": rows},
         as_json,

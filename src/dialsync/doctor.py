@@ -305,7 +305,6 @@ def _plural(n: int, noun: str) -> str:
 def _database(settings: Settings, out: Checklist) -> None:
     from dialsync.store import migrate
     from dialsync.store.store import open_store
-    from dialsync.store.views import recent_runs
 
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
@@ -323,7 +322,7 @@ def _database(settings: Settings, out: Checklist) -> None:
         return
     rows = sum(store.status_counts().values())
     out.add("database", "ok", f"{_url(settings)}: schema current, {rows:,} rows")
-    last = recent_runs(store, 1)
+    last = store.recent_runs(1)
     if last and last[0]["status"] == "failed":
         run = last[0]
         out.add(

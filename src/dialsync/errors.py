@@ -103,10 +103,23 @@ class LockBusy(TransientError):
 
 
 class RecordRejected(DialsyncError):
-    """One record was refused by the destination; ``external_id`` names it."""
+    """A write was refused for what it carried (a bad record, a bad field): sending it again
+    unchanged will not help, but the other records of its batch may go through.
 
-    def __init__(self, message: str, *, external_id: str, code: str, system: str = "") -> None:
-        super().__init__(message, system=system, code=code)
+    ``external_id`` names the record when the request carried one; None when it carried a
+    batch, one or more of whose records were refused (send fewer to find which).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        external_id: str | None = None,
+        code: str | None = None,
+        system: str = "",
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, system=system, status=status, code=code)
         self.external_id = external_id
 
 

@@ -40,11 +40,11 @@ from sqlalchemy.pool import NullPool
 from dialsync.calls import Call
 from dialsync.destinations.base import Destination, ItemResult
 from dialsync.destinations.capacity import ListCapacity
-from dialsync.engine import CURSOR, Observer, RunReport
+from dialsync.engine import Observer, RunReport
 from dialsync.errors import ConfigError, DialsyncError
 from dialsync.settings import Settings
-from dialsync.store.store import SyncStore
-from dialsync.store.views import last_success
+from dialsync.sources.salesforce import CURSOR
+from dialsync.store.store import SqlSyncStore
 
 log = logging.getLogger(__name__)
 _LIMIT_INFO = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
@@ -212,7 +212,7 @@ class StateCollector(Collector):
     """Gauges read from the state database at scrape time, in the main process."""
 
     def __init__(self, database_url: str, settings: Settings | None = None) -> None:
-        self.store = SyncStore(create_engine(database_url, poolclass=NullPool))
+        self.store = SqlSyncStore(create_engine(database_url, poolclass=NullPool))
         self.settings = settings
 
     def describe(self) -> Iterable[Metric]:
@@ -224,7 +224,7 @@ class StateCollector(Collector):
             counts = self.store.status_counts()
             stuck_by_list = self.store.stuck_counts()
             cursor = self.store.get_cursor(CURSOR)
-            finished = last_success(self.store)
+            finished = self.store.last_success()
         except Exception as exc:  # a scrape must answer, saying the database did not
             log.warning("metrics: state database unreadable: %s", exc.__class__.__name__)
             up.add_metric([], 0)

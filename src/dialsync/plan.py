@@ -16,128 +16,27 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
-import threading
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from dialsync.destinations.base import Destination, ItemResult, Outcome, TargetInfo, WriteItem
-from dialsync.destinations.capacity import HELD_CODE, ListCapacity
-from dialsync.engine import CURSOR, Observer, RunReport, SyncEngine
+from dialsync.engine import Observer, RunReport, SyncEngine
 from dialsync.logs import mask_phone
-from dialsync.models import DialerRecord
+from dialsync.plan_dry_run import DryRunDestination, RecordingStore
+from dialsync.rowstate.decide import Verdict
 from dialsync.settings import Settings
-from dialsync.store.decide import Desired, Verdict, decide
-from dialsync.store.store import SyncStore, open_store, utcnow
+from dialsync.sources.salesforce import CURSOR
+from dialsync.store.store import SqlSyncStore, open_store, utcnow
 from dialsync.store.views import RowInfo, copy_state, rows_by_ids
 
 EXAMPLES = 3
 _CHUNK = 2000
 CATEGORIES = ("create", "update", "delete", "skip")
-
-
-class RecordingStore(SyncStore):
-    """The plan's copy of the state; notes every decision the engine takes on it."""
-
-    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utcnow) -> None:
-        super().__init__(engine, clock)
-        # (destination, list) -> (external id, verdict, reason code, reason message)
-        self.decisions: dict[tuple[str, str], list[tuple[str, Verdict, str | None, str | None]]] = (
-            defaultdict(list)
-        )
-
-    def apply(
-        self,
-        destination: str,
-        list_id: str,
-        wants: Sequence[Desired],
-        run_id: int | None,
-        *,
-        dry_run: bool = False,
-        mark_seen: bool = True,
-    ) -> Counter[Verdict]:
-        with self.engine.connect() as conn:
-            rows = self._rows(conn, destination, list_id, [w.external_id for w in wants])
-        self.decisions[(destination, list_id)].extend(
-            (w.external_id, decide(rows.get(w.external_id), w), w.reason_code, w.reason_message)
-            for w in wants
-        )
-        return super().apply(
-            destination, list_id, wants, run_id, dry_run=dry_run, mark_seen=mark_seen
-        )
-
-
-class DryRunDestination:
-    """Reads the real list (open, scan); answers writes with success and keeps their ids."""
-
-    def __init__(self, real: Destination) -> None:
-        self.real = real
-        self.name = real.name
-        self.target = real.target
-        self.max_batch = real.max_batch
-        self.native_upsert = real.native_upsert
-        self.full_replacement = real.full_replacement
-        self.sent: dict[str, list[str]] = {"create": [], "update": [], "delete": []}
-        self.orphans = 0
-        self._lock = threading.Lock()  # the engine's push threads call in concurrently
-        self.scanned = False
-        self.info: TargetInfo | None = None
-        self.held = 0  # creates a full list would not take
-        capacity = getattr(real, "capacity", None)
-        self.capacity = capacity if isinstance(capacity, ListCapacity) else None
-
-    def render(self, record: DialerRecord) -> dict[str, Any]:
-        return self.real.render(record)
-
-    def open(self) -> TargetInfo:
-        self.info = self.real.open()
-        return self.info
-
-    def _ok(self, op: str, items: Sequence[WriteItem]) -> list[ItemResult]:
-        out = []
-        with self._lock:
-            for item in items:
-                self.sent[op].append(item.external_id)
-                record_id = item.record_id or f"plan-{len(self.sent['create'])}"
-                out.append(ItemResult(item.external_id, Outcome.OK, record_id))
-        return out
-
-    def create(self, items: Sequence[WriteItem]) -> list[ItemResult]:
-        # The real adapter's count of the list (read by open()): the plan holds what it holds.
-        granted = self.capacity.reserve(len(items)) if self.capacity else len(items)
-        held = [
-            ItemResult(item.external_id, Outcome.TRANSIENT, code=HELD_CODE, message="list full")
-            for item in items[granted:]
-        ]
-        with self._lock:
-            self.held += len(held)
-        return self._ok("create", items[:granted]) + held
-
-    def update(self, items: Sequence[WriteItem]) -> list[ItemResult]:
-        return self._ok("update", items)
-
-    def delete(self, items: Sequence[WriteItem]) -> list[ItemResult]:
-        if self.capacity:
-            self.capacity.removed(len(items))
-        return self._ok("delete", items)
-
-    def delete_records(self, record_ids: Sequence[str]) -> list[ItemResult]:
-        with self._lock:
-            self.orphans += len(record_ids)
-        return [ItemResult("", Outcome.OK, rid) for rid in record_ids]
-
-    def scan(self) -> Iterator[tuple[str, str]]:
-        self.scanned = True
-        return self.real.scan()
-
-    def close(self) -> None:
-        self.real.close()
 
 
 @dataclass
@@ -194,10 +93,10 @@ def make_plan(
             live = open_store(f"sqlite:///{Path(tmp) / 'empty.db'}")
         else:
             live = build_store(settings)
-        base = open_store(f"sqlite:///{Path(tmp) / 'plan.db'}")
-        copy = RecordingStore(base.engine, clock or utcnow)
-        copy_state(live, copy)
-        built = build_engine(settings, copy)
+        base = open_store(f"sqlite:///{Path(tmp) / 'plan.db'}", clock=clock or utcnow)
+        copy_state(live, base)
+        copy = RecordingStore(base)  # what the engine sees of the copy
+        built = build_engine(settings, base)
         dests = [DryRunDestination(d) for d in built.destinations]
         engine = SyncEngine(
             source=built.source, destinations=dests, store=copy, options=built.options
@@ -217,17 +116,17 @@ def make_plan(
             report = engine.sync(full=full)
             changed = {k: change.reason for k, change in engine.remapped.items()}
             window = _window(live, engine.options.lookback, full, remapped=bool(changed))
-            lists = [_list_plan(live, copy, dest, examples) for dest in dests]
+            lists = [_list_plan(live, base, copy, dest, examples) for dest in dests]
         finally:
             engine_log.setLevel(level)
             engine.close()
-            copy.engine.dispose()
+            base.engine.dispose()
             live.engine.dispose()
     notes = _remap_notes(changed, lists) + _notes(report, dests)
     return Plan(report.as_dict(), lists, window, notes, dict(report.failed), changed)
 
 
-def _window(live: SyncStore, lookback: timedelta, full: bool, *, remapped: bool = False) -> str:
+def _window(live: SqlSyncStore, lookback: timedelta, full: bool, *, remapped: bool = False) -> str:
     cursor = live.get_cursor(CURSOR)
     if full:
         return "every contact (--full)"
@@ -279,7 +178,11 @@ def _notes(report: RunReport, dests: Sequence[DryRunDestination]) -> list[str]:
     return notes
 
 
-def _list_plan(live: SyncStore, copy: RecordingStore, dest: DryRunDestination, n: int) -> ListPlan:
+def _list_plan(
+    live: SqlSyncStore, base: SqlSyncStore, copy: RecordingStore, dest: DryRunDestination, n: int
+) -> ListPlan:
+    """What the plan's run did to one list: ``base`` is the copy of the state it ran on,
+    ``copy`` the same seen through the engine (with the decisions it noted)."""
     decisions = copy.decisions.get((dest.name, dest.target), [])
     verdicts = Counter(verdict for _, verdict, _, _ in decisions)
     reasons: dict[str, Counter[str]] = {c: Counter() for c in CATEGORIES}
@@ -293,7 +196,7 @@ def _list_plan(live: SyncStore, copy: RecordingStore, dest: DryRunDestination, n
         for start in range(0, len(dest.sent[op]), _CHUNK):
             ids = dest.sent[op][start : start + _CHUNK]
             before = rows_by_ids(live, dest.name, dest.target, ids)
-            after = rows_by_ids(copy, dest.name, dest.target, ids)
+            after = rows_by_ids(base, dest.name, dest.target, ids)
             for external_id in ids:
                 old, new = before.get(external_id), after.get(external_id)
                 for reason, example in _explain(op, external_id, old, new):
@@ -303,8 +206,8 @@ def _list_plan(live: SyncStore, copy: RecordingStore, dest: DryRunDestination, n
         destination=dest.name,
         list_id=dest.target,
         name=dest.info.name if dest.info else dest.target,
-        records_now=live.count_in_dialer(dest.name, dest.target),
-        records_after=copy.count_in_dialer(dest.name, dest.target),
+        records_now=live.target(dest.name, dest.target).count_in_dialer(),
+        records_after=base.target(dest.name, dest.target).count_in_dialer(),
         counts={
             "create": len(dest.sent["create"]),
             "update": len(dest.sent["update"]),

@@ -145,7 +145,6 @@ def health(settings: Settings) -> Health:
 
     from dialsync.store import migrate
     from dialsync.store.store import open_store
-    from dialsync.store.views import recent_runs
 
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
@@ -156,7 +155,7 @@ def health(settings: Settings) -> Health:
             if not migrate.is_current(store.engine):
                 return Health(False, "the state database schema is behind: `dialsync db upgrade`")
             last = next(
-                (run for run in recent_runs(store, 5, PULL_KINDS) if run["status"] != "running"),
+                (run for run in store.recent_runs(5, PULL_KINDS) if run["status"] != "running"),
                 None,
             )
         finally:

@@ -10,9 +10,9 @@ from typing import Any
 from dialsync.engine import canonical
 from dialsync.mapping import MappingConfig
 from dialsync.models import DialerRecord, Skip, SkipReason, SourceContact
+from dialsync.rowstate.decide import Desired, RowState, Verdict, decide
 from dialsync.settings import Settings
-from dialsync.store.decide import Desired, RowState, Verdict, decide
-from dialsync.store.views import RowInfo, row_states, rows_for_contact
+from dialsync.store.protocol import RowInfo
 
 
 @dataclass
@@ -74,7 +74,7 @@ def make_preview(settings: Settings, contact_id: str) -> Preview:
             priority=options.priority,
         )
         result = options.mapper(contact, config)
-        rows = rows_for_contact(store, contact.id)
+        rows = store.rows_for_contact(contact.id)
         lists = []
         for dest in engine.destinations:
             here = result
@@ -84,7 +84,7 @@ def make_preview(settings: Settings, contact_id: str) -> Preview:
                 and not options.route(contact, here, dest)
             ):
                 here = Skip(reason=SkipReason.ROUTED_ELSEWHERE, message="routed to another list")
-            state = row_states(store, dest.name, dest.target, [contact.id]).get(contact.id)
+            state = store.target(dest.name, dest.target).row_states([contact.id]).get(contact.id)
             lists.append(
                 _list_preview(
                     contact,

@@ -19,8 +19,7 @@ from dialsync.destinations.base import Destination
 from dialsync.mapping.contact import MappingConfig
 from dialsync.mapping.fingerprint import changed_inputs, describe, fingerprint, target_inputs
 from dialsync.models import DialerRecord, Skip, SourceContact
-from dialsync.store import fingerprints
-from dialsync.store.store import SyncStore
+from dialsync.store.protocol import SyncStore
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +79,11 @@ class MappingWatch:
         changes: dict[str, TargetChange] = {}
         self._current.clear()
         for key, (dest, digest, inputs) in self._targets.items():
-            recorded = fingerprints.load(self.store, dest.name, dest.target)
+            recorded = self.store.target(dest.name, dest.target).fingerprint()
             if recorded is not None and recorded.fingerprint == digest:
                 continue
             if recorded is None and not synced_before:
-                fingerprints.save(self.store, dest.name, dest.target, digest, inputs)
+                self.store.target(dest.name, dest.target).save_fingerprint(digest, inputs)
                 continue
             self._current[key] = (dest, digest, inputs)
             change = TargetChange(
@@ -105,5 +104,5 @@ class MappingWatch:
         """Called when the pass that rendered every contact with the current inputs is
         durable in the sync table."""
         for dest, digest, inputs in self._current.values():
-            fingerprints.save(self.store, dest.name, dest.target, digest, inputs)
+            self.store.target(dest.name, dest.target).save_fingerprint(digest, inputs)
         self._current.clear()

@@ -14,7 +14,7 @@ from typing import Any
 from dialsync.mapping.rules import OMIT, MappingSpec
 from dialsync.plan import ListPlan, Plan
 from dialsync.preview import Preview
-from dialsync.store.tables import RUN_COUNTERS
+from dialsync.store.protocol import RUN_COUNTERS
 
 _VERBS = {"create": "create", "update": "update", "delete": "remove", "skip": "skip"}
 

@@ -16,13 +16,14 @@ from dialsync.destinations.conga import CongaDestination
 from dialsync.destinations.everbridge import EverbridgeDestination
 from dialsync.destinations.http import LocalRateLimiter, RateLimiter
 from dialsync.destinations.talkdesk import TalkdeskDestination
-from dialsync.engine import CURSOR, EngineOptions, RunReport, SyncEngine
+from dialsync.engine import EngineOptions, RunReport, SyncEngine
 from dialsync.errors import ConfigError
 from dialsync.logs import register_secret
 from dialsync.progress import Observers, Total
 from dialsync.settings import Settings
-from dialsync.sources.salesforce import SalesforceSource, TimeoutSession
-from dialsync.store.store import SyncStore, open_store
+from dialsync.sources.salesforce import CURSOR, SalesforceSource, TimeoutSession
+from dialsync.store.protocol import SyncStore
+from dialsync.store.store import SqlSyncStore, open_store
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def register_secrets(settings: Settings) -> None:
             register_secret(secret.get_secret_value())
 
 
-def build_store(settings: Settings) -> SyncStore:
+def build_store(settings: Settings) -> SqlSyncStore:
     return open_store(settings.database_url)
 
 
@@ -130,7 +131,7 @@ def requests_per_second(settings: Settings, name: str) -> float | None:
 
 def build_engine(
     settings: Settings,
-    store: SyncStore | None = None,
+    store: SqlSyncStore | None = None,
     *,
     limiter_client: Any | None = None,
     terminal: TextIO | None = None,  # a progress bar there when it is a TTY
@@ -185,13 +186,9 @@ def build_engine(
         payload_settings=payload_settings,
         **mapped,
     )
-    engine = SyncEngine(
-        source=source,
-        destinations=destinations,
-        store=store or build_store(settings),
-        options=options,
-    )
-    engine.observer = observers(settings, engine, contacts_to_read(source, engine.store), terminal)
+    state = store or build_store(settings)
+    engine = SyncEngine(source=source, destinations=destinations, store=state, options=options)
+    engine.observer = observers(settings, engine, contacts_to_read(source, state), terminal)
     return engine
 
 

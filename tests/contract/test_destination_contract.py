@@ -52,7 +52,7 @@ def created(dest: Destination, *numbers: int) -> dict[str, ItemResult]:
 def test_shape_and_render(kit: Kit, dest: Destination) -> None:
     assert isinstance(dest, Destination)
     assert dest.name == kit.name and dest.target
-    assert 1 <= dest.max_batch <= 100  # every one of the three documents or advises 100
+    assert 1 <= dest.capabilities.max_batch <= 100  # all three document or advise 100
     rec = record(1)
     payload = dest.render(rec)
     # The engine hashes the payload to skip unchanged contacts: it must be stable and JSON.
@@ -109,7 +109,7 @@ def test_records_removed_by_hand(kit: Kit, dest: Destination) -> None:
     kit.remove_by_hand(ext2)
     [changed] = items(dest, 1, last_name="Changed")
     [result] = dest.update([WriteItem(ext1, first[ext1].record_id, changed.payload)])
-    if dest.native_upsert:  # the upsert puts it back
+    if dest.capabilities.native_upsert:  # the upsert puts it back
         assert result.outcome is Outcome.OK
         assert kit.last_name(kit.one(ext1)) == "Changed"
     else:  # the id map is stale: the engine forgets the id and creates the record again
@@ -132,9 +132,9 @@ def test_a_repeated_write_never_duplicates(kit: Kit, dest: Destination) -> None:
 
 def test_a_full_batch_is_one_call(kit: Kit, dest: Destination) -> None:
     before = kit.stats()["writes"]
-    created(dest, *range(1, dest.max_batch + 1))
+    created(dest, *range(1, dest.capabilities.max_batch + 1))
     assert kit.stats()["writes"] - before == 1
-    assert len(kit.held()) == dest.max_batch
+    assert len(kit.held()) == dest.capabilities.max_batch
 
 
 def test_an_expired_token_is_renewed(kit: Kit, dest: Destination) -> None:

@@ -19,9 +19,9 @@ from dialsync.engine import SyncEngine
 from dialsync.errors import DialsyncError
 from dialsync.mapping import CONTACT_FIELDS, MappingConfig, map_contact
 from dialsync.models import DialerRecord, SourceContact
+from dialsync.rowstate.decide import Status
 from dialsync.sandbox.harness import Sandboxes
-from dialsync.store.decide import Status
-from dialsync.store.store import SyncStore, open_store
+from dialsync.store.store import SqlSyncStore, open_store
 from tests.integration.helpers import run
 
 SETTLED = frozenset({Status.SYNCED, Status.SKIPPED, Status.REJECTED, Status.REMOVED})
@@ -98,7 +98,7 @@ def measure(box: Sandboxes, rejected: frozenset[str] = frozenset()) -> Measure:
     )
 
 
-def unsettled(store: SyncStore) -> int:
+def unsettled(store: SqlSyncStore) -> int:
     """Rows still pending, retrying or unverified: work the sync has not finished."""
     counts = store.status_counts()
     return sum(n for (_d, _l, status), n in counts.items() if status not in SETTLED)

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from dialsync.rowstate.transitions import Change
 from dialsync.sandbox.harness import Sandboxes
-from dialsync.store.store import SyncStore, open_store
+from dialsync.store.store import open_store
 from dialsync.store.tables import sync_records
-from dialsync.store.transitions import Change
+from dialsync.store.target import StoreTarget
 from tests.faults.conftest import FaultReport
 from tests.faults.helpers import measure, settled
 from tests.faults.hooks import AfterBulkCreate, runs_since
@@ -144,21 +145,21 @@ def test_crash_between_the_answer_and_the_commit_on_every_list_type(
     db = f"sqlite:///{tmp_path / 'state.db'}"
     with Sandboxes(tmp_path / "box", unique_identifier_type=unique) as box:
         box.salesforce.insert_many([person(i) for i in range(250)])
-        original = SyncStore.record
+        original = StoreTarget.record
         calls = {"n": 0}
 
-        def dying(self: SyncStore, changes: list[Change]) -> None:
+        def dying(self: StoreTarget, changes: list[Change], *, unblock: bool = False) -> None:
             # the second batch's answer arrives, then the process dies before recording it
             if any(c.values.get("status") == "synced" for c in changes):
                 calls["n"] += 1
                 if calls["n"] == 2:
                     raise Crash
-            original(self, changes)
+            original(self, changes, unblock=unblock)
 
-        monkeypatch.setattr(SyncStore, "record", dying)
+        monkeypatch.setattr(StoreTarget, "record", dying)
         with pytest.raises(Crash):
             run(box, db)
-        monkeypatch.setattr(SyncStore, "record", original)
+        monkeypatch.setattr(StoreTarget, "record", original)
         # at least two batches reached the dialer (more when calls run in parallel)
         assert box.talkdesk.stats()["records_created"] >= 200
         run(box, db)

@@ -26,12 +26,13 @@ from dialsync.destinations.talkdesk import TalkdeskDestination, render_record
 from dialsync.engine import EngineOptions, SyncEngine
 from dialsync.mapping import MappingConfig, map_contact
 from dialsync.models import DialerRecord, Skip, SkipReason, SourceContact
+from dialsync.rowstate.decide import Status
+from dialsync.salesforce_ids import is_valid_id
 from dialsync.sandbox.salesforce import make_id
 from dialsync.sandbox.talkdesk import TalkdeskSandbox
 from dialsync.sandbox.talkdesk_validation import UniquenessIndex, record_errors
 from dialsync.settings import TalkdeskSettings
-from dialsync.sources.salesforce import DeletedWindow
-from dialsync.store.decide import Status
+from dialsync.sources.base import DeletedWindow
 from dialsync.store.store import open_store
 from tests.faults.conftest import FaultReport
 from tests.unit.test_mapping import _fields  # arbitrary Contact fields, every kind of garbage
@@ -67,6 +68,8 @@ class ListSource:
     """The engine's ContactSource over a list of contacts held in memory."""
 
     instance_url: str | None = INSTANCE
+    cursor_name = "salesforce:Contact"
+    deleted_reach = timedelta(days=15)
 
     def __init__(self, contacts: list[SourceContact]) -> None:
         self.contacts = contacts
@@ -91,6 +94,9 @@ class ListSource:
 
     def deleted(self, start: datetime, end: datetime) -> DeletedWindow:
         return DeletedWindow([], None, None)
+
+    def is_valid_id(self, contact_id: str) -> bool:
+        return is_valid_id(contact_id)
 
     def close(self) -> None:
         return None

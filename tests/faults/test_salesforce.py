@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from dialsync.engine import CURSOR
 from dialsync.errors import RateLimited, TransientError
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.server import Handler, Request, Response
 from dialsync.settings import SalesforceSettings
+from dialsync.sources.salesforce import CURSOR
 from tests.faults.conftest import FaultReport
 from tests.faults.helpers import measure, run_until_settled
 from tests.integration.helpers import engine_for, person, run
@@ -136,7 +136,7 @@ def test_request_limit_stops_the_cycle_and_a_later_one_resumes(
         store = engine_for(box, sqlite_url).store
         cursor = store.get_cursor(CURSOR).modstamp
         assert cursor is not None  # the first batch is durable, the cursor moved past it
-        assert "REQUEST_LIMIT_EXCEEDED" in store.last_runs(1)[0]["error"]
+        assert "REQUEST_LIMIT_EXCEEDED" in store.recent_runs(1)[0]["error"]
         sf.set_api_limit(1_000_000)  # the next day
         report = run(box, sqlite_url, settings=settings)
         # resumed from the cursor: the lookback re-reads one group, not the whole org

@@ -16,7 +16,7 @@ from subprocess import Popen
 
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.server import Handler, Request, Response, SandboxServer
-from dialsync.store.store import SyncStore
+from dialsync.store.store import SqlSyncStore
 from tests.integration.helpers import engine_for, ours, person, run
 
 
@@ -56,13 +56,13 @@ def refuse_delete(request: Request, original: Callable[[Request], Response]) -> 
     )
 
 
-def errors_output(store: SyncStore) -> list[str]:
+def errors_output(store: SqlSyncStore) -> list[str]:
     """What `dialsync errors` prints."""
     from dialsync.render import errors_lines
-    from dialsync.store.views import ProblemFilter, problem_rows, problem_summary
+    from dialsync.store.protocol import ProblemFilter
 
     where = ProblemFilter()
-    return errors_lines(problem_summary(store, where), problem_rows(store, where, 100), 100)
+    return errors_lines(store.problem_summary(where), store.problem_rows(where, 100), 100)
 
 
 def failing_removals(db_url: str) -> float:

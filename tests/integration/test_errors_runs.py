@@ -28,7 +28,13 @@ def test_errors_summary_first_filters_and_attempts(tmp_path: Path) -> None:
                 "phone_numbers": [{"phone_number": "+14152300030", "phone_type": "MOBILE"}],
             },
         )
-        env = {**box.env(), "DIALSYNC_TALKDESK__MAX_ATTEMPTS": "1"}
+        env = {
+            **box.env(),
+            "DIALSYNC_TALKDESK__MAX_ATTEMPTS": "1",
+            # The blocked row waits at the slow end of the backoff; the sandbox's 5 s cap would
+            # make it due again before the second sync on a loaded machine (it was, in a run).
+            "DIALSYNC_SYNC__RETRY_MAX_SECONDS": "3600",
+        }
         assert cli(["sync"], env, tmp_path).returncode == 0
         # Three more contacts while the dialer answers 503: they wait to be retried.
         sf.insert_many([person(40 + i) for i in range(3)])

@@ -137,7 +137,7 @@ def test_a_failing_destination_never_holds_back_the_others(
     healthy = [name for name in ALL if name != failing]
     assert {name: holds(box, name) for name in healthy} == dict.fromkeys(healthy, ids)
     store = engine_for(box, sqlite_url).store
-    [last] = store.last_runs(1)
+    [last] = store.recent_runs(1)
     assert last["status"] == "partial" and failing in str(last["error"])
     # its rows wait in the table for the destination to come back
     assert statuses(box, sqlite_url)[(failing, "pending")] == len(ids)
@@ -147,7 +147,7 @@ def test_a_failing_destination_never_holds_back_the_others(
     report = run(box, sqlite_url)
     assert not report.failed
     assert {name: holds(box, name) for name in ALL} == dict.fromkeys(ALL, ids)
-    assert store.last_runs(1)[0]["status"] == "ok"
+    assert store.recent_runs(1)[0]["status"] == "ok"
 
 
 def test_conga_schema_error_stops_conga_alone_and_names_the_field(
@@ -198,7 +198,7 @@ def test_everbridge_unknown_record_type_fails_the_run_until_fixed(
             run(box, sqlite_url, settings={"everbridge": wrong})
         assert caught.value.setting == "DIALSYNC_EVERBRIDGE__RECORD_TYPE_NAME"
         store = engine_for(box, sqlite_url).store
-        assert store.last_runs(1)[0]["status"] == "failed"
+        assert store.recent_runs(1)[0]["status"] == "failed"
         assert box.everbridge.contacts() == []
         # fixed: the rows queued with the wrong type go at once (their claims were released)
         report = run(box, sqlite_url)

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from dialsync.engine import CURSOR
 from dialsync.plan import Plan, make_plan
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.settings import MappingSettings
+from dialsync.sources.salesforce import CURSOR
+from dialsync.store.protocol import RUN_COUNTERS
 from dialsync.store.store import open_store
-from dialsync.store.tables import RUN_COUNTERS
 from tests.integration.helpers import person, run
 from tests.integration.test_cli import DIALSYNC, cli
 
@@ -99,12 +99,12 @@ def test_routing_to_two_lists_and_the_plan_predicts_each_sync(tmp_path: Path, db
 
         def plan_then_sync() -> Plan:
             writes, cursor = td.stats()["writes"], store.get_cursor(CURSOR)
-            runs = len(store.last_runs(1000))
+            runs = len(store.recent_runs(1000))
             plan = make_plan(settings, clock=clock)
             # The plan wrote nothing: no dialer call, no cursor move, no run recorded.
             assert td.stats()["writes"] == writes
             assert store.get_cursor(CURSOR) == cursor
-            assert len(store.last_runs(1000)) == runs
+            assert len(store.recent_runs(1000)) == runs
             report = run(box, db_url, settings=overrides, clock=clock)
             assert plan.counts == report.as_dict()
             for item in plan.lists:

@@ -68,7 +68,9 @@ def test_resync_from_the_cli_and_from_flower(tmp_path: Path, pg_url: str, broker
         store = open_store(pg_url)
 
         def resync_runs() -> list[dict[str, object]]:
-            return [r for r in store.last_runs(50) if r["kind"] == "resync" and r["status"] == "ok"]
+            return [
+                r for r in store.recent_runs(50) if r["kind"] == "resync" and r["status"] == "ok"
+            ]
 
         queued = procs.run("resync", "--all", "--json")
         assert queued.returncode == 0, queued.stderr

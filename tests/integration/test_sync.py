@@ -139,7 +139,7 @@ def test_small_pages_and_late_commit_inside_the_lookback(
     time.sleep(1.1)
     sf.insert(person(999))
 
-    from dialsync.engine import CURSOR
+    from dialsync.sources.salesforce import CURSOR
 
     cursor = engine_for(sandboxes, sqlite_url).store.get_cursor(CURSOR).modstamp
     assert cursor is not None
@@ -207,6 +207,6 @@ def test_a_run_that_never_recorded_its_end_is_marked_interrupted(
     with store.engine.begin() as conn:  # as if the process was killed mid-run
         conn.execute(update(runs).values(status="running", finished_at=None, pid=2**22 + 7))
     run(sandboxes, sqlite_url)
-    last, previous = store.last_runs(2)
+    last, previous = store.recent_runs(2)
     assert last["status"] == "ok"
     assert previous["status"] == "interrupted" and "killed" in previous["error"]

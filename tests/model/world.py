@@ -28,7 +28,7 @@ from dialsync.engine import EngineOptions, SyncEngine
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.server import Handler, Request, Response, SandboxServer
 from dialsync.sources.salesforce import SalesforceSource
-from dialsync.store.store import SyncStore, open_store
+from dialsync.store.store import SqlSyncStore, open_store
 from dialsync.store.tables import cursors, dialer_orphans, list_state, runs, sync_records
 from dialsync.wiring import tls_from
 
@@ -94,7 +94,7 @@ class Worker:
 
     name: str
     engine: SyncEngine
-    store: SyncStore
+    store: SqlSyncStore
     dest: TalkdeskDestination
     pid: _Pid
     crash_at: str | None = None  # a planted crash point, see World.plant_crash
@@ -294,7 +294,7 @@ class World:
         pid = _Pid()
         host = socket.gethostname()[:30]
         # The store marks its claims with host:pid: this worker's pid is its stand-in process.
-        store._claim_prefix = lambda: f"{host}:{pid.pid}:{store._instance}."  # type: ignore[method-assign]
+        store.claim_prefix = lambda: f"{host}:{pid.pid}:{store._instance}."  # type: ignore[method-assign]
         engine = SyncEngine(
             source=source,
             destinations=[dest],

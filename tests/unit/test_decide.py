@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dialsync.store.decide import Desired, RowState, Verdict, decide
+from dialsync.rowstate.decide import Desired, RowState, Verdict, decide
 
 T1 = datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)
 T2 = datetime(2026, 1, 1, 10, 0, 1, tzinfo=UTC)

@@ -39,8 +39,8 @@ def test_due_count_and_claim_use_the_due_index(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'state.db'}"
 
     def work(store: Any) -> None:
-        store.count_due("talkdesk", "L")
-        store.claim("talkdesk", "L", "create", 100, 60.0)
+        store.target("talkdesk", "L").count_due()
+        store.target("talkdesk", "L").claim("create", 100, 60.0)
 
     found = plans(url, work)
     assert len(found) >= 2, found
@@ -51,3 +51,17 @@ def test_due_count_and_claim_use_the_due_index(tmp_path: Path) -> None:
     with open_store(url).engine.connect() as conn:  # the index the plans name exists
         names = conn.execute(text("SELECT name FROM sqlite_master WHERE type='index'")).scalars()
         assert "ix_sync_records_due" in set(names)
+
+
+def test_unsettled_count_searches_by_status_and_by_inflight(tmp_path: Path) -> None:
+    """Counted after every run: one OR of the two conditions made SQLite search the in-flight
+    index by list alone, reading every row of the list."""
+    found = plans(
+        f"sqlite:///{tmp_path / 'state.db'}",
+        lambda store: store.target("talkdesk", "L").count_unsettled(),
+    )
+    assert len(found) == 1, found
+    (plan,) = found
+    assert "ix_sync_records_due (destination=? AND list_id=? AND status=?)" in plan, plan
+    assert "ix_sync_records_inflight (destination=? AND list_id=? AND inflight=?)" in plan, plan
+    assert "SCAN sync_records" not in plan, plan

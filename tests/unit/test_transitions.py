@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from dialsync.store import transitions as t
-from dialsync.store.decide import Status
+from dialsync.rowstate import transitions as t
+from dialsync.rowstate.decide import Status
 
 SENT = t.Sent(id=7, desired="present", payload_hash="h1", attempts=2)
 LATER = datetime(2026, 1, 1, tzinfo=UTC)

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dialsync.store import transitions as t
-from dialsync.store.decide import Desired, RowState, Status, Verdict
+from dialsync.rowstate import transitions as t
+from dialsync.rowstate.decide import Desired, RowState, Status, Verdict
 
 SENT = t.Sent(id=7, desired="present", payload_hash="h1", attempts=2)
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -20,7 +20,7 @@ from dialsync.alerts.webhook import Webhook
 from dialsync.destinations.base import TargetInfo
 from dialsync.logs import register_secret
 from dialsync.settings import Settings
-from dialsync.store.store import SyncStore
+from dialsync.store.database import Database
 
 log = logging.getLogger(__name__)
 EXIT_WAIT_SECONDS = 15.0  # the most a finished `dialsync sync` waits for its messages
@@ -32,7 +32,7 @@ class Alerts:
     def __init__(
         self,
         settings: Settings,
-        store: SyncStore,
+        store: Database,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         webhook: Webhook | None = None,
@@ -112,7 +112,7 @@ class Alerts:
 
 
 def check_after_run(
-    settings: Settings, store: SyncStore, targets: Mapping[str, TargetInfo] | None = None
+    settings: Settings, store: Database, targets: Mapping[str, TargetInfo] | None = None
 ) -> None:
     """For a process that ran once and exits: evaluate, then give delivery a bounded wait."""
     alerts = Alerts(settings, store)

@@ -18,8 +18,9 @@ from sqlalchemy import and_, case, func, or_, select
 from dialsync.destinations.base import TargetInfo
 from dialsync.logs import redact
 from dialsync.settings import Settings
-from dialsync.store.store import SyncStore
-from dialsync.store.tables import RUN_COUNTERS, runs, sync_records
+from dialsync.store.database import Database
+from dialsync.store.protocol import RUN_COUNTERS
+from dialsync.store.tables import runs, sync_records
 
 R = sync_records.c
 ALERTS = (
@@ -59,7 +60,7 @@ class Finding:
 
 
 def evaluate(
-    store: SyncStore,
+    store: Database,
     settings: Settings,
     now: datetime,
     targets: Mapping[str, TargetInfo] | None = None,
@@ -75,7 +76,7 @@ def evaluate(
     ]
 
 
-def _recent_runs(store: SyncStore, limit: int) -> list[dict[str, Any]]:
+def _recent_runs(store: Database, limit: int) -> list[dict[str, Any]]:
     """The newest finished runs, newest first (running and interrupted ones say nothing)."""
     query = select(runs).where(runs.c.status.in_(_FINISHED)).order_by(runs.c.id.desc())
     with store.engine.connect() as conn:
@@ -121,7 +122,7 @@ def destination_down(
     return out
 
 
-def rejected_records(store: SyncStore, percent: float) -> Finding:
+def rejected_records(store: Database, percent: float) -> Finding:
     """The newest run that handled records rejected more than ``percent`` of them."""
     query = (
         select(runs)
@@ -168,7 +169,7 @@ def _pending_opt_out() -> Any:
 _pending_since = func.coalesce(R.source_modstamp, R.updated_at)
 
 
-def pending_opt_outs(store: SyncStore) -> dict[tuple[str, str], tuple[int, datetime]]:
+def pending_opt_outs(store: Database) -> dict[tuple[str, str], tuple[int, datetime]]:
     """Every opt-out still possibly in a dialer, by (destination, list): count and oldest."""
     query = (
         select(R.destination, R.list_id, func.count(), func.min(_pending_since))
@@ -189,7 +190,7 @@ def _aware(value: Any) -> datetime:
     return parsed
 
 
-def opt_out_pending(store: SyncStore, threshold_seconds: int, now: datetime) -> list[Finding]:
+def opt_out_pending(store: Database, threshold_seconds: int, now: datetime) -> list[Finding]:
     """Opt-outs pending longer than the threshold, per destination list; lists that had some
     pending before and have none now are reported clear."""
     cutoff = now - timedelta(seconds=threshold_seconds)
@@ -230,7 +231,7 @@ def opt_out_pending(store: SyncStore, threshold_seconds: int, now: datetime) -> 
     return out
 
 
-def list_capacity(store: SyncStore, targets: Mapping[str, TargetInfo]) -> list[Finding]:
+def list_capacity(store: Database, targets: Mapping[str, TargetInfo]) -> list[Finding]:
     """A Talkdesk list past 80% of its capacity: the count the list reported when it was
     opened, or, when this process did not open it, the records we hold in it (which can only
     fire the alert: other records may be in the list too)."""
@@ -267,7 +268,7 @@ def list_capacity(store: SyncStore, targets: Mapping[str, TargetInfo]) -> list[F
     return out
 
 
-def no_recent_pull(store: SyncStore, interval_seconds: int, now: datetime) -> Finding:
+def no_recent_pull(store: Database, interval_seconds: int, now: datetime) -> Finding:
     """No successful pull for longer than 3 intervals: the schedule silently not running.
     Counted from the first run ever when none succeeded; silent before any run."""
     with store.engine.connect() as conn:

@@ -18,7 +18,7 @@ from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dialsync.alerts.conditions import COMPLETE, Finding
-from dialsync.store.store import SyncStore
+from dialsync.store.database import Database
 from dialsync.store.tables import alert_state
 
 A = alert_state.c
@@ -39,7 +39,7 @@ class Owed:
     detail: dict[str, Any]
 
 
-def record(store: SyncStore, findings: Iterable[Finding], now: datetime) -> None:
+def record(store: Database, findings: Iterable[Finding], now: datetime) -> None:
     """Store what this evaluation found. A subject never seen firing needs no row."""
     with store.engine.connect() as conn:
         known = {r.key: r for r in conn.execute(select(A.key, A.alert, A.firing, A.detail))}
@@ -74,7 +74,7 @@ def record(store: SyncStore, findings: Iterable[Finding], now: datetime) -> None
                 conn.execute(update(alert_state).where(A.key == key).values(**changes))
 
 
-def _insert(store: SyncStore, f: Finding, detail: dict[str, Any], now: datetime) -> None:
+def _insert(store: Database, f: Finding, detail: dict[str, Any], now: datetime) -> None:
     values = {
         "key": f.key,
         "alert": f.alert,
@@ -92,7 +92,7 @@ def _insert(store: SyncStore, f: Finding, detail: dict[str, Any], now: datetime)
         pass  # another process recorded it first
 
 
-def owed(store: SyncStore, now: datetime, min_interval: float) -> list[Owed]:
+def owed(store: Database, now: datetime, min_interval: float) -> list[Owed]:
     """Messages due now: state and notification disagree, no retry pending, the alert's last
     message older than ``min_interval`` and no other process holding the claim."""
     query = select(alert_state).where(
@@ -119,7 +119,7 @@ def owed(store: SyncStore, now: datetime, min_interval: float) -> list[Owed]:
     ]
 
 
-def claim(store: SyncStore, item: Owed, now: datetime) -> bool:
+def claim(store: Database, item: Owed, now: datetime) -> bool:
     """Take the message for this process; False when another took it or the state moved."""
     with store.engine.begin() as conn:
         result = conn.execute(
@@ -134,7 +134,7 @@ def claim(store: SyncStore, item: Owed, now: datetime) -> bool:
         return result.rowcount == 1
 
 
-def delivered(store: SyncStore, item: Owed, now: datetime) -> None:
+def delivered(store: Database, item: Owed, now: datetime) -> None:
     with store.engine.begin() as conn:
         conn.execute(
             update(alert_state)
@@ -149,7 +149,7 @@ def delivered(store: SyncStore, item: Owed, now: datetime) -> None:
         )
 
 
-def failed(store: SyncStore, item: Owed, now: datetime) -> None:
+def failed(store: Database, item: Owed, now: datetime) -> None:
     """The webhook did not take it: a later evaluation tries again, backing off."""
     with store.engine.begin() as conn:
         attempts = conn.execute(select(A.attempts).where(A.key == item.key)).scalar() or 0
@@ -165,7 +165,7 @@ def failed(store: SyncStore, item: Owed, now: datetime) -> None:
         )
 
 
-def firing_states(store: SyncStore) -> dict[tuple[str, str], bool]:
+def firing_states(store: Database) -> dict[tuple[str, str], bool]:
     """(alert, key) -> firing, for the metrics."""
     with store.engine.connect() as conn:
         return {

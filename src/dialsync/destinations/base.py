@@ -53,13 +53,27 @@ class TargetInfo:
     unique_identifier_type: str | None = None
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a destination can do, declared once by each adapter; the engine reads only this.
+
+    Whether the target refuses a second record with the same external id is a property of
+    the list (Talkdesk: its unique identifier type), so ``open()`` tells it (``TargetInfo``).
+    """
+
+    max_batch: int  # the largest batch one call takes (Talkdesk: 100)
+    native_upsert: bool  # True: create and update are one upsert by external id
+    full_replacement: bool  # True: an omitted field is cleared by an update
+    # How long a create the client gave up on (a timeout) may still land: a list scan takes
+    # only creates sent longer ago than this as never made. 0: an answer is final.
+    settle_seconds: float = 0.0
+
+
 @runtime_checkable
 class Destination(Protocol):
     name: str  # "talkdesk"; rows are keyed by (name, target, external id)
     target: str  # the record list id, or the organization
-    max_batch: int  # the largest batch one call takes (Talkdesk: 100)
-    native_upsert: bool  # True: create and update are one upsert by external id
-    full_replacement: bool  # True: an omitted field is cleared by an update
+    capabilities: Capabilities
 
     def render(self, record: DialerRecord) -> dict[str, Any]:
         """The payload this destination stores for a mapped contact (JSON-able, stable)."""

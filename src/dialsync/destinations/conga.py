@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 import httpx
 
-from dialsync.destinations.base import ItemResult, Outcome, TargetInfo, WriteItem
+from dialsync.destinations.base import Capabilities, ItemResult, Outcome, TargetInfo, WriteItem
 from dialsync.destinations.common import DestinationConfigError, is_contact_id
 from dialsync.destinations.connection import Connection
 from dialsync.destinations.http import (
@@ -100,9 +100,7 @@ def render_contact(record: DialerRecord, skipped: frozenset[str] = frozenset()) 
 
 class CongaDestination:
     name = SYSTEM
-    max_batch = BULK_LIMIT
-    native_upsert = True
-    full_replacement = False
+    capabilities = Capabilities(max_batch=BULK_LIMIT, native_upsert=True, full_replacement=False)
 
     def __init__(
         self,

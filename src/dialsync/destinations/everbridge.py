@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 import httpx
 
-from dialsync.destinations.base import ItemResult, Outcome, TargetInfo, WriteItem
+from dialsync.destinations.base import Capabilities, ItemResult, Outcome, TargetInfo, WriteItem
 from dialsync.destinations.common import DestinationConfigError, is_contact_id
 from dialsync.destinations.connection import Connection
 from dialsync.destinations.everbridge_contact import render_contact
@@ -66,9 +66,7 @@ class _ContactsNotInOrg(Exception):
 
 class EverbridgeDestination:
     name = SYSTEM
-    max_batch = BATCH_LIMIT
-    native_upsert = True
-    full_replacement = True
+    capabilities = Capabilities(max_batch=BATCH_LIMIT, native_upsert=True, full_replacement=True)
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ from dialsync.errors import (
     AmbiguousWriteError,
     AuthError,
     RateLimited,
+    RecordRejected,
     TerminalError,
     TransientError,
 )
@@ -47,8 +48,12 @@ def http_client(
     )
 
 
-class RequestRefused(TerminalError):
-    """A 4xx other than 401/403/404/429: the request itself is wrong (a bad record, a bad field)."""
+class RequestRefused(RecordRejected, TerminalError):
+    """A 4xx other than 401/403/404/429: the request itself is wrong (a bad record, a bad field).
+
+    The engine sees it as what it is to a batch of records (``errors.RecordRejected``); to
+    anything else (an open, a listing) it stays terminal.
+    """
 
     def __init__(
         self,

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from dialsync.destinations.base import ItemResult, Outcome, TargetInfo, WriteItem
+from dialsync.destinations.base import Capabilities, ItemResult, Outcome, TargetInfo, WriteItem
 from dialsync.destinations.capacity import HELD_CODE, ListCapacity, says_full
 from dialsync.destinations.connection import Connection
 from dialsync.destinations.http import (
@@ -41,9 +41,6 @@ DUPLICATE_CODES = frozenset({"EXTERNAL_ID_AND_PROVIDER_NOT_UNIQUE", "PHONE_NUMBE
 
 class TalkdeskDestination:
     name = SYSTEM
-    max_batch = BULK_LIMIT
-    native_upsert = False
-    full_replacement = False
 
     def __init__(
         self,
@@ -74,9 +71,14 @@ class TalkdeskDestination:
         self.api = self._connection.api(limiter)
         self._list_path = f"/record-lists/{self.target}"
         self._unique_external = False
-        # A create the client timed out on may still be applied by the dialer a little later;
-        # a list scan concludes "never created" only for creates older than this.
-        self.settle_seconds = 2 * settings.timeout_seconds
+        self.capabilities = Capabilities(
+            max_batch=BULK_LIMIT,
+            native_upsert=False,
+            full_replacement=False,
+            # A create the client timed out on may still be applied by the dialer a little
+            # later; a list scan concludes "never created" only for creates older than this.
+            settle_seconds=2 * settings.timeout_seconds,
+        )
         self.capacity = ListCapacity(settings.list_capacity)
 
     def render(self, record: DialerRecord) -> dict[str, Any]:

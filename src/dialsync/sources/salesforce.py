@@ -14,8 +14,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import requests
@@ -30,7 +29,9 @@ from simple_salesforce.exceptions import (
 from dialsync.errors import AuthError, ConfigError, RateLimited, TerminalError, TransientError
 from dialsync.models import SourceContact
 from dialsync.retry import Action, Answer, RetryPolicy, Verdict, decide
+from dialsync.salesforce_ids import is_valid_id
 from dialsync.settings import SalesforceSettings, env_name
+from dialsync.sources.base import DeletedWindow
 from dialsync.sources.salesforce_auth import SYSTEM, fetch_token
 from dialsync.tls_errors import tls_failure
 
@@ -39,6 +40,8 @@ T = TypeVar("T")
 # Always read: the cursor, the deletes, and the key.
 BASE_FIELDS = ("Id", "IsDeleted", "MasterRecordId", "SystemModstamp")
 IDS_PER_QUERY = 200  # keeps `Id IN (...)` queries far below the URL and SOQL length limits
+DELETED_REACH = timedelta(days=15)  # getDeleted answers for the last 15 days only
+CURSOR = "salesforce:Contact"  # the cursor's name in the store
 # Four attempts, waits of about 1, 2 and 4 s between them: a blip of the instance passes, an
 # outage fails the cycle quickly and the next one resumes from the cursor.
 RETRY = RetryPolicy(max_attempts=4, base_seconds=1.0, max_backoff_seconds=8.0)
@@ -63,13 +66,6 @@ class TimeoutSession(requests.Session):
         # chosen in settings must win, and with none chosen the environment still applies.
         kwargs.setdefault("verify", self.verify)
         return super().request(method, url, *args, **kwargs)
-
-
-@dataclass(frozen=True)
-class DeletedWindow:
-    ids: list[str]
-    earliest_available: datetime | None
-    latest_covered: datetime | None
 
 
 def soql_datetime(value: datetime) -> str:
@@ -106,6 +102,9 @@ def to_contact(record: dict[str, Any]) -> SourceContact:
 
 
 class SalesforceSource:
+    cursor_name = CURSOR
+    deleted_reach = DELETED_REACH
+
     def __init__(
         self,
         settings: SalesforceSettings,
@@ -346,6 +345,9 @@ class SalesforceSource:
             parse_sf_datetime(earliest) if earliest else None,
             parse_sf_datetime(latest) if latest else None,
         )
+
+    def is_valid_id(self, contact_id: str) -> bool:
+        return is_valid_id(contact_id)
 
     def close(self) -> None:
         self.session.close()

@@ -1,55 +1,51 @@
 """Read and write the per-target fingerprints (see ``dialsync.mapping.fingerprint``).
 
-Kept apart from ``SyncStore``: a fingerprint is written once per mapping change, not per row.
+Kept apart from the rows: a fingerprint is written once per mapping change, not per row.
+Reached through ``TargetStore.fingerprint`` and ``save_fingerprint``.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert, select
 
-from dialsync.store.store import SyncStore
+from dialsync.store.database import Database
+from dialsync.store.protocol import Fingerprint
+from dialsync.store.rows import ListKey
 from dialsync.store.tables import target_fingerprints
 
 F = target_fingerprints.c
 
 
-@dataclass(frozen=True)
-class Recorded:
-    fingerprint: str
-    inputs: dict[str, Any]
-
-
-def load(store: SyncStore, destination: str, list_id: str) -> Recorded | None:
-    with store.engine.connect() as conn:
+def load(db: Database, key: ListKey) -> Fingerprint | None:
+    with db.read() as conn:
         row = conn.execute(
             select(F.fingerprint, F.inputs).where(
-                F.destination == destination, F.list_id == list_id
+                F.destination == key.destination, F.list_id == key.list_id
             )
         ).first()
     if row is None:
         return None
     inputs = json.loads(row.inputs)
-    return Recorded(row.fingerprint, inputs if isinstance(inputs, dict) else {})
+    return Fingerprint(row.fingerprint, inputs if isinstance(inputs, dict) else {})
 
 
-def save(
-    store: SyncStore, destination: str, list_id: str, fingerprint: str, inputs: dict[str, Any]
-) -> None:
+def save(db: Database, key: ListKey, fingerprint: str, inputs: dict[str, Any]) -> None:
     # The store's write transaction: its SQLite writer lock, and a lost database is transient.
-    with store._tx() as conn:
+    with db.tx() as conn:
         conn.execute(
-            delete(target_fingerprints).where(F.destination == destination, F.list_id == list_id)
+            delete(target_fingerprints).where(
+                F.destination == key.destination, F.list_id == key.list_id
+            )
         )
         conn.execute(
             insert(target_fingerprints).values(
-                destination=destination,
-                list_id=list_id,
+                destination=key.destination,
+                list_id=key.list_id,
                 fingerprint=fingerprint,
                 inputs=json.dumps(inputs, sort_keys=True),
-                recorded_at=store.clock(),
+                recorded_at=db.clock(),
             )
         )

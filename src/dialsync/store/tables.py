@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from dialsync.store.protocol import RUN_COUNTERS
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime
@@ -117,16 +119,6 @@ list_state = Table(
     Column("others_count", Integer),
 )
 
-RUN_COUNTERS = (
-    "queried",
-    "created",
-    "updated",
-    "deleted",
-    "unchanged",
-    "skipped",
-    "rejected",
-    "retrying",
-)
 
 runs = Table(
     "runs",

@@ -1,4 +1,4 @@
-"""Read-only views of the state database for the operator commands and the metrics.
+"""Read-only views of the sync table for the operator commands and the metrics.
 
 Nothing here writes the live database. ``copy_state`` writes only the copy a plan runs on.
 """
@@ -6,33 +6,38 @@ Nothing here writes the live database. ``copy_state`` writes only the copy a pla
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, insert, or_, select
 
-from dialsync.store.decide import RowState
-from dialsync.store.store import ERROR_STATUSES as ERROR_STATUSES  # re-exported: render.py
-from dialsync.store.store import PROBLEM_STATUSES, SyncStore
+from dialsync.rowstate.decide import Status
+from dialsync.store.database import Database, chunks
+from dialsync.store.protocol import ProblemFilter
+from dialsync.store.protocol import RowInfo as RowInfo  # re-exported: plan.py
 from dialsync.store.tables import (
     cursors,
     dialer_orphans,
     list_state,
-    runs,
     sync_records,
     target_fingerprints,
 )
 
 R = sync_records.c
-_CHUNK = 500  # ids per IN (...), as in the store
 _COPY_BATCH = 2000
 # What a sync reads and writes besides its own run row.
 _STATE_TABLES = (sync_records, dialer_orphans, cursors, list_state, target_fingerprints)
+# A row still retrying after this many tries (each after its backoff) is reported as stuck.
+STUCK_ATTEMPTS = 3
+# Rows that are not simply synced. Skipped rows are expected (the contact must not be called);
+# rejected, blocked (refused because another record holds its phone number or external id) and
+# retrying rows are errors an operator may have to act on.
+ERROR_STATUSES: tuple[str, ...] = (Status.REJECTED, Status.BLOCKED, Status.RETRYING)
+EXPECTED_STATUSES: tuple[str, ...] = (Status.SKIPPED,)
+PROBLEM_STATUSES = ERROR_STATUSES + EXPECTED_STATUSES
 
 
-def copy_state(source: SyncStore, target: SyncStore) -> None:
+def copy_state(source: Database, target: Database) -> None:
     """Copy the sync table, orphans, cursors and list state into an empty, migrated store.
 
     A consistent snapshot: SQLite's online backup between two SQLite files (pages, not rows:
@@ -54,63 +59,29 @@ def copy_state(source: SyncStore, target: SyncStore) -> None:
                 dst.execute(insert(table), [dict(row._mapping) for row in part])
 
 
-@dataclass(frozen=True)
-class RowInfo:
-    external_id: str
-    status: str
-    desired: str
-    record_id: str | None
-    reason_code: str | None
-    reason_message: str | None
-    payload: dict[str, Any] | None
-    payload_hash: str | None
-    sent_hash: str | None
-
-
+# -- one contact's rows ------------------------------------------------------------------------
 def rows_by_ids(
-    store: SyncStore, destination: str, list_id: str, external_ids: Iterable[str]
+    db: Database, destination: str, list_id: str, external_ids: Iterable[str]
 ) -> dict[str, RowInfo]:
     ids = list(dict.fromkeys(external_ids))
     found: dict[str, RowInfo] = {}
-    with store.engine.connect() as conn:
-        for start in range(0, len(ids), _CHUNK):
+    with db.read() as conn:
+        for part in chunks(ids):
             query = select(*_INFO).where(
-                R.destination == destination,
-                R.list_id == list_id,
-                R.external_id.in_(ids[start : start + _CHUNK]),
+                R.destination == destination, R.list_id == list_id, R.external_id.in_(part)
             )
             for row in conn.execute(query):
                 found[row.external_id] = _info(row)
     return found
 
 
-def rows_for_contact(store: SyncStore, external_id: str) -> dict[tuple[str, str], RowInfo]:
+def rows_for_contact(db: Database, external_id: str) -> dict[tuple[str, str], RowInfo]:
     """Every row of one contact, by (destination, list)."""
-    with store.engine.connect() as conn:
+    with db.read() as conn:
         rows = conn.execute(
             select(R.destination, R.list_id, *_INFO).where(R.external_id == external_id)
         )
         return {(row.destination, row.list_id): _info(row) for row in rows}
-
-
-def last_success(store: SyncStore) -> dict[str, datetime]:
-    """When a run of each kind last finished ok."""
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(runs.c.kind, func.max(runs.c.finished_at))
-            .where(runs.c.status == "ok")
-            .group_by(runs.c.kind)
-        )
-        return {kind: at for kind, at in rows if at is not None}
-
-
-def recent_runs(store: SyncStore, limit: int, kinds: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """The last ``limit`` runs, newest first, of the given kinds (all when none)."""
-    query = select(runs).order_by(runs.c.id.desc()).limit(limit)
-    if kinds:
-        query = query.where(runs.c.kind.in_(list(kinds)))
-    with store.engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
 
 
 _INFO = (
@@ -140,43 +111,60 @@ def _info(row: Any) -> RowInfo:
     )
 
 
-def row_states(
-    store: SyncStore, destination: str, list_id: str, external_ids: Sequence[str]
-) -> dict[str, RowState]:
-    """What ``decide()`` reads, for a preview of what the next sync does with a contact."""
-    return store.row_states(destination, list_id, list(external_ids))
+# -- counts: `dialsync status`, the metrics ------------------------------------------------------
+def status_counts(db: Database) -> dict[tuple[str, str, str], int]:
+    with db.read() as conn:
+        rows = conn.execute(
+            select(R.destination, R.list_id, R.status, func.count()).group_by(
+                R.destination, R.list_id, R.status
+            )
+        )
+        return {(d, li, s): int(n) for d, li, s, n in rows}
+
+
+def stuck_counts(db: Database) -> dict[tuple[str, str], tuple[int, int]]:
+    """Per (destination, list): rows that must leave the list but whose removal failed,
+    and rows still wrong after STUCK_ATTEMPTS tries (each after its backoff)."""
+    removal = and_(R.desired == "absent", R.record_id.is_not(None), R.attempts > 0)
+    stuck = and_(R.status == Status.RETRYING, R.attempts >= STUCK_ATTEMPTS)
+    with db.read() as conn:
+        rows = conn.execute(
+            select(
+                R.destination,
+                R.list_id,
+                func.count().filter(removal),
+                func.count().filter(stuck),
+            )
+            .where(R.status == Status.RETRYING)
+            .group_by(R.destination, R.list_id)
+        )
+        return {(d, li): (int(a), int(b)) for d, li, a, b in rows}
 
 
 # -- `dialsync errors` ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ProblemFilter:
-    reasons: Sequence[str] = ()
-    statuses: Sequence[str] = ()
-    destinations: Sequence[str] = ()  # "talkdesk" or "talkdesk:LIST"
-
-    def conditions(self) -> list[Any]:
-        out: list[Any] = [R.status.in_(list(self.statuses or PROBLEM_STATUSES))]
-        if self.reasons:
-            out.append(R.reason_code.in_(list(self.reasons)))
-        if self.destinations:
-            either = []
-            for dest in self.destinations:
-                name, _, list_id = dest.partition(":")
-                either.append(
-                    and_(R.destination == name, R.list_id == list_id)
-                    if list_id
-                    else R.destination == name
-                )
-            out.append(or_(*either))
-        return out
+def problem_conditions(where: ProblemFilter) -> list[ColumnElement[bool]]:
+    out: list[ColumnElement[bool]] = [R.status.in_(list(where.statuses or PROBLEM_STATUSES))]
+    if where.reasons:
+        out.append(R.reason_code.in_(list(where.reasons)))
+    if where.destinations:
+        either = []
+        for dest in where.destinations:
+            name, _, list_id = dest.partition(":")
+            either.append(
+                and_(R.destination == name, R.list_id == list_id)
+                if list_id
+                else R.destination == name
+            )
+        out.append(or_(*either))
+    return out
 
 
-def problem_summary(store: SyncStore, where: ProblemFilter) -> list[dict[str, Any]]:
+def problem_summary(db: Database, where: ProblemFilter) -> list[dict[str, Any]]:
     """Counts by (status, reason), errors first, each part largest first."""
-    with store.engine.connect() as conn:
+    with db.read() as conn:
         rows = conn.execute(
             select(R.status, R.reason_code, func.count())
-            .where(*where.conditions())
+            .where(*problem_conditions(where))
             .group_by(R.status, R.reason_code)
         )
         found = [
@@ -187,35 +175,30 @@ def problem_summary(store: SyncStore, where: ProblemFilter) -> list[dict[str, An
     return found
 
 
-def problem_rows(store: SyncStore, where: ProblemFilter, limit: int) -> list[dict[str, Any]]:
-    """Up to ``limit`` rows: errors first, then expected skips (see SyncStore.problem_rows)."""
-    return store.problem_rows(limit, where.conditions())
-
-
-# -- `dialsync runs` -----------------------------------------------------------------------------
-def runs_with_pushes(
-    store: SyncStore, limit: int, kinds: Sequence[str] = ()
+def problem_rows(
+    db: Database, where: ProblemFilter | None = None, limit: int = 1000
 ) -> list[dict[str, Any]]:
-    """The last ``limit`` runs other than pushes, newest first, each with the push runs that
-    started after it and before the next one (``pushes``, oldest first). In service mode a pull
-    only records the window; the pushes it fans out do the sending."""
-    heads = select(runs).where(runs.c.kind != "push").order_by(runs.c.id.desc()).limit(limit)
-    if kinds:
-        heads = heads.where(runs.c.kind.in_(list(kinds)))
-    with store.engine.connect() as conn:
-        found = [dict(row._mapping) for row in conn.execute(heads)]
-        if not found:
-            return []
-        oldest = min(run["id"] for run in found)
-        later = conn.execute(select(runs).where(runs.c.id > oldest).order_by(runs.c.id))
-        pushes = [dict(row._mapping) for row in later]
-    by_id = {run["id"]: run for run in found}
-    for run in found:
-        run["pushes"] = []
-    owner: int | None = oldest
-    for run in pushes:  # every later run, in order: a push belongs to the head before it
-        if run["kind"] != "push":
-            owner = run["id"]
-        elif owner in by_id:
-            by_id[owner]["pushes"].append(run)
-    return found
+    """Up to ``limit`` rows that are not simply synced (those ``where`` selects, when given):
+    errors first (rejected, blocked, then retrying), then expected skips; the most recently
+    changed first within each."""
+    rank = case({s: i for i, s in enumerate(PROBLEM_STATUSES)}, value=R.status, else_=99)
+    query = (
+        select(
+            R.destination,
+            R.list_id,
+            R.external_id,
+            R.status,
+            R.reason_code,
+            R.reason_message,
+            R.attempts,
+            R.next_attempt_at,
+            R.updated_at,
+            # must leave the list (do not call, deleted) but the dialer still holds it
+            and_(R.desired == "absent", R.record_id.is_not(None)).label("must_remove"),
+        )
+        .where(*problem_conditions(where or ProblemFilter()))
+        .order_by(rank, R.updated_at.desc(), R.external_id)
+        .limit(limit)
+    )
+    with db.read() as conn:
+        return [{**r._mapping, "must_remove": bool(r.must_remove)} for r in conn.execute(query)]

@@ -2,7 +2,7 @@
 
 The settings are read once per process: the `dialsync worker` command hands over the ones it
 checked (``use``), or the first caller reads them; a forked pool process keeps them (they hold no
-socket). The engine and the Redis client are built lazily in each process after the fork
+socket). The engine, the store and the Redis client are built lazily in each process after the fork
 (sockets and DB pools must not cross a fork), and reused across tasks so tokens and the org's
 describe() are not fetched for every task.
 """
@@ -23,10 +23,12 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from dialsync.engine import SyncEngine
+    from dialsync.store.store import SqlSyncStore
 
 _lock = threading.RLock()
 _settings: Settings | None = None
 _engine: SyncEngine | None = None
+_store: SqlSyncStore | None = None
 _redis: redis.Redis | None = None
 
 PULL_LOCK = "sync"  # the same name `dialsync sync` takes: a CLI sync and the service exclude
@@ -67,13 +69,24 @@ def redis_client() -> redis.Redis | None:
         return _redis
 
 
+def store() -> SqlSyncStore:
+    """The state database this process's engine, locks and alerts share."""
+    global _store
+    with _lock:
+        if _store is None:
+            from dialsync.wiring import build_store
+
+            _store = build_store(settings())
+        return _store
+
+
 def engine() -> SyncEngine:
     global _engine
     with _lock:
         if _engine is None:
             from dialsync.wiring import build_engine
 
-            engine = build_engine(settings(), limiter_client=redis_client())
+            engine = build_engine(settings(), store(), limiter_client=redis_client())
             # Parallelism comes from the push tasks the pull fans out, one call each.
             engine.options = replace(engine.options, push_threads=1)
             _engine = engine
@@ -81,10 +94,10 @@ def engine() -> SyncEngine:
 
 
 def after_fork() -> None:
-    """In a new pool process: the parent's engine and Redis client hold its sockets."""
-    global _engine, _redis
+    """In a new pool process: the parent's engine, store and Redis client hold its sockets."""
+    global _engine, _redis, _store
     with _lock:
-        _engine = _redis = None
+        _engine = _redis = _store = None
 
 
 def reset() -> None:
@@ -106,5 +119,6 @@ def pull_guard() -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         if client is not None:
             stack.enter_context(redis_lock(client, PULL_LOCK))
-        stack.enter_context(writer_lock(engine().store.engine, PULL_LOCK))
+        engine()  # built here, as before: a missing setting fails before the database lock
+        stack.enter_context(writer_lock(store().engine, PULL_LOCK))
         yield

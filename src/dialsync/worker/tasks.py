@@ -201,7 +201,7 @@ def alerts() -> dict[str, Any]:
     from dialsync.alerts import Alerts
 
     engine = runtime.engine()
-    checker = Alerts(runtime.settings(), engine.store)
+    checker = Alerts(runtime.settings(), runtime.store())
     findings = checker.check(engine.targets)
     checker.close(timeout=30)
     return {"firing": sorted(f.key for f in findings if f.firing)}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from dialsync.store.decide import Desired, RowState, Status, Verdict
+from dialsync.rowstate.decide import Desired, RowState, Status, Verdict
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,38 @@
+"""Reconciliation: rows whose contact the source no longer has are found and removed.
+
+After a full pass (every live contact seen), or when the delete log may have missed some
+(``pull.read_deletes``), every Id the source holds is listed; rows it does not hold are
+re-read by Id before their records are removed, since a contact edited after the window's
+end (or created meanwhile) is unseen too.
+"""
+
+from __future__ import annotations
+
+from dialsync.engine import pull
+from dialsync.engine.context import RunContext, chunked
+
+
+def reconcile(ctx: RunContext) -> None:
+    """Every Id the source holds marks its rows seen; the unseen ones are confirmed."""
+    run_id = ctx.report.run_id
+    assert run_id is not None
+    for ids in chunked(ctx.source.ids(None, scoped=True), pull.PULL_BATCH):
+        for dest in ctx.destinations:
+            ctx.rows(dest).mark_seen(ids, run_id)
+    sweep(ctx)
+    ctx.store.reconciled(ctx.cursor_name, at=ctx.clock())
+    ctx.report.reconciled = True
+
+
+def sweep(ctx: RunContext) -> None:
+    """Rows a full pass (or the Id listing) did not see: each is re-read by Id, and those the
+    source does not return are removed."""
+    run_id = ctx.report.run_id
+    assert run_id is not None
+    unseen: set[str] = set()
+    for dest in ctx.destinations:
+        unseen.update(ctx.rows(dest).unseen_ids(run_id))
+    if unseen:
+        ids = sorted(unseen)
+        scope = pull.scope_of(ctx, ids) if ctx.options.scoped else None
+        pull.confirm(ctx, ids, scope=scope, force=False)

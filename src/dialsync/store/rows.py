@@ -1,0 +1,216 @@
+"""The sync table's rows of one list: what the pull writes, and what it reads back.
+
+``apply`` is where a pulled contact's desired state lands (through the row state machine,
+``dialsync.rowstate``); ``update_each`` and ``unsettle`` are shared with the work queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+
+from dialsync.rowstate import transitions
+from dialsync.rowstate.decide import Desired, RowState, Status, Verdict, decide
+from dialsync.store.database import Database, chunks
+from dialsync.store.tables import sync_records
+
+R = sync_records.c
+
+
+@dataclass(frozen=True)
+class ListKey:
+    """One destination list: the rows of the sync table that belong to it."""
+
+    destination: str
+    list_id: str
+
+    def rows(self) -> tuple[ColumnElement[bool], ...]:
+        return (R.destination == self.destination, R.list_id == self.list_id)
+
+
+def rows_of(conn: Connection, key: ListKey, external_ids: Sequence[str]) -> dict[str, RowState]:
+    """What ``decide()`` reads for these contacts, by external id."""
+    found: dict[str, RowState] = {}
+    cols = (
+        R.id,
+        R.external_id,
+        R.record_id,
+        R.status,
+        R.desired,
+        R.payload_hash,
+        R.sent_hash,
+        R.source_modstamp,
+        R.inflight,
+    )
+    for part in chunks(list(external_ids)):
+        query = select(*cols).where(*key.rows(), R.external_id.in_(part))
+        for row in conn.execute(query):
+            found[row.external_id] = RowState(*row)
+    return found
+
+
+def apply(
+    db: Database,
+    key: ListKey,
+    wants: Sequence[Desired],
+    run_id: int | None,
+    *,
+    dry_run: bool = False,
+    mark_seen: bool = True,
+) -> list[Verdict]:
+    """Record what the contacts now imply; returns each contact's verdict, in order.
+
+    A lookback re-read of a row whose state does not change writes nothing, unless
+    ``mark_seen`` (a full pass: the sweep reads which rows this run saw).
+    """
+    verdicts: list[Verdict] = []
+    now = db.clock()
+    with db.tx() as conn:
+        existing = rows_of(conn, key, [w.external_id for w in wants])
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for want in wants:
+            row = existing.get(want.external_id)
+            verdict = decide(row, want)
+            verdicts.append(verdict)
+            if dry_run:
+                continue
+            if row is not None and not mark_seen and transitions.reread(verdict, row, want):
+                continue
+            values = transitions.pulled(verdict, row, want, run_id, now)
+            if row is None:
+                inserts.append(
+                    {
+                        "destination": key.destination,
+                        "list_id": key.list_id,
+                        "external_id": want.external_id,
+                        "attempts": 0,
+                        **values,
+                    }
+                )
+            else:
+                updates.append({"_id": row.id, **values})
+        if inserts:
+            conn.execute(insert(sync_records), inserts)
+        update_each(conn, updates, R.id == bindparam("_id"))
+        if updates:
+            unsettle(conn, [u["_id"] for u in updates], now)
+    return verdicts
+
+
+def mark_seen(db: Database, key: ListKey, external_ids: Sequence[str], run_id: int) -> None:
+    with db.tx() as conn:
+        for part in chunks(list(external_ids)):
+            conn.execute(
+                update(sync_records)
+                .where(*key.rows(), R.external_id.in_(part))
+                .values(last_seen_run=run_id)
+            )
+
+
+def maybe_in_dialer() -> ColumnElement[bool]:
+    """A row whose record the dialer may hold (wanted, known, or a create in flight)."""
+    return or_(R.desired == "present", R.record_id.is_not(None), R.inflight == "create")
+
+
+def unseen_ids(db: Database, key: ListKey, run_id: int) -> list[str]:
+    """Rows that may be in the dialer but whose contact a full pass did not see."""
+    with db.read() as conn:
+        query = select(R.external_id).where(
+            *key.rows(),
+            or_(R.last_seen_run.is_(None), R.last_seen_run != run_id),
+            maybe_in_dialer(),
+        )
+        return list(conn.execute(query).scalars())
+
+
+def ids_maybe_in_dialer(db: Database, key: ListKey, external_ids: Sequence[str]) -> list[str]:
+    with db.read() as conn:
+        out: list[str] = []
+        for part in chunks(list(external_ids)):
+            query = select(R.external_id).where(
+                *key.rows(), R.external_id.in_(part), maybe_in_dialer()
+            )
+            out.extend(conn.execute(query).scalars())
+        return out
+
+
+def row_states(db: Database, key: ListKey, external_ids: Sequence[str]) -> dict[str, RowState]:
+    with db.read() as conn:
+        return rows_of(conn, key, external_ids)
+
+
+def record_ids(db: Database, key: ListKey, external_ids: Sequence[str]) -> dict[str, str | None]:
+    return {k: v.record_id for k, v in row_states(db, key, external_ids).items()}
+
+
+def count(db: Database, *conditions: ColumnElement[bool]) -> int:
+    with db.read() as conn:
+        query = select(func.count()).select_from(sync_records).where(*conditions)
+        return int(conn.execute(query).scalar_one())
+
+
+def set_where(db: Database, key: ListKey, *conditions: ColumnElement[bool], **values: Any) -> int:
+    """Set ``values`` on the rows of one list that meet ``conditions``; how many."""
+    with db.tx() as conn:
+        result = conn.execute(update(sync_records).where(*key.rows(), *conditions).values(**values))
+        return int(result.rowcount or 0)
+
+
+def unsettle(conn: Connection, row_ids: Sequence[int], now: datetime) -> None:
+    """Put back in the queue rows that a decision made on a stale read left at rest.
+
+    The pull decides from rows read at the start of its transaction; a push answer committed
+    meanwhile (a create just applied) can make "skipped: never in the dialer" false. A row at
+    rest must agree with what the dialer holds (the table above transitions.AT_REST);
+    checked in the same transaction, after the writes, so no answer recorded before is missed
+    (and one recorded after is compare-and-set against the new desired state).
+    """
+    for part in chunks(list(row_ids)):
+        conn.execute(
+            update(sync_records)
+            .where(R.id.in_(part), R.status.in_(transitions.AT_REST), ~_at_rest_consistent())
+            .values(status=Status.PENDING, next_attempt_at=None, updated_at=now)
+        )
+
+
+def _at_rest_consistent() -> ColumnElement[bool]:
+    """A row at rest that agrees with what the dialer holds (see transitions.AT_REST)."""
+    return or_(
+        and_(
+            R.status == Status.SYNCED,
+            R.desired == "present",
+            R.record_id.is_not(None),
+            R.sent_hash == R.payload_hash,
+        ),
+        and_(
+            R.status.in_([Status.SKIPPED, Status.REMOVED]),
+            R.record_id.is_(None),
+            or_(R.inflight.is_(None), R.inflight != "create"),
+        ),
+        R.status.in_([Status.REJECTED, Status.BLOCKED]),
+    )
+
+
+def update_each(
+    conn: Connection, rows: Sequence[dict[str, Any]], where: ColumnElement[bool]
+) -> None:
+    """One executemany per set of columns; ``_``-prefixed keys are the condition's values."""
+    for group in group_by_keys(rows):
+        keys = [k for k in group[0] if not k.startswith("_")]
+        conn.execute(
+            update(sync_records).where(where).values({k: bindparam(k) for k in keys}), group
+        )
+
+
+def group_by_keys(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """executemany needs every dict of one call to have the same keys."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    return list(groups.values())
