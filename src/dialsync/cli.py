@@ -315,8 +315,9 @@ def _demo_destinations(value: str) -> tuple[str, ...]:
 def _add_commands() -> None:
     from dialsync.cli_ops import COMMANDS
     from dialsync.cli_service import SERVICE_COMMANDS
+    from dialsync.cli_stream import STREAM_COMMANDS
 
-    for cmd in (*COMMANDS, *SERVICE_COMMANDS):
+    for cmd in (*COMMANDS, *SERVICE_COMMANDS, *STREAM_COMMANDS):
         main.add_command(cmd)
 
 

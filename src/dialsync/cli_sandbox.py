@@ -77,19 +77,26 @@ def sandbox(ctx: click.Context, contacts: int, destinations: str, env_file: Path
 
 def _serve(names: tuple[str, ...], contacts: int, env_file: Path | None) -> None:
     from dialsync.sandbox.harness import Sandboxes
+    from dialsync.sandbox.pubsub import PubSubSandbox
     from dialsync.sandbox.serve import seed_org, wait_for_stop
 
     with tempfile.TemporaryDirectory(prefix="dialsync-sandbox-") as tmp:
         box = Sandboxes(Path(tmp), destinations=names)
-        with box:
+        with box, PubSubSandbox(box.salesforce, keepalive_seconds=30) as pubsub:
             seed_org(box, contacts)
-            lines = export_lines(box.env())
+            # the change feed's endpoint; the stream stays off until DIALSYNC_STREAM__ENABLED
+            env = {**box.env(), "DIALSYNC_STREAM__PUBSUB_ENDPOINT": pubsub.endpoint}
+            lines = export_lines(env)
             if env_file is not None:
                 env_file.write_text("\n".join(lines) + "\n")
             click.echo("# dialsync sandbox: paste these lines in another shell, then try")
             click.echo("# `dialsync doctor`, `dialsync sync`, `dialsync sandbox contact --help`")
             click.echo("\n".join(lines))
             click.echo(f"# Salesforce  {box.salesforce.url} (TLS, CA in DIALSYNC_CA_BUNDLE)")
+            click.echo(
+                f"# Pub/Sub API {pubsub.endpoint} (change events: export "
+                "DIALSYNC_STREAM__ENABLED=true, then `dialsync run`)"
+            )
             for name in box.destinations:
                 click.echo(f"# {name:<11} {box.sandbox(name).url}")
             if "talkdesk" in box.destinations:

@@ -20,6 +20,7 @@ from dialsync.logs import redact
 from dialsync.mapping.file import MappingFile, MappingFileError, load_mapping_file
 from dialsync.settings import Settings, env_name
 from dialsync.settings_vars import unknown_variables
+from dialsync.stream.doctor import check_stream
 
 Status = Literal["ok", "warn", "fail"]
 API_WARN, API_FAIL = 0.80, 0.95  # shares of the org's daily API requests
@@ -70,6 +71,7 @@ def run_doctor(load: Callable[[], Settings], *, scan: bool = True) -> Checklist:
         ("dialer", lambda: _dialers(settings, mapping, out, scan)),
         ("database", lambda: _database(settings, out)),
         ("broker", lambda: _broker(settings, out)),
+        ("stream", lambda: check_stream(settings, out)),
     ]
     for name, step in steps:
         try:

@@ -132,6 +132,38 @@ class MappingSettings(BaseModel):
         return None if isinstance(value, str) and value.strip() == "" else value
 
 
+# -- streaming (Salesforce Change Data Capture over the Pub/Sub API) ---------------------------
+# Kept as one block: the stream's settings and nothing else (cli stream, worker.embedded read it).
+class StreamSettings(BaseModel):
+    enabled: bool = False
+    # host:port of the Pub/Sub API (gRPC over TLS, verified with DIALSYNC_CA_BUNDLE when set)
+    pubsub_endpoint: str = "api.pubsub.salesforce.com:7443"
+    topic: str = "/data/ContactChangeEvent"
+    # With the stream on, the poll is the safety net and runs this often instead of
+    # DIALSYNC_SYNC__INTERVAL_SECONDS (which applies again when the stream falls back).
+    poll_interval_seconds: int = Field(default=600, ge=1)
+
+    @field_validator("pubsub_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        value = value.strip()
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or "/" in value:
+            raise ValueError("must be host:port, e.g. api.pubsub.salesforce.com:7443")
+        return value
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith("/data/"):
+            raise ValueError("must be a change event channel such as /data/ContactChangeEvent")
+        return value
+
+
+# -- end of streaming ------------------------------------------------------------------------
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -161,6 +193,7 @@ class Settings(BaseSettings):
     conga: CongaSettings = CongaSettings()
     alerts: AlertsSettings = AlertsSettings()
     compliance: ComplianceSettings = ComplianceSettings()
+    stream: StreamSettings = StreamSettings()
     # Comma-separated (a str: pydantic-settings would read a list as JSON); see
     # destination_names for the parsed form.
     destinations: str = "talkdesk"

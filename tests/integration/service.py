@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dialsync.sandbox.harness import Sandboxes
+from tests.cli_fork import run_cli
 
 
 def free_port() -> int:
@@ -81,15 +82,7 @@ class Processes:
         return proc
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "dialsync.cli", *args],
-            env=self.env,
-            cwd=self.cwd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return run_cli(list(args), self.env, self.cwd, timeout)  # see tests/cli_fork.py
 
     @staticmethod
     def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:

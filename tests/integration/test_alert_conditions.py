@@ -14,7 +14,8 @@ from dialsync.alerts import Alerts
 from dialsync.alerts.conditions import Finding
 from dialsync.destinations.base import TargetInfo
 from dialsync.settings import AlertsSettings, ComplianceSettings, Settings, SyncSettings
-from dialsync.store.store import SyncStore, open_store
+from dialsync.store.protocol import SyncStore
+from dialsync.store.store import open_store
 from dialsync.store.tables import sync_records
 from tests.webhook_receiver import Receiver
 
@@ -267,3 +268,19 @@ def test_metrics_show_pending_opt_outs_and_alert_states(
     firing = ("dialsync_alert_firing", (("alert", "runs_failing"), ("key", "runs_failing")))
     assert samples[firing] == 1
     assert samples[("dialsync_opt_out_threshold_seconds", ())] == 900
+
+
+def test_no_recent_pull_counts_poll_intervals_when_the_stream_is_on(
+    db_url: str, store: SyncStore, clock: Clock
+) -> None:
+    from dialsync.settings import StreamSettings
+
+    streaming = _settings(db_url).model_copy(
+        update={"stream": StreamSettings(enabled=True, poll_interval_seconds=600)}
+    )
+    alerts = Alerts(streaming, store, clock=clock)
+    _run(store, "ok")
+    clock.advance(181)  # three sync intervals: the poll is not due yet with the stream on
+    assert _check(alerts) == set()
+    clock.advance(1800)
+    assert _check(alerts) == {"no_recent_pull"}

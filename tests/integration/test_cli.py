@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from dialsync.sandbox.harness import Sandboxes
+from tests.cli_fork import run_cli
 from tests.integration.helpers import ours, person
 
 DIALSYNC = [sys.executable, "-m", "dialsync.cli"]
@@ -19,16 +20,10 @@ DIALSYNC = [sys.executable, "-m", "dialsync.cli"]
 def cli(
     args: list[str], env: dict[str, str], cwd: Path, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
+    """`python -m dialsync.cli ARGS` in a child process (forked from a preloaded server, see
+    tests/cli_fork.py)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("DIALSYNC_")}
-    return subprocess.run(
-        [*DIALSYNC, *args],
-        env={**clean, **env},
-        cwd=cwd,
-        text=True,
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_cli(args, {**clean, **env}, cwd, timeout)
 
 
 def test_sync_json_status_errors(sandboxes: Sandboxes, tmp_path: Path) -> None:

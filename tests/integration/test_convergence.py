@@ -227,8 +227,9 @@ def test_a_rerun_that_cannot_settle_lost_creates_yet_does_not_exit_0(
 
     with Sandboxes(tmp_path / "box", unique_identifier_type="NOTHING") as box:
         ids = box.salesforce.insert_many([person(i) for i in range(300)])
-        # a 3 s timeout: a lost create is taken as never made 6 s after it was sent
-        env = {**box.env(db_url), "DIALSYNC_TALKDESK__TIMEOUT_SECONDS": "3"}
+        # an 8 s timeout: a lost create is taken as never made 16 s after it was sent (long
+        # enough that the rerun ends within the grace even on a loaded machine)
+        env = {**box.env(db_url), "DIALSYNC_TALKDESK__TIMEOUT_SECONDS": "8"}
         held: dict[str, Popen[bytes]] = {}
 
         def die(request: Request, original: Callable[[Request], Response]) -> Response:
@@ -239,6 +240,7 @@ def test_a_rerun_that_cannot_settle_lost_creates_yet_does_not_exit_0(
             with intercept(box.talkdesk.server, bulk("POST"), die):
                 held["p"] = procs.start("sync", name="sync-killed")
                 held["p"].wait(timeout=120)
+            killed_at = time.monotonic()  # the lost creates were sent just before this
             missing = len(ids) - len(ours(box))
             assert missing > 0
             rerun = procs.run("sync", "--json")
@@ -247,7 +249,7 @@ def test_a_rerun_that_cannot_settle_lost_creates_yet_does_not_exit_0(
             assert rerun.returncode == 1, rerun.stderr[-2000:]
             # the rows whose create is unconfirmed are retrying, not "unchanged"
             assert counts["retrying"] >= len(ids) - len(ours(box))
-            time.sleep(6.5)  # past the grace
+            time.sleep(max(0.0, killed_at + 16.5 - time.monotonic()))  # past the grace
             final = procs.run("sync", "--json")
             assert final.returncode == 0, final.stderr[-2000:]
         assert set(ours(box)) == set(ids)

@@ -122,6 +122,7 @@ def unit(name: str) -> dict[str, dict[str, list[str]]]:
         ("dialsync-worker@.service", "worker"),
         ("dialsync-beat.service", "beat"),
         ("dialsync-flower.service", "flower"),
+        ("dialsync-stream.service", "stream"),
     ],
 )
 def test_systemd_units_run_real_commands_and_stop_on_exit_2(name: str, command: str) -> None:
@@ -154,7 +155,7 @@ def test_migrations_run_once_and_a_failure_does_not_loop() -> None:
     migrate = unit("dialsync-migrate.service")["Service"]
     assert migrate["Type"] == ["oneshot"] and "Restart" not in migrate
     assert migrate["ExecStart"] == ["/opt/dialsync/.venv/bin/dialsync db upgrade"]
-    for name in ("dialsync-worker@.service", "dialsync-beat.service"):
+    for name in ("dialsync-worker@.service", "dialsync-beat.service", "dialsync-stream.service"):
         sections = unit(name)
         assert "ExecStartPre" not in sections["Service"]  # it would restart in a loop
         assert "dialsync-migrate.service" in sections["Unit"]["Requires"][0].split()

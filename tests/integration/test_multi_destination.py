@@ -276,4 +276,6 @@ def test_the_demo_runs_against_all_three(tmp_path: Path) -> None:
     lines: list[str] = []
     assert run_demo(contacts=150, workdir=str(tmp_path), echo=lines.append, destinations=ALL)
     checks = [line for line in lines if " check: " in line]
-    assert len(checks) == 3 * len(ALL) and all(line.endswith("-> OK") for line in checks)
+    # three syncs, then the stream's changes: each followed by a check of every destination
+    assert len(checks) == 4 * len(ALL) and all(line.endswith("-> OK") for line in checks)
+    assert any("reached the lists in" in line for line in lines)

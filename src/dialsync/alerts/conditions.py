@@ -72,7 +72,14 @@ def evaluate(
         rejected_records(store, settings.alerts.rejected_percent),
         *opt_out_pending(store, settings.compliance.opt_out_seconds, now),
         *list_capacity(store, targets or {}),
-        no_recent_pull(store, settings.sync.interval_seconds, now),
+        # with the stream on, the poll is the safety net at its own, longer interval
+        no_recent_pull(
+            store,
+            settings.stream.poll_interval_seconds
+            if settings.stream.enabled
+            else settings.sync.interval_seconds,
+            now,
+        ),
     ]
 
 

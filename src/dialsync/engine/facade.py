@@ -63,6 +63,13 @@ class SyncEngine:
         ids = list(contact_ids)
         return self._run("resync", lambda ctx: frame.refresh(ctx, ids, force=True))
 
+    def refresh(self, contact_ids: Sequence[str], *, push: bool = True) -> RunReport:
+        """Change hints (the stream): re-read these contacts (Ids validated by the caller) and
+        record them exactly as the pull does, no forced resend. ``push=False`` (service mode)
+        leaves the sending to the push tasks."""
+        ids = list(contact_ids)
+        return self._run("stream", lambda ctx: frame.refresh(ctx, ids, force=False), pushing=push)
+
     def reconcile(self) -> RunReport:
         """The service's scheduled two-sided reconciliation, as `sync --full`: every record
         of the list compared with what the table wants, every in-scope contact re-read (a

@@ -237,6 +237,13 @@ def _narrate(box: Sandboxes, n: int, echo: Echo, clock: DemoClock, *, kept: bool
         ok &= len(others) == 1
     writes = report.counts["created"] + report.counts["updated"] + report.counts["deleted"]
     ok &= writes == 0
+    from dialsync.sandbox.demo_stream import stream_step
+
+    def everywhere(contact_id: str) -> bool:
+        return all(contact_id in held(box, name)[0] for name in box.destinations)
+
+    ok &= stream_step(box, echo, clock, everywhere)
+    ok &= check_list(box, echo)
     echo(
         "demo "
         + ("passed: each destination holds exactly the callable contacts" if ok else "FAILED")

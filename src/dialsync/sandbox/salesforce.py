@@ -26,7 +26,7 @@ import jwt
 
 from dialsync.sandbox import soql
 from dialsync.sandbox.server import Request, Response, SandboxServer
-from dialsync.sandbox.tls import make_tls_files, server_context
+from dialsync.sandbox.tls import TLSFiles, make_tls_files, server_context
 
 ORG_ID = "00D5e000000AbCdEAK"
 LOGIN_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
@@ -230,6 +230,12 @@ class SalesforceSandbox:
         self._faults: list[_Fault] = []
         self._api_usage = 0
         self._api_limit = api_limit
+        # Called (under the lock, in commit order) for every Contact change: the Pub/Sub
+        # sandbox turns each into a ContactChangeEvent. Arguments: change type, the Ids, the
+        # names of the fields the change set, and the commit time.
+        # Entities selected for Change Data Capture (Setup > Change Data Capture)
+        self.cdc_entities: set[str] = {"Contact"}
+        self.change_listeners: list[Callable[[str, list[str], list[str], datetime], None]] = []
         self.default_owner_id = self.insert_user("Sandbox Admin")
         self._server = _SalesforceServer(tls=server_context(self._tls), latency=latency)
         self._server.sandbox = self
@@ -257,6 +263,14 @@ class SalesforceSandbox:
     @property
     def ca_file(self) -> Path:
         return self._tls.ca_file
+
+    @property
+    def tls_files(self) -> TLSFiles:
+        return self._tls
+
+    def describe_types(self) -> dict[str, str]:
+        """Contact field name -> describe type, in describe order."""
+        return dict(self._types)
 
     @property
     def server(self) -> SandboxServer:
@@ -328,6 +342,8 @@ class SalesforceSandbox:
                 self._counters["003"] = counter  # all or nothing, like a DML batch
                 raise
             self._rows.update(built)
+            for new_id, row in built.items():
+                self._changed("CREATE", [new_id], [k for k, v in row.items() if v is not None], at)
             return list(built)
 
     def update(self, id: str, fields: Mapping[str, Any], stamp: datetime | None = None) -> None:
@@ -338,6 +354,7 @@ class SalesforceSandbox:
             row = {**old, "LastModifiedDate": at, "SystemModstamp": at, **values}
             self._finish(row, values)
             self._rows[id] = row
+            self._changed("UPDATE", [id], [k for k in row if row[k] != old.get(k)], at)
 
     def soft_delete(self, id: str, stamp: datetime | None = None) -> None:
         with self._lock:
@@ -349,13 +366,16 @@ class SalesforceSandbox:
                 "SystemModstamp": at,
             }
             self._delete_log[id] = at
+            self._changed("DELETE", [id], [], at)
 
     def hard_delete(self, id: str, stamp: datetime | None = None) -> None:
         """Gone from query and queryAll; ``deleted`` still lists it until purged."""
         with self._lock:
             if id not in self._rows:
                 raise KeyError(id)
-            del self._rows[id]
+            live = not self._rows.pop(id)["IsDeleted"]
+            if live:  # emptying the recycle bin publishes nothing; a hard delete does
+                self._changed("DELETE", [id], [], _stamp(stamp or self.now()))
             # emptying the recycle bin keeps the original deletion date in the log
             self._delete_log.setdefault(id, _stamp(stamp or self.now()))
 
@@ -374,6 +394,8 @@ class SalesforceSandbox:
                 "SystemModstamp": at,
             }
             self._delete_log[loser_id] = at
+            self._changed("UPDATE", [winner_id], ["LastModifiedDate", "SystemModstamp"], at)
+            self._changed("DELETE", [loser_id], [], at)
 
     def undelete(self, id: str, stamp: datetime | None = None) -> None:
         with self._lock:
@@ -389,6 +411,7 @@ class SalesforceSandbox:
                 "SystemModstamp": at,
             }
             self._delete_log.pop(id, None)
+            self._changed("UNDELETE", [id], [], at)
 
     def purge_deleted_before(self, dt: datetime) -> None:
         """Empty the recycle bin up to ``dt``: those deletes are forgotten by every API."""
@@ -399,6 +422,16 @@ class SalesforceSandbox:
                 if at < dt:
                     del self._delete_log[id]
                     self._rows.pop(id, None)
+
+    def _changed(self, kind: str, ids: list[str], fields: list[str], at: datetime) -> None:
+        for listener in self.change_listeners:
+            listener(kind, ids, [f for f in fields if f != "Id"], at)
+
+    def token_valid(self, token: str) -> bool:
+        """An access token this org issued and that has not expired (the Pub/Sub sandbox)."""
+        with self._lock:
+            issued = self._tokens.get(token)
+            return issued is not None and self.now() - issued <= self.session_ttl
 
     def contact(self, id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -534,6 +567,7 @@ class SalesforceSandbox:
         add("GET", _DATA + "/sobjects/Contact/deleted/?", self._deleted)
         add("GET", _DATA + "/query/?", lambda r: self._query(r, include_deleted=False))
         add("GET", _DATA + "/queryAll/?", lambda r: self._query(r, include_deleted=True))
+        add("GET", _DATA + "/tooling/query/?", self._tooling_query)
         add("GET", _DATA + r"/(?:query|queryAll)/(?P<locator>[^/]+)-(?P<offset>\d+)", self._more)
         add("POST", "/_sandbox/contacts", self._admin_insert)
         add("GET", "/_sandbox/contacts", lambda r: Response(200, self._admin_rows()))
@@ -615,6 +649,21 @@ class SalesforceSandbox:
                 "signature": base64.b64encode(mac.digest()).decode(),
             },
         )
+
+    def _tooling_query(self, request: Request) -> Response:
+        """Only what doctor asks: the Change Data Capture selection (PlatformEventChannelMember)."""
+        if "PlatformEventChannelMember" not in (request.arg("q") or ""):
+            return _error(400, "INVALID_TYPE", "sObject type is not supported by the sandbox")
+        with self._lock:
+            rows = [
+                {
+                    "attributes": {"type": "PlatformEventChannelMember"},
+                    "EventChannel": "ChangeEvents",
+                    "SelectedEntity": f"{entity}ChangeEvent",
+                }
+                for entity in sorted(self.cdc_entities)
+            ]
+        return Response(200, {"totalSize": len(rows), "done": True, "records": rows})
 
     def _describe(self, request: Request) -> Response:
         fields = []

@@ -346,6 +346,13 @@ class SalesforceSource:
             parse_sf_datetime(latest) if latest else None,
         )
 
+    def tooling_query(self, soql: str) -> list[dict[str, Any]]:
+        """Rows of a Tooling API query (one page: doctor's small questions)."""
+        from urllib.parse import quote
+
+        body = self._call(lambda sf: sf.toolingexecute(f"query/?q={quote(soql)}"))
+        return list(body.get("records", [])) if isinstance(body, dict) else []
+
     def is_valid_id(self, contact_id: str) -> bool:
         return is_valid_id(contact_id)
 

@@ -5,6 +5,7 @@ when it connects and again when a session expires."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import jwt
@@ -17,14 +18,29 @@ from dialsync.settings import SalesforceSettings, env_name
 SYSTEM = "salesforce"
 
 
+@dataclass(frozen=True)
+class Grant:
+    token: str
+    instance_url: str
+    identity_url: str | None  # the answer's `id`: .../id/<org id>/<user id>; None for a session
+
+
 def fetch_token(
     s: SalesforceSettings, session: requests.Session, clock: Callable[[], datetime]
 ) -> tuple[str, str]:
     """(access token, instance URL) for the configured sign-in."""
+    grant = fetch_grant(s, session, clock)
+    return grant.token, grant.instance_url
+
+
+def fetch_grant(
+    s: SalesforceSettings, session: requests.Session, clock: Callable[[], datetime]
+) -> Grant:
+    """The token answer for the configured sign-in (the Pub/Sub API also needs its `id`)."""
     mode = s.auth_mode()
     if mode == "session":
         assert s.access_token is not None and s.instance_url
-        return s.access_token.get_secret_value(), s.instance_url
+        return Grant(s.access_token.get_secret_value(), s.instance_url, None)
     url = f"{s.login_url}/services/oauth2/token"
     if mode == "client_credentials":
         assert s.client_secret is not None
@@ -43,7 +59,12 @@ def fetch_token(
     except requests.RequestException as exc:
         raise oauth.unreachable(exc, url, SYSTEM) from None
     body = oauth.token_body(response, url, SYSTEM, reason=response.reason)
-    return str(body["access_token"]), str(body.get("instance_url") or s.login_url)
+    identity = body.get("id")
+    return Grant(
+        str(body["access_token"]),
+        str(body.get("instance_url") or s.login_url),
+        str(identity) if identity else None,
+    )
 
 
 def jwt_assertion(s: SalesforceSettings, clock: Callable[[], datetime]) -> str:

@@ -78,8 +78,15 @@ def _result_backend(broker_url: str | None) -> str | None:
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     interval = timedelta(seconds=settings.sync.interval_seconds)
+    # With the stream on (`dialsync stream`) the pull is the safety net, at its longer interval;
+    # should the stream fall back (allocation exceeded) it polls at the normal one itself.
+    poll = (
+        timedelta(seconds=settings.stream.poll_interval_seconds)
+        if settings.stream.enabled
+        else interval
+    )
     return {
-        "pull": {"task": "dialsync.pull", "schedule": interval},
+        "pull": {"task": "dialsync.pull", "schedule": poll},
         # Rows whose retry time has come (and anything a lost push message left behind).
         "push-due": {"task": "dialsync.push", "schedule": interval},
         # Alert conditions read from the state database; the webhook is told of changes only.

@@ -40,16 +40,24 @@ def run_forever(settings: Settings, *, max_cycles: int | None = None) -> None:
     store = build_store(settings)
     engine = build_engine(settings, store)
     alerts = Alerts(settings, store)
-    interval = settings.sync.interval_seconds
+    # With the stream on, the poll is the safety net at its own, longer interval; the normal
+    # one applies again if the stream thread ends on an error.
+    streaming = start_stream(settings, stop) if settings.stream.enabled else None
+    cycle_lock_wait = 60.0 if streaming else 0.0  # a stream batch holds the lock briefly
     cap = settings.sync.retry_max_seconds
     next_reconcile = time.monotonic() + settings.sync.reconcile_seconds
     cycles = outages = refusals = 0
     try:
         while not stop.is_set():
             started = time.monotonic()
+            interval = (
+                settings.stream.poll_interval_seconds
+                if streaming is not None and streaming.is_alive()
+                else settings.sync.interval_seconds
+            )
             wait = float(interval)
             try:
-                with writer_lock(store.engine, "sync"):
+                with writer_lock(store.engine, "sync", wait_seconds=cycle_lock_wait):
                     if time.monotonic() >= next_reconcile:
                         engine.reconcile()
                         next_reconcile = time.monotonic() + settings.sync.reconcile_seconds
@@ -86,8 +94,32 @@ def run_forever(settings: Settings, *, max_cycles: int | None = None) -> None:
                 return
             stop.wait(max(0.0, wait - (time.monotonic() - started)))
     finally:
+        stop.set()
+        if streaming is not None:
+            streaming.join(timeout=15)
         engine.close()
         alerts.close()
+
+
+def start_stream(settings: Settings, stop: threading.Event) -> threading.Thread:
+    """The subscriber in a thread with an engine of its own, pushing in this process."""
+
+    def target() -> None:
+        from dialsync.stream.service import run_stream
+        from dialsync.wiring import build_engine, build_store
+
+        store = build_store(settings)
+        engine = build_engine(settings, store)
+        try:
+            run_stream(settings, engine, stop, database=store.engine, push=True)
+        except Exception as exc:
+            log.error("the stream stopped (%s); polling at the normal interval", exc)
+        finally:
+            engine.close()
+
+    thread = threading.Thread(target=target, name="stream", daemon=True)
+    thread.start()
+    return thread
 
 
 def _first_line(exc: BaseException) -> str:

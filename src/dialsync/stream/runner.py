@@ -1,0 +1,86 @@
+"""`dialsync stream`: the one long-running subscriber of an org (a Celery task is the wrong
+shape for a stream). A Redis lock makes it exactly one: a second process stands by and takes
+over when the first stops or dies (the lock's TTL frees it within 30 s). Contacts are recorded
+in the sync table and push tasks send them, as after a pull."""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import threading
+from dataclasses import replace
+from types import FrameType
+
+import redis
+
+from dialsync.engine import SyncEngine
+from dialsync.errors import ConfigError, LockBusy
+from dialsync.settings import Settings, env_name
+
+log = logging.getLogger(__name__)
+LOCK = "stream"  # one deployment serves one org: one subscriber per deployment
+STANDBY_SECONDS = 5.0  # how often a standing-by process tries the lock
+
+
+def require_enabled(settings: Settings) -> None:
+    if not settings.stream.enabled:
+        name = env_name("stream", "enabled")
+        raise ConfigError(f"{name} is off: set it to true to run the stream", setting=name)
+
+
+def fan_out(engine: SyncEngine, settings: Settings) -> None:
+    """Enough push tasks for what is due (at most push_parallelism), as a pull does."""
+    from dialsync.worker.celery_app import app
+
+    due = engine.due()
+    for _ in range(min(settings.sync.push_parallelism, math.ceil(due / 100))):
+        app.send_task("dialsync.push")
+
+
+def run_service(settings: Settings, stop: threading.Event | None = None) -> None:
+    from dialsync.stream.service import run_stream
+    from dialsync.wiring import build_engine, build_store
+    from dialsync.worker.redis_lock import redis_lock
+
+    require_enabled(settings)
+    stop = stop or _stop_on_signals()
+    assert settings.broker_url is not None  # preflight checked it
+    client = redis.Redis.from_url(settings.broker_url, socket_timeout=10, socket_connect_timeout=5)
+    store = build_store(settings)
+    engine = build_engine(settings, store, limiter_client=client)
+    engine.options = replace(engine.options, push_threads=1)  # the push tasks send
+    standing_by = False
+    try:
+        while not stop.is_set():
+            try:
+                with redis_lock(client, LOCK):
+                    log.info("stream: this process is the org's subscriber")
+                    run_stream(
+                        settings,
+                        engine,
+                        stop,
+                        database=store.engine,
+                        push=False,
+                        after=lambda: fan_out(engine, settings),
+                    )
+                    return
+            except LockBusy:
+                if not standing_by:
+                    log.info("stream: another dialsync stream is subscribed; standing by")
+                    standing_by = True
+                stop.wait(STANDBY_SECONDS)
+    finally:
+        engine.close()
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping the stream", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop

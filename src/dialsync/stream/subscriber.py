@@ -1,0 +1,235 @@
+"""The subscription loop: events in, contacts re-read and durable, then the position moves.
+
+Order, which is what makes a crash at any point lose nothing:
+1. a FetchResponse's events are decoded and their record ids collected;
+2. the ids are re-read and recorded in the sync table (``Hints.apply``, durable on return);
+3. only then the replay id of the last event is committed (``Position``);
+4. only then more events are asked for (flow control: the client never holds more than 100).
+A crash before 3 resubscribes from the previous replay id: the events come again and the
+re-read is idempotent. A keepalive (no events) commits its ``latest_replay_id``: everything
+before it was delivered and processed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from enum import Enum
+from typing import Any, Protocol
+
+from dialsync.errors import AuthError, TerminalError, TransientError
+from dialsync.salesforce_ids import normalize_id
+from dialsync.store.protocol import SyncStore
+from dialsync.stream.client import (
+    AllocationExceeded,
+    Credentials,
+    CredentialSource,
+    PubSubClient,
+    ReplayRefused,
+    Subscription,
+)
+from dialsync.stream.events import ORDINARY, ChangeEvent, SchemaCache
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF = 60.0  # seconds between reconnection attempts at most
+ESTABLISH_WAIT = 10.0  # seconds to wait for a new subscription's headers before catching up
+
+
+class Hints(Protocol):
+    def apply(self, contact_ids: Sequence[str]) -> None:
+        """Re-read these contacts and record them; durable when it returns."""
+
+    def catch_up(self) -> None:
+        """A window re-read from the poll cursor (overflow, a refused replay id)."""
+
+
+class StreamObserver(Protocol):
+    def delivered(self, count: int) -> None: ...
+    def fallback(self, reason: str) -> None: ...
+
+
+class Ended(Enum):
+    STOPPED = "stopped"
+    ALLOCATION = "allocation"  # the org's event allocation is used up: poll instead
+
+
+class Position:
+    """The last processed replay id, in the state database's cursor table (base64)."""
+
+    def __init__(self, store: SyncStore, topic: str) -> None:
+        self.store = store
+        self.name = f"stream:{topic}"[:64]
+
+    def load(self) -> bytes | None:
+        value = self.store.get_cursor(self.name).last_id
+        if not value:
+            return None
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            log.warning("stream: stored replay id unreadable; starting from the poll's window")
+            return None
+
+    def commit(self, replay_id: bytes) -> None:
+        encoded = base64.b64encode(replay_id).decode()
+        if len(encoded) > 32:  # the cursor column's width (24 bytes; Salesforce's are 8-9)
+            raise TransientError("replay id longer than the cursor column", system="stream")
+        self.store.set_cursor(self.name, last_id=encoded)
+
+    def forget(self) -> None:
+        self.store.set_cursor(self.name, last_id=None)
+
+
+def contact_ids(events: Sequence[ChangeEvent]) -> tuple[list[str], bool]:
+    """(Ids to re-read, in first-seen order, whether a GAP_OVERFLOW asks for a window read)."""
+    seen: dict[str, None] = {}
+    overflow = False
+    for event in events:
+        if event.is_overflow:
+            overflow = True
+            continue
+        if event.entity and event.entity != "Contact":
+            continue
+        if event.change_type not in ORDINARY and not event.change_type.startswith("GAP_"):
+            log.warning("stream: unknown change type %s; re-reading its ids", event.change_type)
+        for raw in event.record_ids:
+            try:
+                seen.setdefault(normalize_id(raw), None)
+            except ValueError:
+                log.warning("stream: event %s names a malformed id; skipped", event.change_type)
+    return list(seen), overflow
+
+
+class Subscriber:
+    def __init__(
+        self,
+        *,
+        client: PubSubClient,
+        credentials: CredentialSource,
+        hints: Hints,
+        position: Position,
+        topic: str,
+        observer: StreamObserver,
+        sleep: Callable[[float], bool] | None = None,
+    ) -> None:
+        self.client = client
+        self.credentials = credentials
+        self.hints = hints
+        self.position = position
+        self.topic = topic
+        self.observer = observer
+        self._creds: Credentials | None = None
+        self.schemas = SchemaCache(lambda sid: self.client.get_schema(self._current(), sid))
+        self._sleep = sleep
+
+    def _current(self) -> Credentials:
+        if self._creds is None:
+            self._creds = self.credentials(False)
+        return self._creds
+
+    def run(self, stop: threading.Event) -> Ended:
+        """Subscribe and process until ``stop`` is set or the allocation is used up."""
+        wait = self._sleep or stop.wait
+        replay = self.position.load()
+        # No durable position: what changed before the subscription is the poll's to read, once
+        # the subscription is in place (so nothing falls between the two).
+        catch_up = replay is None
+        failures = renewals = 0
+        while not stop.is_set():
+            creds = self._current()
+            subscription = self.client.subscribe(creds, self.topic, replay)
+            ended = threading.Event()
+            threading.Thread(
+                target=_cancel_on_stop, args=(stop, ended, subscription), daemon=True
+            ).start()
+            try:
+                if catch_up:
+                    if not subscription.established(ESTABLISH_WAIT):
+                        log.warning("stream: subscription not confirmed; catching up anyway")
+                    log.info("stream: catching up from the poll cursor")
+                    self.hints.catch_up()
+                    catch_up = False
+                for responses in subscription.batches():
+                    failures = renewals = 0
+                    replay = self._handle(subscription, responses) or replay
+                    if stop.is_set():
+                        break
+            except AuthError:
+                renewals += 1
+                if renewals > 1:
+                    raise  # a fresh token refused too: a credential to fix
+                log.info("stream: session expired; renewing the token, resuming in place")
+                self._creds = self.credentials(True)
+            except ReplayRefused as exc:
+                log.warning(
+                    "stream: stored replay id refused (%s): polling the window since the last "
+                    "durable point, then subscribing from LATEST",
+                    exc.code,
+                )
+                self.observer.fallback("replay_refused")
+                self.position.forget()
+                replay, catch_up = None, True
+            except AllocationExceeded:
+                log.error(
+                    "stream: the org's change event allocation is exceeded; falling back to "
+                    "polling at the normal interval"
+                )
+                self.observer.fallback("allocation")
+                return Ended.ALLOCATION
+            except TransientError as exc:
+                failures += 1
+                pause = min(MAX_BACKOFF, 0.5 * 2**failures)
+                log.warning("stream: %s; resubscribing in %.1f s", exc, pause)
+                wait(pause)
+            finally:
+                ended.set()
+                subscription.cancel()
+            if not stop.is_set() and not failures:
+                time.sleep(0.05)  # a clean end of stream: resubscribe without spinning
+        return Ended.STOPPED
+
+    def _handle(self, subscription: Subscription, responses: Sequence[Any]) -> bytes | None:
+        """Process one batch of FetchResponses; the replay id committed, if any."""
+        events: list[ChangeEvent] = []
+        unreadable = 0
+        for e in (e for response in responses for e in response.events):
+            try:
+                events.append(self.schemas.decode(e.event.schema_id, e.event.payload, e.replay_id))
+            except TerminalError as exc:
+                # A hint we cannot read: the window read from the poll cursor covers whatever it
+                # named, rather than a process that stops on it after every restart.
+                log.error("stream: %s; re-reading the window instead", exc)
+                unreadable += 1
+        if events or unreadable:
+            self._process(events, catch_up=bool(unreadable))
+        last = responses[-1]
+        # A trailing keepalive is past every event before it, all of them processed now.
+        mark = bytes(last.latest_replay_id if not last.events else last.events[-1].replay_id)
+        if mark:
+            self.position.commit(mark)
+        if delivered := len(events) + unreadable:
+            self.observer.delivered(delivered)
+            subscription.request(delivered)
+        return mark or None
+
+    def _process(self, events: Sequence[ChangeEvent], *, catch_up: bool = False) -> None:
+        ids, overflow = contact_ids(events)
+        if ids:
+            self.hints.apply(ids)
+        if catch_up:
+            self.hints.catch_up()
+        elif overflow:
+            log.warning("stream: GAP_OVERFLOW (a transaction too big for events): window re-read")
+            self.hints.catch_up()
+
+
+def _cancel_on_stop(stop: threading.Event, ended: threading.Event, sub: Subscription) -> None:
+    """Cancel the subscription when the process stops (its iterator blocks until then)."""
+    while not ended.is_set():
+        if stop.wait(0.2):
+            sub.cancel()
+            return

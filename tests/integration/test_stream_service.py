@@ -1,0 +1,112 @@
+"""`dialsync stream` as real processes: one subscriber per org (a Redis lock), the other stands
+by and takes over; recorded contacts are handed to push tasks that a real worker sends."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dialsync.sandbox.harness import Sandboxes
+from dialsync.sandbox.pubsub import PubSubSandbox
+from tests.integration.helpers import ours, person
+from tests.integration.service import processes, wait_until
+
+
+@pytest.fixture
+def pubsub(sandboxes: Sandboxes) -> Iterator[PubSubSandbox]:
+    with PubSubSandbox(sandboxes.salesforce, keepalive_seconds=0.5) as server:
+        yield server
+
+
+def test_two_stream_processes_make_one_subscriber_and_the_other_takes_over(
+    sandboxes: Sandboxes, pubsub: PubSubSandbox, broker_url: str, tmp_path: Path
+) -> None:
+    env = {
+        **sandboxes.env(f"sqlite:///{tmp_path / 'state.db'}"),
+        "DIALSYNC_BROKER_URL": broker_url,
+        "DIALSYNC_STREAM__ENABLED": "true",
+        "DIALSYNC_STREAM__PUBSUB_ENDPOINT": pubsub.endpoint,
+    }
+    sf = sandboxes.salesforce
+    with processes(env, tmp_path) as procs:
+        assert procs.run("db", "upgrade").returncode == 0
+        procs.start("worker", "-c", "1", name="worker")
+        first = procs.start("stream", name="first")
+        wait_until(lambda: pubsub.subscribes == 1, what="the first process subscribed")
+        procs.start("stream", name="second")
+        wait_until(
+            lambda: "standing by" in procs.log("second"), what="the second process stands by"
+        )
+        assert pubsub.subscribes == 1
+        joey = sf.insert(person(1))
+        wait_until(lambda: joey in ours(sandboxes), what="recorded, then pushed by the worker")
+        procs.kill(first, signal.SIGKILL)  # dies holding the lock: its TTL frees it
+        wait_until(lambda: pubsub.subscribes == 2, timeout=90, what="the standby took over")
+        sf.update(joey, {"DoNotCall": True})
+        wait_until(lambda: joey not in ours(sandboxes), what="the new subscriber carries on")
+        assert "this process is the org's subscriber" in procs.log("second")
+
+
+def test_doctor_checks_change_data_capture_for_contact(
+    sandboxes: Sandboxes, pubsub: PubSubSandbox, tmp_path: Path
+) -> None:
+    from tests.integration.test_doctor_metrics import doctor
+
+    env = {
+        **sandboxes.env(),
+        "DIALSYNC_STREAM__ENABLED": "true",
+        "DIALSYNC_STREAM__PUBSUB_ENDPOINT": pubsub.endpoint,
+    }
+    _, checks = doctor(env, tmp_path)
+    assert checks["change data capture"]["status"] == "ok"
+    assert checks["pub/sub api"]["status"] == "ok"
+    sandboxes.salesforce.cdc_entities.clear()  # an admin never selected Contact
+    code, checks = doctor(env, tmp_path)
+    assert code == 1
+    assert checks["change data capture"]["status"] == "fail"
+    assert "ContactChangeEvent is not selected" in checks["change data capture"]["detail"]
+    assert "Setup > Integrations > Change Data Capture" in checks["change data capture"]["fix"]
+
+
+def test_run_streams_when_enabled_and_polls_at_the_stream_interval(
+    sandboxes: Sandboxes, pubsub: PubSubSandbox, tmp_path: Path
+) -> None:
+    env = {
+        **sandboxes.env(f"sqlite:///{tmp_path / 'state.db'}"),
+        "DIALSYNC_STREAM__ENABLED": "true",
+        "DIALSYNC_STREAM__PUBSUB_ENDPOINT": pubsub.endpoint,
+        # neither poll comes round during the test: only the stream can carry the change
+        "DIALSYNC_SYNC__INTERVAL_SECONDS": "3600",
+        "DIALSYNC_STREAM__POLL_INTERVAL_SECONDS": "3600",
+    }
+    sf = sandboxes.salesforce
+    with processes(env, tmp_path) as procs:
+        procs.start("run", name="run")
+        wait_until(lambda: pubsub.subscribes == 1, what="`dialsync run` subscribed")
+        wait_until(lambda: "run 1 (sync) finished" in procs.log("run"), what="the first cycle")
+        joey = sf.insert(person(1))
+        wait_until(lambda: joey in ours(sandboxes), what="the change arrived by the stream")
+        sf.update(joey, {"DoNotCall": True})
+        wait_until(lambda: joey not in ours(sandboxes), what="the opt-out arrived by the stream")
+
+
+def test_stream_refuses_to_start_when_off_or_misconfigured(
+    sandboxes: Sandboxes, tmp_path: Path, broker_url: str
+) -> None:
+    env = {**sandboxes.env(), "DIALSYNC_BROKER_URL": broker_url}
+    with processes(env, tmp_path) as procs:
+        off = procs.run("stream")
+        assert off.returncode == 2
+        assert "DIALSYNC_STREAM__ENABLED is off" in off.stderr
+    bad = {
+        **env,
+        "DIALSYNC_STREAM__ENABLED": "true",
+        "DIALSYNC_STREAM__PUBSUB_ENDPOINT": "https://x",
+    }
+    with processes(bad, tmp_path) as procs:
+        wrong = procs.run("stream")
+        assert wrong.returncode == 2
+        assert "DIALSYNC_STREAM__PUBSUB_ENDPOINT is invalid" in wrong.stderr
