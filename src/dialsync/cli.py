@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from dialsync.cli_resync import queue_resync, report_unknown_ids
 from dialsync.clikit import command
 from dialsync.clikit import emit as _emit
 from dialsync.errors import DialsyncError, LockBusy, operator_fix
@@ -232,8 +233,6 @@ def resync(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--contact") from None
     if settings.broker_url and not inline:
-        from dialsync.cli_resync import queue_resync
-
         queue_resync(settings, all_, ids, wait=wait or 0.0, as_json=as_json)
         return
     from dialsync.store.locks import writer_lock
@@ -256,16 +255,6 @@ def resync(
         ),
     )
     report_unknown_ids(report.missing)
-
-
-def report_unknown_ids(missing: list[str]) -> None:
-    """Ids Salesforce does not know: a typo, or a contact since deleted. Exit 1 naming them."""
-    if missing:
-        click.echo(
-            f"error: not in Salesforce (no such contact, or deleted): {', '.join(missing)}",
-            err=True,
-        )
-        sys.exit(1)
 
 
 @main.group()

@@ -1,5 +1,8 @@
 """`dialsync resync` with a broker: queue the task, say where to follow it, optionally wait
-for its result (kept in Redis for a day; Flower's /api/task/result reads the same)."""
+for its result (kept in Redis for a day; Flower's /api/task/result reads the same). Also what
+both resync paths, queued and inline, say about Ids Salesforce does not know.
+
+cli.py imports this module; nothing here imports cli.py, so both import at the top."""
 
 from __future__ import annotations
 
@@ -26,10 +29,11 @@ def queue_resync(
 ) -> None:
     from celery.exceptions import TimeoutError as CeleryTimeout
 
-    from dialsync.cli import report_unknown_ids
-    from dialsync.worker.celery_app import app
+    from dialsync.worker.runtime import celery_app
 
-    result = app.send_task("dialsync.resync", kwargs={"all": all_, "contact_ids": ids})
+    result = celery_app(settings).send_task(
+        "dialsync.resync", kwargs={"all": all_, "contact_ids": ids}
+    )
     hint = follow_hint(settings, result.id)
     if wait <= 0:
         emit(
@@ -66,4 +70,14 @@ def queue_resync(
         click.echo(f"error: {name}: {redact(str(reason))}", err=True)
     report_unknown_ids(list(outcome.get("not_in_salesforce") or []))
     if failed:
+        sys.exit(1)
+
+
+def report_unknown_ids(missing: list[str]) -> None:
+    """Ids Salesforce does not know: a typo, or a contact since deleted. Exit 1 naming them."""
+    if missing:
+        click.echo(
+            f"error: not in Salesforce (no such contact, or deleted): {', '.join(missing)}",
+            err=True,
+        )
         sys.exit(1)

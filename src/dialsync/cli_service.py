@@ -50,8 +50,9 @@ def worker(
 
     preflight(settings, broker=True)
     from dialsync.cli_ops import serve_metrics
-    from dialsync.worker.celery_app import app
+    from dialsync.worker.runtime import celery_app
 
+    app = celery_app(settings)
     serve_metrics(settings, metrics_port)
     argv = [*_quiet(settings), "worker", f"--loglevel={settings.log_level}"]
     argv += ["--without-gossip", "--without-mingle"]
@@ -73,8 +74,9 @@ def beat(settings: Settings) -> None:
     from dialsync.preflight import preflight
 
     preflight(settings, broker=True)
-    from dialsync.worker.celery_app import app
+    from dialsync.worker.runtime import celery_app
 
+    app = celery_app(settings)
     app.start(
         [
             *_quiet(settings),
@@ -118,8 +120,9 @@ def flower(settings: Settings, port: int | None) -> None:
     preflight(settings, broker=True, flower=True)
     f = settings.flower
     assert f.user is not None and f.password is not None  # preflight refused them unset
-    from dialsync.worker.celery_app import app
+    from dialsync.worker.runtime import celery_app
 
+    app = celery_app(settings)
     app.start(
         [
             "flower",

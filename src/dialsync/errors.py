@@ -13,6 +13,8 @@ Every exception carries fields (status, code, record id) and never a secret.
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 
 class DialsyncError(Exception):
     """Root of every error dialsync raises on purpose."""
@@ -46,6 +48,15 @@ class DialsyncError(Exception):
         return f"{prefix}{self.message}{suffix}"
 
 
+class ErrorFields(TypedDict, total=False):
+    """The root's fields, for subclasses that add one of their own and pass these through."""
+
+    system: str
+    status: int | None
+    code: str | None
+    setting: str | None
+
+
 class ConfigError(DialsyncError):
     """A setting is missing or invalid. ``setting`` names the environment variable."""
 
@@ -64,15 +75,9 @@ class TransientError(DialsyncError):
     """Try again later. ``retry_after`` is a hint in seconds when the remote gave one."""
 
     def __init__(
-        self,
-        message: str,
-        *,
-        system: str = "",
-        status: int | None = None,
-        code: str | None = None,
-        retry_after: float | None = None,
+        self, message: str, *, retry_after: float | None = None, **fields: Unpack[ErrorFields]
     ) -> None:
-        super().__init__(message, system=system, status=status, code=code)
+        super().__init__(message, **fields)
         self.retry_after = retry_after
 
 

@@ -3,6 +3,13 @@
 Nothing else in dialsync reads ``os.environ`` (but settings_vars, which only looks for
 misspelled DIALSYNC_* names). Every field maps to ``DIALSYNC_<FIELD>`` or
 ``DIALSYNC_<SECTION>__<FIELD>``; ``env_name()`` gives that name back so errors can cite it.
+
+Where each section lives: the destinations' (Talkdesk, Everbridge, Conga, on one
+``DialerSettings`` base) in ``settings_dialers``; the service processes' (sync schedule, Flower,
+metrics, alerts) in ``settings_service``; the names and error helpers every section uses in
+``settings_base``; Salesforce, mapping, compliance and the root ``Settings`` here. A
+new section goes beside its kind and gets one field on ``Settings``. Everything is importable
+from ``dialsync.settings``.
 """
 
 from __future__ import annotations
@@ -21,20 +28,23 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dialsync.errors import ConfigError
 
-ENV_PREFIX = "DIALSYNC_"
+# Re-exported: ``from dialsync.settings import ...`` reaches every section and helper.
+from dialsync.settings_base import ENV_PREFIX as ENV_PREFIX
+from dialsync.settings_base import combined as combined
+from dialsync.settings_base import env_name as env_name
+from dialsync.settings_base import http_url, raise_all
+from dialsync.settings_dialers import DESTINATIONS as DESTINATIONS
+from dialsync.settings_dialers import CongaSettings as CongaSettings
+from dialsync.settings_dialers import DialerSettings as DialerSettings
+from dialsync.settings_dialers import EverbridgeSettings as EverbridgeSettings
+from dialsync.settings_dialers import TalkdeskSettings as TalkdeskSettings
+from dialsync.settings_dialers import parse_destinations as parse_destinations
+from dialsync.settings_service import AlertsSettings as AlertsSettings
+from dialsync.settings_service import FlowerSettings as FlowerSettings
+from dialsync.settings_service import MetricsSettings as MetricsSettings
+from dialsync.settings_service import SyncSettings as SyncSettings
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-def env_name(*path: str | int) -> str:
-    """``env_name("talkdesk", "record_list_id")`` -> ``DIALSYNC_TALKDESK__RECORD_LIST_ID``."""
-    return ENV_PREFIX + "__".join(str(p).upper() for p in path)
-
-
-def _http_url(value: str) -> str:
-    value = value.strip().rstrip("/")
-    if not value.startswith(("https://", "http://")):
-        raise ValueError("must be a URL starting with https://")
-    return value
 
 
 class SalesforceSettings(BaseModel):
@@ -58,7 +68,7 @@ class SalesforceSettings(BaseModel):
     @field_validator("login_url", "instance_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value)
+        return None if value is None else http_url(value)
 
     @field_validator("api_version")
     @classmethod
@@ -93,291 +103,6 @@ class SalesforceSettings(BaseModel):
             "or INSTANCE_URL and ACCESS_TOKEN (a fixed session)",
             setting=missing,
         )
-
-
-class DialerSettings(BaseModel):
-    """What every destination's section has: the HTTP timeout, the retries inside one call
-    (after them the rows wait for a later cycle), and ``missing()`` / ``require()``."""
-
-    timeout_seconds: float = Field(default=30.0, gt=0)
-    max_attempts: int = Field(default=4, ge=1, le=10)
-    max_backoff_seconds: float = Field(default=30.0, ge=0)
-
-    def missing(self) -> list[ConfigError]:
-        """One error per setting this destination needs and lacks."""
-        raise NotImplementedError
-
-    def require(self) -> None:
-        raise_all(self.missing())
-
-
-class TalkdeskSettings(DialerSettings):
-    api_url: str = "https://api.talkdeskapp.com"
-    token_url: str | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    record_list_id: str | None = None
-    max_requests_per_second: float | None = Field(default=None, gt=0)
-    # Talkdesk's limit of records in one record list (its UI warns from 80%); creates that
-    # would pass it wait in the sync table until records are removed.
-    list_capacity: int = Field(default=250_000, ge=1)
-
-    @field_validator("api_url", "token_url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value)
-
-    def missing(self) -> list[ConfigError]:
-        names = ("token_url", "client_id", "client_secret", "record_list_id")
-        return _missing("talkdesk", self, names, "to reach the Talkdesk record list")
-
-
-DESTINATIONS = ("talkdesk", "everbridge", "conga")
-# Everbridge delivery path per phone type: digits name a pathId, anything else a prompt. The
-# prompts are those of a new organization; an org that renamed its paths sets its own map.
-DEFAULT_EVERBRIDGE_PATHS = {
-    "MOBILE": "Mobile Phone",
-    "OFFICE": "Work Phone",
-    "HOME": "Home Phone",
-    "EXTRA_1": "Other Phone",
-    "EXTRA_2": "Other Phone",
-    "EXTRA_3": "Other Phone",
-}
-_PHONE_TYPES = frozenset(DEFAULT_EVERBRIDGE_PATHS)
-
-
-def parse_destinations(value: str) -> tuple[str, ...]:
-    """``"talkdesk, Everbridge"`` -> ``("talkdesk", "everbridge")``; ValueError names the bad."""
-    names: list[str] = []
-    for part in value.split(","):
-        name = part.strip().lower()
-        if not name:
-            continue
-        if name not in DESTINATIONS:
-            raise ValueError(f"unknown destination {name!r}: choose from {', '.join(DESTINATIONS)}")
-        if name not in names:
-            names.append(name)
-    if not names:
-        raise ValueError(f"name at least one destination: {', '.join(DESTINATIONS)}")
-    return tuple(names)
-
-
-def _missing(section: str, model: BaseModel, names: tuple[str, ...], why: str) -> list[ConfigError]:
-    """One error per unset (or blank) setting of ``names``."""
-    found = []
-    for name in names:
-        value = getattr(model, name)
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        if value is None or (isinstance(value, str) and not value.strip()):
-            setting = env_name(section, name)
-            found.append(ConfigError(f"{setting} is not set (needed {why})", setting=setting))
-    return found
-
-
-def combined(problems: list[ConfigError]) -> ConfigError:
-    """One ConfigError for all of ``problems`` (every one listed, the first one's setting)."""
-    if len(problems) == 1:
-        return problems[0]
-    lines = "\n  ".join(p.message for p in problems)
-    return ConfigError(
-        f"{len(problems)} settings must be fixed:\n  {lines}", setting=problems[0].setting
-    )
-
-
-def raise_all(problems: list[ConfigError]) -> None:
-    if problems:
-        raise combined(problems)
-
-
-class EverbridgeSettings(DialerSettings):
-    """Everbridge Suite contacts (password grant; the id_token is the bearer)."""
-
-    api_url: str = "https://api.everbridge.net/rest"  # EU: https://api.everbridge.eu/rest
-    token_url: str = "https://api.everbridge.net/authorization/v1/tokens"
-    organization_id: str | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    # The token request's required scope. The id_token, our bearer, is issued for an OpenID
-    # scope only; the authentication spec's password-grant example asks for these three.
-    scope: str = "openid user-profile role"
-    # Every contact needs a record type; a new organization has "Employee". The id wins if set.
-    record_type_name: str | None = "Employee"
-    record_type_id: int | None = None
-    paths: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_EVERBRIDGE_PATHS))
-    email_path: str | None = None  # a pathId or prompt for the e-mail address; unset: not sent
-    # Contact attributes we own: the record's extra_data key -> the attribute's name in the org.
-    attributes: dict[str, str] = Field(default_factory=dict)
-    # The issue asks for E.164 values; the seed's example sends the national digits instead.
-    phone_format: Literal["e164", "national"] = "e164"
-    # "POST/PUT/PATCH 300 per minute" (reference): the client keeps under it on its own.
-    max_writes_per_minute: float | None = Field(default=300.0, gt=0)
-
-    @field_validator("api_url", "token_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return _http_url(value)
-
-    @field_validator("scope")
-    @classmethod
-    def _scope(cls, value: str) -> str:
-        scopes = value.split()
-        if "openid" not in scopes:
-            raise ValueError("must include openid: Everbridge issues the id_token only for it")
-        return " ".join(scopes)
-
-    @field_validator("paths")
-    @classmethod
-    def _paths(cls, value: dict[str, str]) -> dict[str, str]:
-        out = {str(k).strip().upper(): str(v).strip() for k, v in value.items()}
-        unknown = sorted(set(out) - _PHONE_TYPES)
-        if unknown:
-            raise ValueError(f"unknown phone types {unknown}: use {sorted(_PHONE_TYPES)}")
-        return {k: v for k, v in out.items() if v}
-
-    def missing(self) -> list[ConfigError]:
-        names = ("organization_id", "client_id", "client_secret", "username", "password")
-        found = _missing("everbridge", self, names, "to reach the Everbridge organization")
-        if not self.record_type_name and self.record_type_id is None:
-            found += _missing(
-                "everbridge", self, ("record_type_name",), "for every Everbridge contact"
-            )
-        return found
-
-
-class CongaSettings(DialerSettings):
-    """Conga Platform Data API contacts (client credentials)."""
-
-    api_url: str = "https://rls.congacloud.com"
-    # EU: login.congacloud.eu, AU: login.congacloud.au
-    token_url: str = "https://login-rls.congacloud.com/api/v1/auth/connect/token"
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
-    user_id: str | None = None  # API-to-API connections send it as the user-id header
-    # Contact fields not to send (comma-separated), for a schema that lacks some of them.
-    skip_fields: str = ""
-    max_requests_per_second: float | None = Field(default=None, gt=0)
-
-    @field_validator("api_url", "token_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return _http_url(value)
-
-    @property
-    def skipped_fields(self) -> frozenset[str]:
-        return frozenset(f.strip() for f in self.skip_fields.split(",") if f.strip())
-
-    def missing(self) -> list[ConfigError]:
-        return _missing("conga", self, ("client_id", "client_secret"), "to reach Conga")
-
-
-class SyncSettings(BaseModel):
-    interval_seconds: int = Field(default=60, ge=1)
-    retry_base_seconds: float = Field(default=30.0, gt=0)
-    retry_max_seconds: float = Field(default=3600.0, gt=0)
-    # Service mode (Celery): how often every Id is compared, how many push tasks a pull fans
-    # out to, and the task time limits (a push batch must finish well inside its limit).
-    reconcile_seconds: int = Field(default=6 * 3600, ge=60)
-    push_parallelism: int = Field(default=4, ge=1, le=64)
-    pull_time_limit_seconds: int = Field(default=3600, ge=30)
-    push_time_limit_seconds: int = Field(default=300, ge=30)
-    beat_schedule_file: Path = Path("celerybeat-schedule")
-    # A progress line in the log this often during a run (service, `run`, a sync without a TTY).
-    progress_seconds: float = Field(default=30.0, gt=0)
-
-
-# The placeholders of .env.example: a deployment that kept one is not protected at all.
-PLACEHOLDER_PASSWORDS = frozenset({"change-me", "change-me-too", "changeme", "password"})
-
-
-class FlowerSettings(BaseModel):
-    user: str | None = None
-    password: SecretStr | None = None
-    port: int = Field(default=5555, ge=1, le=65535)
-    address: str = "0.0.0.0"
-    # Where operators open Flower (e.g. https://flower.example.com); printed by `resync`.
-    url: str | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return None if value is None or not value.strip() else _http_url(value)
-
-    def auth_problems(self) -> list[ConfigError]:
-        """Flower is never served without real basic-auth credentials."""
-        found: list[ConfigError] = []
-        user_name, password_name = env_name("flower", "user"), env_name("flower", "password")
-        if not self.user or not self.user.strip():
-            found.append(
-                ConfigError(f"{user_name} is not set (Flower needs basic auth)", setting=user_name)
-            )
-        elif ":" in self.user:
-            found.append(ConfigError(f"{user_name} must not contain ':'", setting=user_name))
-        password = self.password.get_secret_value() if self.password is not None else ""
-        if not password.strip():
-            found.append(
-                ConfigError(
-                    f"{password_name} is not set or blank: Flower is never served without "
-                    "authentication",
-                    setting=password_name,
-                )
-            )
-        elif password.strip().lower() in PLACEHOLDER_PASSWORDS:
-            found.append(
-                ConfigError(
-                    f"{password_name} is still the placeholder of .env.example: choose a "
-                    "password of your own",
-                    setting=password_name,
-                )
-            )
-        return found
-
-    @property
-    def public_url(self) -> str:
-        """Where Flower is reached: the url setting, else this host and port."""
-        if self.url:
-            return self.url
-        host = "localhost" if self.address in ("0.0.0.0", "::", "") else self.address
-        return f"http://{host}:{self.port}"
-
-
-class MetricsSettings(BaseModel):
-    """The Prometheus endpoint a Celery worker serves (blank port: none)."""
-
-    port: int | None = Field(default=9808, ge=1, le=65535)
-    address: str = "0.0.0.0"
-    # Where the worker's processes keep their counters (prometheus multiprocess mode); emptied
-    # when the worker starts. Unset: a new temporary directory per worker.
-    dir: Path | None = None
-
-    @field_validator("port", mode="before")
-    @classmethod
-    def _blank_port(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and value.strip() == "" else value
-
-
-class AlertsSettings(BaseModel):
-    """Alerts to a webhook (Slack-compatible JSON), each once when it starts and once when it
-    clears; blank URL: alerts are still evaluated (logs, metrics) but not sent."""
-
-    webhook_url: str | None = None
-    # Per alert: no second message sooner than this, so a flapping condition does not flood.
-    min_interval_seconds: float = Field(default=300.0, ge=0)
-    failed_runs: int = Field(default=3, ge=1)  # consecutive failed runs that alert
-    rejected_percent: float = Field(default=5.0, ge=0, le=100)
-    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
-
-    @field_validator("webhook_url", mode="before")
-    @classmethod
-    def _webhook(cls, value: Any) -> Any:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        value = str(value).strip()  # kept as given: a webhook path may end with a slash
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("must be a URL starting with https://")
-        return value
 
 
 class ComplianceSettings(BaseModel):

@@ -20,9 +20,7 @@ from dialsync.engine import EngineOptions, RunReport, SyncEngine
 from dialsync.errors import ConfigError
 from dialsync.logs import register_secret
 from dialsync.progress import Observers, Total
-from dialsync.settings import (
-    Settings,
-)
+from dialsync.settings import Settings
 from dialsync.sources.salesforce import CURSOR, SalesforceSource, TimeoutSession
 from dialsync.store.protocol import SyncStore
 from dialsync.store.store import SqlSyncStore, open_store
@@ -106,42 +104,29 @@ def build_destinations(
     built: list[Destination] = []
     hooks = call_hooks() if hooks is None else hooks
     for name in settings.destination_names:
-        transport = observed_transport(name, tls, hooks)()
+        limiter = rate_limiter(name, requests_per_second(settings, name), limiter_client)
+        http: dict[str, Any] = {
+            "verify": tls.httpx_verify,
+            "transport": observed_transport(name, tls, hooks)(),
+            "limiter": limiter,
+        }
         if name == "talkdesk":
-            td = settings.talkdesk
-            built.append(
-                TalkdeskDestination(
-                    td,
-                    verify=tls.httpx_verify,
-                    transport=transport,
-                    limiter=rate_limiter(name, td.max_requests_per_second, limiter_client),
-                )
-            )
+            built.append(TalkdeskDestination(settings.talkdesk, **http))
         elif name == "everbridge":
-            eb = settings.everbridge
-            per_minute = eb.max_writes_per_minute
-            built.append(
-                EverbridgeDestination(
-                    eb,
-                    verify=tls.httpx_verify,
-                    transport=transport,
-                    # the limiter paces writes only: Everbridge throttles POST/PUT/PATCH
-                    limiter=rate_limiter(
-                        name, per_minute / 60.0 if per_minute else None, limiter_client
-                    ),
-                )
-            )
+            built.append(EverbridgeDestination(settings.everbridge, **http))
         else:
-            cg = settings.conga
-            built.append(
-                CongaDestination(
-                    cg,
-                    verify=tls.httpx_verify,
-                    transport=transport,
-                    limiter=rate_limiter(name, cg.max_requests_per_second, limiter_client),
-                )
-            )
+            built.append(CongaDestination(settings.conga, **http))
     return built
+
+
+def requests_per_second(settings: Settings, name: str) -> float | None:
+    """A destination's rate limit; None: unlimited."""
+    if name == "everbridge":
+        # the limiter paces writes only: Everbridge throttles POST/PUT/PATCH, per minute
+        per_minute = settings.everbridge.max_writes_per_minute
+        return per_minute / 60.0 if per_minute else None
+    section = settings.talkdesk if name == "talkdesk" else settings.conga
+    return section.max_requests_per_second
 
 
 def build_engine(

@@ -9,7 +9,14 @@ from types import TracebackType
 
 from sqlalchemy import create_engine, func, select
 
-from dialsync.sandbox.server import LoggedRequest, Request, Response, SandboxServer
+from dialsync.sandbox.server import (
+    Handler,
+    Interception,
+    LoggedRequest,
+    Request,
+    Response,
+    SandboxServer,
+)
 from dialsync.store.tables import runs
 
 
@@ -24,13 +31,11 @@ class AfterBulkCreate:
         self.action = action
         self.seen = 0
         self.fired = threading.Event()
-        self._original: Callable[[Request], Response] | None = None
+        self._interception: Interception | None = None
         self._lock = threading.Lock()
 
     def __enter__(self) -> AfterBulkCreate:
-        original = self._original = self.server.dispatch
-
-        def dispatch(request: Request) -> Response:
+        def dispatch(request: Request, original: Handler) -> Response:
             response = original(request)
             if request.method != "POST" or not request.path.endswith("/records/bulks"):
                 return response
@@ -45,7 +50,7 @@ class AfterBulkCreate:
                 return Response(0, drop=True)
             return response
 
-        self.server.dispatch = dispatch  # type: ignore[method-assign]
+        self._interception = self.server.intercept(dispatch)
         return self
 
     def __exit__(
@@ -54,8 +59,8 @@ class AfterBulkCreate:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._original is not None:
-            self.server.dispatch = self._original  # type: ignore[method-assign]
+        if self._interception is not None:
+            self._interception.remove()
 
 
 def api_log(server: SandboxServer, prefix: str = "/record-lists") -> list[LoggedRequest]:

@@ -21,7 +21,7 @@ from dialsync.destinations.http import LocalRateLimiter, RateLimiter
 from dialsync.engine import DOWN_AFTER, Observer, SyncEngine
 from dialsync.errors import DialsyncError, TransientError
 from dialsync.sandbox.harness import Sandboxes
-from dialsync.sandbox.server import Request, Response, SandboxServer
+from dialsync.sandbox.server import Handler, Request, Response, SandboxServer
 from dialsync.settings import TalkdeskSettings
 from tests.faults.conftest import FaultReport
 from tests.faults.helpers import measure, run_until_settled, settled
@@ -104,32 +104,29 @@ class SlowCalls:
 
     def __init__(self, box: Sandboxes, at_least: float) -> None:
         self.count = 0
-        server = box.talkdesk.server
-        original = server.dispatch
 
-        def dispatch(request: Request) -> Response:
+        def dispatch(request: Request, original: Handler) -> Response:
             began = time.monotonic()
             response = original(request)
             if time.monotonic() - began >= at_least:
                 self.count += 1
             return response
 
-        server.dispatch = dispatch  # type: ignore[method-assign]
+        box.talkdesk.server.intercept(dispatch)
 
 
 def late_create(server: SandboxServer, nth: int, delay: float) -> None:
     """The ``nth`` bulk create is held ``delay`` seconds before it is applied and answered."""
-    original = server.dispatch
     seen = {"creates": 0}
 
-    def dispatch(request: Request) -> Response:
+    def dispatch(request: Request, original: Handler) -> Response:
         if request.method == "POST" and request.path.endswith("/records/bulks"):
             seen["creates"] += 1
             if seen["creates"] == nth:
                 time.sleep(delay)
         return original(request)
 
-    server.dispatch = dispatch  # type: ignore[method-assign]
+    server.intercept(dispatch)
 
 
 def injected_between(box: Sandboxes, first: int, last: int) -> dict[str, int]:

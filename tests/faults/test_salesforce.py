@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from dialsync.errors import RateLimited, TransientError
 from dialsync.sandbox.harness import Sandboxes
-from dialsync.sandbox.server import Request, Response
+from dialsync.sandbox.server import Handler, Request, Response
 from dialsync.settings import SalesforceSettings
 from dialsync.sources.salesforce import CURSOR
 from tests.faults.conftest import FaultReport
@@ -58,10 +58,9 @@ def test_session_expiring_mid_paging_is_renewed_and_nothing_is_missed(
     with Sandboxes(tmp_path / "box") as box:
         sf = box.salesforce
         org_in_hours(box)
-        original = sf.server.dispatch
         served = {"pages": 0}
 
-        def expire_after_third_page(request: Request) -> Response:
+        def expire_after_third_page(request: Request, original: Handler) -> Response:
             response = original(request)
             counting = "COUNT()" in str(request.arg("q") or "")  # the initial load's count
             if "/query" in request.path and response.status == 200 and not counting:
@@ -70,7 +69,7 @@ def test_session_expiring_mid_paging_is_renewed_and_nothing_is_missed(
                     sf.expire_sessions()  # every session dies: the next page must be asked again
             return response
 
-        sf.server.dispatch = expire_after_third_page  # type: ignore[method-assign]
+        sf.server.intercept(expire_after_third_page)
         report = run(box, sqlite_url, settings=small_pages(box))
         m = measure(box)
         fault_report.record(

@@ -20,7 +20,7 @@ import pytest
 
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.salesforce import make_id
-from dialsync.sandbox.server import Request, Response, SandboxServer
+from dialsync.sandbox.server import Handler, Request, Response, SandboxServer
 from dialsync.store.locks import writer_lock
 from tests.faults.conftest import FaultReport
 from tests.faults.helpers import implied, measure
@@ -44,9 +44,7 @@ class Tokens:
         self._lock = threading.Lock()
 
     def watch(self, server: SandboxServer, path: str) -> None:
-        original = server.dispatch
-
-        def dispatch(request: Request) -> Response:
+        def dispatch(request: Request, original: Handler) -> Response:
             response = original(request)
             if request.path == path and isinstance(response.body, dict):
                 token = response.body.get("access_token")
@@ -55,7 +53,7 @@ class Tokens:
                         self.issued.add(str(token))
             return response
 
-        server.dispatch = dispatch  # type: ignore[method-assign]
+        server.intercept(dispatch)
 
 
 @pytest.fixture
@@ -253,14 +251,13 @@ def test_only_validated_ids_reach_soql(
     the engine fetch those contacts by Id: only well-formed Ids may reach the query."""
     sf, td = box.salesforce, box.talkdesk
     queries: list[str] = []
-    original = sf.server.dispatch
 
-    def capture(request: Request) -> Response:
+    def capture(request: Request, original: Handler) -> Response:
         if "/query" in request.path and request.arg("q"):
             queries.append(str(request.arg("q")))
         return original(request)
 
-    sf.server.dispatch = capture  # type: ignore[method-assign]
+    sf.server.intercept(capture)
     sf.insert_many([person(i) for i in range(30)])
     db = f"sqlite:///{tmp_path / 'state.db'}"
     run(box, db)

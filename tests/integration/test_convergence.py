@@ -15,7 +15,7 @@ from pathlib import Path
 from subprocess import Popen
 
 from dialsync.sandbox.harness import Sandboxes
-from dialsync.sandbox.server import Request, Response, SandboxServer
+from dialsync.sandbox.server import Handler, Request, Response, SandboxServer
 from dialsync.store.store import SqlSyncStore
 from tests.integration.helpers import engine_for, ours, person, run
 
@@ -28,22 +28,18 @@ def intercept(
     times: int = 1,
 ) -> Iterator[list[Request]]:
     """The first ``times`` requests that ``match`` go to ``handle(request, original)``."""
-    original = server.dispatch
     seen: list[Request] = []
     lock = threading.Lock()
 
-    def dispatch(request: Request) -> Response:
+    def dispatch(request: Request, original: Handler) -> Response:
         with lock:
             mine = match(request) and len(seen) < times
             if mine:
                 seen.append(request)
         return handle(request, original) if mine else original(request)
 
-    server.dispatch = dispatch  # type: ignore[method-assign]
-    try:
+    with server.intercept(dispatch):
         yield seen
-    finally:
-        server.dispatch = original  # type: ignore[method-assign]
 
 
 def bulk(method: str) -> Callable[[Request], bool]:

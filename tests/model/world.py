@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, delete
 from dialsync.destinations.talkdesk import TalkdeskDestination
 from dialsync.engine import EngineOptions, SyncEngine
 from dialsync.sandbox.harness import Sandboxes
-from dialsync.sandbox.server import Request, Response, SandboxServer
+from dialsync.sandbox.server import Handler, Request, Response, SandboxServer
 from dialsync.sources.salesforce import SalesforceSource
 from dialsync.store.store import SqlSyncStore, open_store
 from dialsync.store.tables import cursors, dialer_orphans, list_state, runs, sync_records
@@ -111,7 +111,7 @@ BULK_PATH = "/records/bulks"
 
 @dataclass
 class DialerScript:
-    """Wraps the Talkdesk sandbox's dispatch: scripted faults for the next bulk writes, and
+    """Intercepts the Talkdesk sandbox's requests: scripted faults for the next bulk writes, and
     actions run while a write is in flight (after the dialer applied it, before it answers).
 
     Fault kinds: ``500`` (nothing applied), ``500_after_apply``, ``drop_after_apply`` (the
@@ -125,34 +125,31 @@ class DialerScript:
     before_page: dict[int, Callable[[], None]] = field(default_factory=dict)
     refused: list[tuple[str, str | None]] = field(default_factory=list)  # (method, external id)
     record_owner: Callable[[str], str | None] = lambda _rid: None
-    _original: Callable[[Request], Response] | None = None
 
     def install(self) -> None:
-        self._original = self.server.dispatch
-        self.server.dispatch = self._dispatch  # type: ignore[method-assign]
+        self.server.intercept(self._dispatch)
 
     def quiet(self) -> None:
         self.faults.clear()
         self.in_flight.clear()
         self.before_page.clear()
 
-    def _dispatch(self, request: Request) -> Response:
-        assert self._original is not None
+    def _dispatch(self, request: Request, original: Handler) -> Response:
         if request.method == "GET" and request.path.endswith("/records"):
             page = int(request.arg("page") or 1)
             action = self.before_page.pop(page, None)
             if action is not None:
                 action()  # another worker writes while this scan is between pages
-            return self._original(request)
+            return original(request)
         if not (request.path.endswith(BULK_PATH) and request.method in ("POST", "PATCH", "DELETE")):
-            return self._original(request)
+            return original(request)
         fault = self.faults.popleft() if self.faults else None
         if fault == "500":
             return Response(500, {"code": "INTERNAL_SERVER_ERROR", "message": "injected"})
         if fault in ("reject_first", "reject_last"):
-            response = self._reject_one(request, first=fault == "reject_first")
+            response = self._reject_one(request, original, first=fault == "reject_first")
         else:
-            response = self._original(request)
+            response = original(request)
         action = self.in_flight.popleft() if self.in_flight else None
         if action is not None:
             action()
@@ -162,13 +159,12 @@ class DialerScript:
             return Response(0, drop=True)
         return response
 
-    def _reject_one(self, request: Request, *, first: bool) -> Response:
+    def _reject_one(self, request: Request, original: Handler, *, first: bool) -> Response:
         """Apply the bulk call without one of its items, which is answered as failed."""
-        assert self._original is not None
         body = json.loads(request.body or b"null")
         items = body["records"] if request.method == "POST" else body
         if not isinstance(items, list) or not items:
-            return self._original(request)
+            return original(request)
         at = 0 if first else len(items) - 1
         dropped = items.pop(at)
         if request.method == "POST":
@@ -181,7 +177,7 @@ class DialerScript:
             response = _empty_answer(request.method)
         else:
             request.body = json.dumps(body).encode()
-            response = self._original(request)
+            response = original(request)
         answer = response.body if isinstance(response.body, dict) else {}
         if request.method == "DELETE":
             failed = answer.setdefault("_embedded", {}).setdefault("failed_records", [])
@@ -213,26 +209,23 @@ def _empty_answer(method: str) -> Response:
 
 @dataclass
 class SalesforceScript:
-    """Wraps the Salesforce sandbox's dispatch: an action run just before the next window
+    """Intercepts the Salesforce sandbox's requests: an action run just before the next window
     query (``ORDER BY SystemModstamp``) is answered, i.e. while a pass is running."""
 
     server: SandboxServer
     before_window: deque[Callable[[], None]] = field(default_factory=deque)
-    _original: Callable[[Request], Response] | None = None
 
     def install(self) -> None:
-        self._original = self.server.dispatch
-        self.server.dispatch = self._dispatch  # type: ignore[method-assign]
+        self.server.intercept(self._dispatch)
 
     def quiet(self) -> None:
         self.before_window.clear()
 
-    def _dispatch(self, request: Request) -> Response:
-        assert self._original is not None
+    def _dispatch(self, request: Request, original: Handler) -> Response:
         query = request.arg("q") or ""
         if self.before_window and "ORDER BY SystemModstamp" in query:
             self.before_window.popleft()()
-        return self._original(request)
+        return original(request)
 
 
 # -- the world ---------------------------------------------------------------------------------

@@ -32,14 +32,12 @@ import httpx
 
 from dialsync.destinations.base import Capabilities, ItemResult, Outcome, TargetInfo, WriteItem
 from dialsync.destinations.common import DestinationConfigError, is_contact_id
+from dialsync.destinations.connection import Connection
 from dialsync.destinations.http import (
-    ApiClient,
-    OAuthToken,
+    ErrorFields,
     RateLimiter,
-    fetch_token,
-    http_client,
-    retry_policy,
 )
+from dialsync.destinations.http import error_fields as common_error_fields
 from dialsync.errors import AuthError, ConfigError
 from dialsync.models import DialerRecord, PhoneType
 from dialsync.settings import CongaSettings, env_name
@@ -127,26 +125,22 @@ class CongaDestination:
         # Rows are keyed by the connection's client id: one client per tenant, so another
         # tenant behind the same host never shares rows with this one.
         self.target = settings.client_id
-        self._http = http_client(settings.timeout_seconds, verify=verify, transport=transport)
         form = {
             "grant_type": "client_credentials",
             "client_id": settings.client_id,
             "client_secret": settings.client_secret.get_secret_value(),
         }
-        token_url = settings.token_url
-        token = OAuthToken(lambda: fetch_token(self._http, SYSTEM, token_url, data=form))
-        extra: dict[str, Any] = {"sleep": sleep} if sleep else {}
-        headers = {"user-id": settings.user_id} if settings.user_id else {}
-        self.api = ApiClient(
-            system=SYSTEM,
-            base_url=settings.api_url,
-            client=self._http,
-            token=token,
-            limiter=limiter,
-            policy=retry_policy(settings),
-            extra_headers=headers,
-            **extra,
+        self._connection = Connection(
+            settings,
+            SYSTEM,
+            settings.token_url,
+            form,
+            verify=verify,
+            transport=transport,
+            sleep=sleep,
         )
+        headers = {"user-id": settings.user_id} if settings.user_id else {}
+        self.api = self._connection.api(limiter, extra_headers=headers, read_error=error_fields)
 
     def render(self, record: DialerRecord) -> dict[str, Any]:
         return render_contact(record, self.skipped)
@@ -298,7 +292,7 @@ class CongaDestination:
             number += 1
 
     def close(self) -> None:
-        self._http.close()
+        self._connection.close()
 
     def _raise_unknown_fields(self, body: dict[str, Any]) -> None:
         """``400 "Found unknown field(s): X"``: the schema lacks a field we send, so every
@@ -332,6 +326,19 @@ def _records(body: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(data, dict):
         data = [data]
     return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
+
+
+def error_fields(response: httpx.Response) -> ErrorFields:
+    """(code, message, fields) of a refusal: the common reading, then Conga's envelope
+    ``{StatusCode, Message, Errors: [{Message}]}`` for what it left out."""
+    code, message, fields = common_error_fields(response)
+    body = _body(response)
+    status_code = body.get("StatusCode")
+    if not code and status_code:
+        code = str(status_code)
+    if not message:
+        message = str(body.get("Message") or "; ".join(_errors(body)))[:500]
+    return code, message, fields
 
 
 def _errors(body: dict[str, Any]) -> list[str]:

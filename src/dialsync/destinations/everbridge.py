@@ -18,13 +18,11 @@ is halved until that contact stands alone; ``401 "Org {id} is invalid."`` is a w
 organization, ``401 "contactIds invalid to the organization {org}"`` on a delete means some of
 the contacts are gone already (the rest are deleted again). The batch schema wants numeric
 ``recordTypeId`` and ``pathId``: ``open()`` resolves the configured names to them
-(``GET /recordTypes/{org}``, ``GET /contactPaths/{org}``) and every write uses the ids; where
-the listings are not allowed, the names seed 002 shows working are sent instead.
+(everbridge_ids.py) and every write uses the ids.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import ssl
 from collections.abc import Callable, Iterator, Sequence
@@ -35,27 +33,18 @@ import httpx
 
 from dialsync.destinations.base import Capabilities, ItemResult, Outcome, TargetInfo, WriteItem
 from dialsync.destinations.common import DestinationConfigError, is_contact_id
-from dialsync.destinations.everbridge_contact import (
-    PATH_DEFAULTS,
-    record_type,
-    render_contact,
-)
+from dialsync.destinations.connection import Connection
+from dialsync.destinations.everbridge_contact import render_contact
+from dialsync.destinations.everbridge_ids import EverbridgeIds
 from dialsync.destinations.http import (
     ApiClient,
     LocalRateLimiter,
     NotFound,
-    OAuthToken,
     RateLimiter,
     RequestRefused,
-    fetch_token,
-    http_client,
-    retry_policy,
 )
-from dialsync.errors import AuthError
 from dialsync.models import DialerRecord
 from dialsync.settings import EverbridgeSettings, env_name
-
-log = logging.getLogger(__name__)
 
 SYSTEM = "everbridge"
 BATCH_LIMIT = 100  # no batch size is published; the reference says keep to 100 or fewer
@@ -93,7 +82,6 @@ class EverbridgeDestination:
         assert settings.client_secret is not None and settings.password is not None
         self.settings = settings
         self.target = settings.organization_id
-        self._http = http_client(settings.timeout_seconds, verify=verify, transport=transport)
         form = {
             "grant_type": "password",
             "client_id": settings.client_id,
@@ -102,37 +90,26 @@ class EverbridgeDestination:
             "password": settings.password.get_secret_value(),
             "scope": settings.scope,  # required; the id_token comes with the openid scope only
         }
-        token_url = settings.token_url
         # The bearer is the id_token, not the access token; it lasts 8 hours (expires_in).
-        token = OAuthToken(
-            lambda: fetch_token(self._http, SYSTEM, token_url, data=form, token_key="id_token")
+        self._connection = Connection(
+            settings,
+            SYSTEM,
+            settings.token_url,
+            form,
+            token_key="id_token",
+            verify=verify,
+            transport=transport,
+            sleep=sleep,
         )
         per_minute = settings.max_writes_per_minute
         writes_limiter = limiter or LocalRateLimiter(per_minute / 60.0 if per_minute else None)
-        extra: dict[str, Any] = {"sleep": sleep} if sleep else {}
-        policy = retry_policy(settings)
-
-        def client(limit: RateLimiter | None) -> ApiClient:
-            return ApiClient(
-                system=SYSTEM,
-                base_url=settings.api_url,
-                client=self._http,
-                token=token,
-                policy=policy,
-                limiter=limit,
-                request_401=_about_the_request,
-                **extra,
-            )
-
         # The 300-a-minute throttle covers writes; reads (open, scan, checks) go unthrottled.
-        self.api = client(writes_limiter)
-        self.reader = client(None)
+        self.api = self._connection.api(writes_limiter, request_401=_about_the_request)
+        self.reader = self._connection.api(request_401=_about_the_request)
         self._org = quote(self.target, safe="")
         self._path = f"/contacts/{self._org}"
         # Resolved by open(): the record type's id and each configured path's pathId.
-        self._record_type_id: int | None = settings.record_type_id
-        self._path_ids: dict[str, int] = {}
-        self._resolved = False
+        self.ids = EverbridgeIds(settings, self.target)
 
     def render(self, record: DialerRecord) -> dict[str, Any]:
         return render_contact(record, self.settings)
@@ -144,7 +121,7 @@ class EverbridgeDestination:
             )
         except NotFound:
             raise self._unknown_org("no such organization") from None
-        self._resolve_ids()
+        self.ids.resolve(self._listing)
         page = body.get("page") if isinstance(body, dict) else None
         count = page.get("totalCount") if isinstance(page, dict) else None
         return TargetInfo(
@@ -158,56 +135,7 @@ class EverbridgeDestination:
 
     def resolved_ids(self) -> dict[str, dict[str, int]]:
         """The numeric ids open() found for the configured record type and paths (doctor)."""
-        out: dict[str, dict[str, int]] = {"record type": {}, "paths": dict(self._path_ids)}
-        if self._record_type_id is not None:
-            label = self.settings.record_type_name or str(self._record_type_id)
-            if self.settings.record_type_id is not None:
-                label = str(self.settings.record_type_id)
-            out["record type"][label] = self._record_type_id
-        return out
-
-    def _resolve_ids(self) -> None:
-        """Names to ids, so writes carry what the batch schema requires. An organization that
-        does not let this user list them keeps the names (seed 002: they work too); a
-        listing that fails for now (a 5xx, the network) is tried again by the next write."""
-        try:
-            types = self._listing("recordTypes")
-            paths = self._listing("contactPaths")
-        except (AuthError, NotFound, RequestRefused) as exc:
-            self._resolved = True
-            log.warning("everbridge: cannot list record types and paths (%s): names are sent", exc)
-            return
-        self._resolved = True
-        by_name = {str(t.get("name")): t.get("id") for t in types if isinstance(t.get("id"), int)}
-        wanted_id = self.settings.record_type_id
-        if wanted_id is None:
-            found = by_name.get(str(self.settings.record_type_name))
-            if found is None:
-                raise self._unknown_record_type()
-            self._record_type_id = found
-        elif wanted_id not in by_name.values():
-            raise self._unknown_record_type()
-        prompts = {
-            str(p.get("prompt")): p["pathId"] for p in paths if isinstance(p.get("pathId"), int)
-        }
-        configured = [("paths", v) for v in self.settings.paths.values()]
-        if self.settings.email_path:
-            configured.append(("email_path", self.settings.email_path))
-        for field, ref in configured:
-            known = int(ref) in prompts.values() if ref.isdigit() else ref in prompts
-            if not known:
-                setting = env_name("everbridge", field)
-                raise DestinationConfigError(
-                    f"Everbridge organization {self.target} has no contact path {ref!r} "
-                    f"(it has {', '.join(sorted(prompts)) or 'none'}): check {setting}",
-                    setting=setting,
-                    system=SYSTEM,
-                )
-            if not ref.isdigit():
-                self._path_ids[ref] = prompts[ref]
-            else:
-                name = next(n for n, i in prompts.items() if i == int(ref))
-                self._path_ids[name] = int(ref)
+        return self.ids.found()
 
     def _listing(self, resource: str) -> list[dict[str, Any]]:
         return [item for data in self._pages(f"/{resource}/{self._org}") for item in data]
@@ -234,8 +162,8 @@ class EverbridgeDestination:
     def _upsert(self, items: Sequence[WriteItem]) -> list[ItemResult]:
         # POST upserts on externalId, so a contact deleted in Everbridge by hand comes back
         # (PUT would refuse it), and a repeat after a lost answer is harmless: idempotent.
-        if not self._resolved:  # a caller that writes without open() still sends the ids
-            self._resolve_ids()
+        if not self.ids.resolved:  # a caller that writes without open() still sends the ids
+            self.ids.resolve(self._listing)
         results: dict[str, ItemResult] = {}
         sendable = []
         for item in items:
@@ -259,7 +187,7 @@ class EverbridgeDestination:
             return
         try:
             self._call(
-                self.api, "POST", f"{self._path}/batch", json=[self._sendable(i) for i in items]
+                self.api, "POST", f"{self._path}/batch", json=[self.ids.sendable(i) for i in items]
             )
         except RequestRefused as exc:
             if exc.status != 400:
@@ -288,32 +216,6 @@ class EverbridgeDestination:
                     message="Everbridge answered the batch OK but does not hold this contact",
                 )
             )
-
-    def _sendable(self, item: WriteItem) -> dict[str, Any]:
-        # The record type and the path ids are settings resolved at open(), not contact data:
-        # rows queued before a setting was fixed go with the current ones, unchanged hashes.
-        payload = {
-            k: v
-            for k, v in (item.payload or {}).items()
-            if k not in ("recordTypeId", "recordTypeName")
-        }
-        if self._record_type_id is not None:
-            payload["recordTypeId"] = self._record_type_id
-        else:
-            payload.update(record_type(self.settings))
-        if isinstance(payload.get("paths"), list):
-            payload["paths"] = [self._sendable_path(p) for p in payload["paths"]]
-        return payload
-
-    def _sendable_path(self, path: Any) -> Any:
-        if not isinstance(path, dict):
-            return path
-        out = {**PATH_DEFAULTS, **path}
-        prompt = out.get("prompt")
-        if isinstance(prompt, str) and prompt in self._path_ids:
-            del out["prompt"]
-            out["pathId"] = self._path_ids[prompt]
-        return out
 
     def _present(self, external_ids: list[str]) -> set[str]:
         """Which of these contacts the organization holds: one read per 100 ids."""
@@ -366,7 +268,7 @@ class EverbridgeDestination:
                     yield external_id, external_id
 
     def close(self) -> None:
-        self._http.close()
+        self._connection.close()
 
     # -- errors ----------------------------------------------------------------------------
     def _call(
@@ -390,7 +292,7 @@ class EverbridgeDestination:
             if exc.status == 401:
                 raise self._unknown_org(exc.message) from None
             if exc.status == RECORD_TYPE_NOT_FOUND:
-                raise self._unknown_record_type() from None
+                raise self.ids.unknown_record_type() from None
             raise
         try:
             return response.json()
@@ -402,17 +304,6 @@ class EverbridgeDestination:
         said = said.split(" refused: ", 1)[-1]
         return DestinationConfigError(
             f"Everbridge refused organization {self.target!r} ({said}): check {setting}",
-            setting=setting,
-            system=SYSTEM,
-        )
-
-    def _unknown_record_type(self) -> DestinationConfigError:
-        field = "record_type_id" if self.settings.record_type_id is not None else "record_type_name"
-        setting = env_name("everbridge", field)
-        value = getattr(self.settings, field)
-        return DestinationConfigError(
-            f"the record type {value!r} is not found in Everbridge organization {self.target}: "
-            f"check {setting}",
             setting=setting,
             system=SYSTEM,
         )

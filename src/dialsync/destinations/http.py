@@ -131,8 +131,13 @@ class OAuthToken:
             return self._token
 
 
-def error_fields(response: httpx.Response) -> tuple[str | None, str, list[dict[str, Any]]]:
-    """(code, message, fields) from a JSON error body, whatever its shape."""
+ErrorFields = tuple[str | None, str, list[dict[str, Any]]]
+
+
+def error_fields(response: httpx.Response) -> ErrorFields:
+    """(code, message, fields) from a JSON error body ``{code|error|errorCode, message|
+    error_description, fields}`` (or a list of them); a vendor with its own envelope passes its
+    own reader to ApiClient (Conga)."""
     try:
         body = response.json()
     except ValueError:
@@ -141,78 +146,11 @@ def error_fields(response: httpx.Response) -> tuple[str | None, str, list[dict[s
         body = body[0]
     if not isinstance(body, dict):
         return None, str(body)[:200], []
-    code = body.get("code") or body.get("error") or body.get("errorCode") or body.get("StatusCode")
-    message = body.get("message") or body.get("error_description") or body.get("Message") or ""
-    errors = body.get("Errors")  # Conga's envelope: "Errors": [{"Message": ...}]
-    if not message and isinstance(errors, list):
-        message = "; ".join(
-            str(e["Message"]) for e in errors if isinstance(e, dict) and e.get("Message")
-        )
+    code = body.get("code") or body.get("error") or body.get("errorCode")
+    message = body.get("message") or body.get("error_description") or ""
     raw = body.get("fields")
     fields = [f for f in raw if isinstance(f, dict)] if isinstance(raw, list) else []
     return (str(code) if code is not None else None), str(message)[:500], fields
-
-
-def fetch_token(
-    client: httpx.Client,
-    system: str,
-    url: str,
-    *,
-    data: dict[str, str],
-    auth: tuple[str, str] | None = None,  # Basic auth
-    token_key: str = "access_token",
-) -> tuple[str, float]:
-    """POST a token request; (token, expires_in seconds). Never logs the secret."""
-    try:
-        response = client.post(url, data=data, auth=auth) if auth else client.post(url, data=data)
-    except httpx.TransportError as exc:
-        if (tls := tls_failure(exc, url, system=system)) is not None:
-            raise tls from None
-        raise TransientError(
-            f"cannot reach the token endpoint {url}: {exc.__class__.__name__}", system=system
-        ) from None
-    if response.status_code >= 500 or response.status_code == 429:
-        raise TransientError(
-            "the token endpoint failed", system=system, status=response.status_code
-        )
-    if response.status_code >= 400:
-        code, message, _ = error_fields(response)
-        raise AuthError(
-            f"credentials refused by {url}: {message or code}",
-            system=system,
-            status=response.status_code,
-            code=code,
-        )
-    try:
-        body = response.json()
-        token = str(body[token_key])
-    except (ValueError, KeyError, TypeError):
-        raise TransientError(
-            "the token endpoint answered without a token",
-            system=system,
-            status=response.status_code,
-        ) from None
-    try:
-        expires_in = float(body.get("expires_in") or 3600)
-    except (TypeError, ValueError):
-        expires_in = 3600.0
-    return token, expires_in
-
-
-class RetrySettings(Protocol):
-    """What a destination's settings say about retries (each vendor's settings have both)."""
-
-    @property
-    def max_attempts(self) -> int: ...
-
-    @property
-    def max_backoff_seconds(self) -> float: ...
-
-
-def retry_policy(settings: RetrySettings) -> RetryPolicy:
-    return RetryPolicy(
-        max_attempts=settings.max_attempts, max_backoff_seconds=settings.max_backoff_seconds
-    )
 
 
 class ApiClient:
@@ -232,6 +170,7 @@ class ApiClient:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         extra_headers: dict[str, str] | None = None,
         request_401: Callable[[str], bool] | None = None,
+        read_error: Callable[[httpx.Response], ErrorFields] = error_fields,
     ) -> None:
         self.system = system
         # A vendor that answers some refusals of the request itself with 401 (Everbridge: an
@@ -247,6 +186,7 @@ class ApiClient:
         self.rng = rng
         self.now = now
         self.extra_headers = extra_headers or {}
+        self.read_error = read_error
 
     def call(
         self,
@@ -290,7 +230,7 @@ class ApiClient:
             status = response.status_code
             if status in ok:
                 return response
-            code, message, fields = error_fields(response)
+            code, message, fields = self.read_error(response)
             if status == 401 and self.request_401 is not None and self.request_401(message):
                 raise RequestRefused(
                     f"{method} {path} refused: {message}",

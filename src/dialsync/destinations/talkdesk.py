@@ -16,15 +16,11 @@ import httpx
 
 from dialsync.destinations.base import Capabilities, ItemResult, Outcome, TargetInfo, WriteItem
 from dialsync.destinations.capacity import HELD_CODE, ListCapacity, says_full
+from dialsync.destinations.connection import Connection
 from dialsync.destinations.http import (
-    ApiClient,
     NotFound,
-    OAuthToken,
     RateLimiter,
     RequestRefused,
-    fetch_token,
-    http_client,
-    retry_policy,
 )
 from dialsync.destinations.talkdesk_record import (
     OPTIONAL_FIELDS,
@@ -62,28 +58,17 @@ class TalkdeskDestination:
         self.settings = settings
         self.target = settings.record_list_id
         self.provider = provider
-        self._http = http_client(settings.timeout_seconds, verify=verify, transport=transport)
-        secret = settings.client_secret.get_secret_value()
-        token_url, client_id = settings.token_url, settings.client_id
-        token = OAuthToken(
-            lambda: fetch_token(
-                self._http,
-                SYSTEM,
-                token_url,
-                auth=(client_id, secret),
-                data={"grant_type": "client_credentials", "scope": SCOPE},
-            )
+        self._connection = Connection(
+            settings,
+            SYSTEM,
+            settings.token_url,
+            {"grant_type": "client_credentials", "scope": SCOPE},
+            auth=(settings.client_id, settings.client_secret.get_secret_value()),
+            verify=verify,
+            transport=transport,
+            sleep=sleep,
         )
-        extra: dict[str, Any] = {"sleep": sleep} if sleep else {}
-        self.api = ApiClient(
-            system=SYSTEM,
-            base_url=settings.api_url,
-            client=self._http,
-            token=token,
-            limiter=limiter,
-            policy=retry_policy(settings),
-            **extra,
-        )
+        self.api = self._connection.api(limiter)
         self._list_path = f"/record-lists/{self.target}"
         self._unique_external = False
         self.capabilities = Capabilities(
@@ -332,7 +317,7 @@ class TalkdeskDestination:
             params = None
 
     def close(self) -> None:
-        self._http.close()
+        self._connection.close()
 
 
 def _embedded(body: Any, key: str) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Where a value stands in the file: its keys (and list indexes) from the top.
 Loc = tuple[str | int, ...]
 
 _BARE = r"[A-Za-z0-9_-]+"

@@ -33,13 +33,13 @@ from .contact import (
 )
 from .contact import _is_true as is_true
 from .countries import country_timezone
+from .file_text import Loc
 from .phones import PHONE_FIELDS, parse_phone, phone_timezone
 from .text import clean_and_truncate, clean_text, truncate
 
 if TYPE_CHECKING:
     from dialsync.destinations.base import Destination
 
-Loc = tuple[str | int, ...]
 OMIT = 0  # priority.default = "none": send no priority (Talkdesk reads that as a hot lead)
 # A field, or a relationship path up to SOQL's five levels; also keeps anything but a field
 # name out of the SOQL the source builds.

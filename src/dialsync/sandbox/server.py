@@ -50,6 +50,9 @@ class Response:
 
 
 Handler = Callable[[Request], Response]
+# Sees every request before the routes: answers it itself, or passes it on (``call_next``) and
+# may look at or replace the answer. Tests use it for faults, delays and captures.
+Interceptor = Callable[[Request, Handler], Response]
 
 
 @dataclass
@@ -68,8 +71,28 @@ class Exchange:
     response: Response
 
 
+class Interception:
+    """One installed interceptor: ``remove()`` it, or use it as a context manager."""
+
+    def __init__(self, server: SandboxServer, interceptor: Interceptor) -> None:
+        self.server = server
+        self.interceptor = interceptor
+
+    def remove(self) -> None:
+        with self.server.lock:
+            if self.interceptor in self.server.interceptors:
+                self.server.interceptors.remove(self.interceptor)
+
+    def __enter__(self) -> Interception:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
 class SandboxServer:
-    """Routes requests to handlers; ``before_request`` may answer first (faults)."""
+    """Routes requests to handlers; ``before_request`` may answer first (faults), and
+    interceptors (``intercept``) wrap the whole of it."""
 
     def __init__(
         self,
@@ -84,6 +107,7 @@ class SandboxServer:
         self.latency = latency
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.before_request: Callable[[Request], Response | None] | None = None
+        self.interceptors: list[Interceptor] = []  # the last installed sees a request first
         self.log: list[LoggedRequest] = []
         # Off by default: a benchmark's hundred thousand bodies would stay in memory.
         self.record = False
@@ -95,6 +119,25 @@ class SandboxServer:
     # -- routing -------------------------------------------------------------------------
     def add_route(self, method: str, pattern: str, handler: Handler) -> None:
         self.routes.append((method, re.compile(f"^{pattern}$"), handler))
+
+    def intercept(self, interceptor: Interceptor) -> Interception:
+        """Install ``interceptor`` around the server's own dispatch (and around those installed
+        before it), until the returned Interception is removed or its ``with`` block ends."""
+        with self.lock:
+            self.interceptors.append(interceptor)
+        return Interception(self, interceptor)
+
+    def handle(self, request: Request) -> Response:
+        """What the HTTP handler calls: the interceptors, then ``dispatch``."""
+        with self.lock:
+            chain = list(self.interceptors)
+
+        def call(depth: int, req: Request) -> Response:
+            if depth < 0:
+                return self.dispatch(req)
+            return chain[depth](req, lambda inner: call(depth - 1, inner))
+
+        return call(len(chain) - 1, request)
 
     def dispatch(self, request: Request) -> Response:
         if self.before_request is not None:
@@ -149,7 +192,7 @@ class SandboxServer:
                 if server.latency:
                     time.sleep(server.latency)
                 try:
-                    response = server.dispatch(request)
+                    response = server.handle(request)
                 except Exception as exc:  # a sandbox bug must show as a 500, not hang
                     response = Response(500, {"code": "SANDBOX_ERROR", "message": repr(exc)})
                 with server.lock:

@@ -11,9 +11,9 @@ from datetime import datetime
 import jwt
 import requests
 
-from dialsync.errors import AuthError, ConfigError, TransientError
+from dialsync import oauth
+from dialsync.errors import ConfigError
 from dialsync.settings import SalesforceSettings, env_name
-from dialsync.tls_errors import tls_failure
 
 SYSTEM = "salesforce"
 
@@ -57,29 +57,8 @@ def fetch_grant(
     try:
         response = session.post(url, data=data)
     except requests.RequestException as exc:
-        if (tls := tls_failure(exc, url, system=SYSTEM)) is not None:
-            raise tls from None
-        raise TransientError(
-            f"cannot reach {url}: {exc.__class__.__name__}", system=SYSTEM
-        ) from None
-    if response.status_code >= 500:
-        raise TransientError(
-            "the token endpoint failed", system=SYSTEM, status=response.status_code
-        )
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    if response.status_code != 200 or "access_token" not in body:
-        code = body.get("error") if isinstance(body, dict) else None
-        detail = body.get("error_description") if isinstance(body, dict) else None
-        raise AuthError(
-            f"Salesforce refused the credentials at {url}: "
-            f"{code or 'error'}: {detail or response.reason}",
-            system=SYSTEM,
-            status=response.status_code,
-            code=code,
-        )
+        raise oauth.unreachable(exc, url, SYSTEM) from None
+    body = oauth.token_body(response, url, SYSTEM, reason=response.reason)
     identity = body.get("id")
     return Grant(
         str(body["access_token"]),

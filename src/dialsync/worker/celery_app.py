@@ -10,7 +10,8 @@ from celery import Celery, Task
 from celery.signals import setup_logging, task_failure, worker_init, worker_process_init
 
 from dialsync.errors import DialsyncError, TransientError
-from dialsync.settings import Settings, load_settings
+from dialsync.settings import Settings
+from dialsync.worker import runtime
 
 log = logging.getLogger("dialsync.worker")
 
@@ -42,6 +43,27 @@ def configure(app: Celery, settings: Settings) -> None:
         # Redis re-delivers an unacked message after the visibility timeout; the tasks that ack
         # late are idempotent, and it must exceed the longest task.
         broker_transport_options={"visibility_timeout": sync.pull_time_limit_seconds + 600},
+        # Task defaults, set once here rather than on each task: acked after the task ran, so a
+        # worker lost mid-task has its message delivered again (every task is idempotent: the
+        # state is in the database), and the pull's time limits (pull, resync, reconcile). Push
+        # batches and the alert check have their own.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_soft_time_limit=sync.pull_time_limit_seconds,
+        task_time_limit=sync.pull_time_limit_seconds + 60,
+        task_annotations={
+            "dialsync.push": {
+                "soft_time_limit": sync.push_time_limit_seconds,
+                "time_limit": sync.push_time_limit_seconds + 60,
+            },
+            # Read-only and sent again next interval: nothing to redeliver.
+            "dialsync.alerts": {
+                "acks_late": False,
+                "reject_on_worker_lost": False,
+                "soft_time_limit": 60,
+                "time_limit": 90,
+            },
+        },
         worker_hijack_root_logger=False,
         beat_schedule_filename=str(sync.beat_schedule_file),
         beat_schedule=beat_schedule(settings),
@@ -84,7 +106,7 @@ class DialsyncTask(Task):  # type: ignore[misc]
 
 def create_app(settings: Settings | None = None) -> Celery:
     app = Celery("dialsync", include=["dialsync.worker.tasks"], task_cls=DialsyncTask)
-    configure(app, settings or load_settings())
+    configure(app, settings or runtime.settings())
     return app
 
 
@@ -95,7 +117,7 @@ def _logging(**_: Any) -> None:
     from dialsync import logs
 
     if not logs.configured():  # started as `celery -A dialsync.worker.celery_app:app ...`
-        settings = load_settings()
+        settings = runtime.settings()
         logs.setup_logging(settings.log_level, settings.log_format)
 
 
@@ -133,7 +155,7 @@ def _serve_metrics(**_: Any) -> None:
     """The Prometheus endpoint, in the main process before the pool forks (see metrics.py)."""
     from dialsync import metrics
 
-    metrics.start(load_settings())
+    metrics.start(runtime.settings())
 
 
 @worker_init.connect
@@ -147,9 +169,7 @@ def _forget_backoff(**_: Any) -> None:
 
 @worker_process_init.connect
 def _after_fork(**_: Any) -> None:
-    from dialsync.worker import runtime
-
-    runtime.reset()
+    runtime.after_fork()
 
 
 app = create_app()

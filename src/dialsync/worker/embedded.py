@@ -17,14 +17,9 @@ from dialsync.errors import ConfigError, DialsyncError, LockBusy, operator_fix
 from dialsync.preflight import backoff, is_connection_error, wait_for_database
 from dialsync.settings import Settings
 from dialsync.store.locks import writer_lock
+from dialsync.worker.backoff import log_refusal, refusal_backoff
 
 log = logging.getLogger(__name__)
-
-
-def refusal_backoff(refusals: int, interval: float, cap: float) -> float:
-    """After the n-th credential refusal in a row: 2x, 4x, 8x ... the interval, up to cap.
-    Nothing changes on its own, so asking again every interval only hammers the remote."""
-    return float(min(max(cap, interval), interval * 2**refusals))
 
 
 def run_forever(settings: Settings, *, max_cycles: int | None = None) -> None:
@@ -78,14 +73,7 @@ def run_forever(settings: Settings, *, max_cycles: int | None = None) -> None:
                 if operator_fix(exc) is not None:  # credentials refused, a list not found
                     refusals += 1
                     wait = refusal_backoff(refusals, interval, cap)
-                    log.error(
-                        "cycle refused (%s; check %s): refusal %d in a row, backing off: "
-                        "next attempt in %.0f s",
-                        exc,
-                        operator_fix(exc),
-                        refusals,
-                        wait,
-                    )
+                    log_refusal(log, "cycle", exc, refusals, wait)
                 else:
                     log.error("cycle failed, retrying in %ss: %s", interval, exc)
             except Exception as exc:

@@ -1,7 +1,10 @@
 """What a worker process holds: settings, one SyncEngine, one Redis client.
 
-Built lazily in each process after the fork (sockets and DB pools must not cross a fork), and
-reused across tasks so tokens and the org's describe() are not fetched for every task.
+The settings are read once per process: the `dialsync worker` command hands over the ones it
+checked (``use``), or the first caller reads them; a forked pool process keeps them (they hold no
+socket). The engine, the store and the Redis client are built lazily in each process after the fork
+(sockets and DB pools must not cross a fork), and reused across tasks so tokens and the org's
+describe() are not fetched for every task.
 """
 
 from __future__ import annotations
@@ -10,13 +13,17 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import redis
 
-from dialsync.engine import SyncEngine
 from dialsync.settings import Settings, load_settings
-from dialsync.store.locks import writer_lock
-from dialsync.store.store import SqlSyncStore
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from dialsync.engine import SyncEngine
+    from dialsync.store.store import SqlSyncStore
 
 _lock = threading.RLock()
 _settings: Settings | None = None
@@ -33,6 +40,22 @@ def settings() -> Settings:
         if _settings is None:
             _settings = load_settings()
         return _settings
+
+
+def use(checked: Settings) -> None:
+    """The settings this process runs with, already read and checked by the command."""
+    global _settings
+    with _lock:
+        _settings = checked
+
+
+def celery_app(checked: Settings) -> Celery:
+    """The Celery app, configured from the settings a command read and checked: the process
+    (and the pool it forks) does not read them again."""
+    use(checked)
+    from dialsync.worker.celery_app import app
+
+    return app
 
 
 def redis_client() -> redis.Redis | None:
@@ -70,17 +93,26 @@ def engine() -> SyncEngine:
         return _engine
 
 
-def reset() -> None:
-    """After a fork, or when settings change (tests)."""
-    global _settings, _engine, _redis, _store
+def after_fork() -> None:
+    """In a new pool process: the parent's engine, store and Redis client hold its sockets."""
+    global _engine, _redis, _store
     with _lock:
-        _settings = _engine = _redis = _store = None
+        _engine = _redis = _store = None
+
+
+def reset() -> None:
+    """When settings change (tests): everything is read and built again."""
+    global _settings
+    with _lock:
+        after_fork()
+        _settings = None
 
 
 @contextlib.contextmanager
 def pull_guard() -> Iterator[None]:
     """One pull at a time: the Redis lock (renewed while held), then the database's own lock,
     which also excludes a `dialsync sync` run by hand. Raises LockBusy when either is held."""
+    from dialsync.store.locks import writer_lock
     from dialsync.worker.redis_lock import redis_lock
 
     client = redis_client()

@@ -1,6 +1,7 @@
 """Celery tasks: doors into the SyncEngine, not rooms. Each takes ids or a small dict and
 returns a small dict; the state lives in the database, so a lost, repeated or redelivered
-message changes nothing."""
+message changes nothing. Their defaults (late acks, time limits) are set once, from the
+settings, in celery_app.configure."""
 
 from __future__ import annotations
 
@@ -17,14 +18,11 @@ from dialsync.engine import RunReport
 from dialsync.errors import DialsyncError, LockBusy, Refused, operator_fix
 from dialsync.preflight import is_connection_error
 from dialsync.salesforce_ids import normalize_id
-from dialsync.settings import load_settings
 from dialsync.worker import runtime
+from dialsync.worker.backoff import log_refusal, refusal_backoff
 from dialsync.worker.celery_app import app
 
 log = logging.getLogger(__name__)
-_settings = load_settings()
-PULL_LIMIT = _settings.sync.pull_time_limit_seconds
-PUSH_LIMIT = _settings.sync.push_time_limit_seconds
 
 
 def _summary(report: RunReport) -> dict[str, Any]:
@@ -42,13 +40,7 @@ def _fan_out() -> int:
     return count
 
 
-@app.task(
-    name="dialsync.pull",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    soft_time_limit=PULL_LIMIT,
-    time_limit=PULL_LIMIT + 60,
-)
+@app.task(name="dialsync.pull")
 def pull(full: bool = False) -> dict[str, Any]:
     held = backing_off()
     if held:
@@ -99,8 +91,6 @@ def backing_off() -> str | None:
 def back_off(exc: DialsyncError) -> None:
     """A credential was refused: pause pulls for 2x, 4x, 8x ... the interval (capped at
     DIALSYNC_SYNC__RETRY_MAX_SECONDS) instead of asking again every interval."""
-    from dialsync.worker.embedded import refusal_backoff
-
     client = runtime.redis_client()
     sync = runtime.settings().sync
     if client is None:
@@ -112,13 +102,7 @@ def back_off(exc: DialsyncError) -> None:
         client.set(_PAUSED, "1", px=int(wait * 1000))
     except RedisError:
         return
-    log.error(
-        "pull refused (%s; check %s): refusal %d in a row, backing off: next attempt in %.0f s",
-        exc,
-        operator_fix(exc),
-        refusals,
-        wait,
-    )
+    log_refusal(log, "pull", exc, refusals, wait)
 
 
 def recovered() -> None:
@@ -141,16 +125,10 @@ def _unavailable(task: str, exc: BaseException) -> dict[str, Any]:
     return {"skipped": f"unavailable: {exc.__class__.__name__}"}
 
 
-@app.task(
-    name="dialsync.push",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    soft_time_limit=PUSH_LIMIT,
-    time_limit=PUSH_LIMIT + 60,
-)
+@app.task(name="dialsync.push")
 def push() -> dict[str, Any]:
     # Stop taking new batches well before the soft limit: a batch is never cut in half.
-    deadline = time.monotonic() + PUSH_LIMIT * 0.6
+    deadline = time.monotonic() + runtime.settings().sync.push_time_limit_seconds * 0.6
     try:
         report = runtime.engine().push(deadline=deadline)
         more = runtime.engine().due() if time.monotonic() >= deadline else 0
@@ -178,10 +156,6 @@ def _resync_ids(contact_ids: list[str] | str | None) -> list[str]:
 
 @app.task(
     name="dialsync.resync",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    soft_time_limit=PULL_LIMIT,
-    time_limit=PULL_LIMIT + 60,
     # The operator asked for it and may wait for it (`resync --wait`, Flower's task result).
     ignore_result=False,
     # A refusal is the request's fault: a FAILURE with its reason, no traceback in the log.
@@ -207,13 +181,7 @@ def resync(all: bool | str = False, contact_ids: list[str] | str | None = None) 
     return {**_summary(report), "not_in_salesforce": report.missing}
 
 
-@app.task(
-    name="dialsync.reconcile",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    soft_time_limit=PULL_LIMIT,
-    time_limit=PULL_LIMIT + 60,
-)
+@app.task(name="dialsync.reconcile")
 def reconcile() -> dict[str, Any]:
     try:
         with runtime.pull_guard():
@@ -227,7 +195,7 @@ def reconcile() -> dict[str, Any]:
     return _summary(report)
 
 
-@app.task(name="dialsync.alerts", soft_time_limit=60, time_limit=90)
+@app.task(name="dialsync.alerts")
 def alerts() -> dict[str, Any]:
     """Evaluate the alert conditions and send what is owed (beat, every interval)."""
     from dialsync.alerts import Alerts
