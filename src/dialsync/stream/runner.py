@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
 import threading
 from dataclasses import replace
-from types import FrameType
 
 import redis
 
 from dialsync.engine import SyncEngine
 from dialsync.errors import ConfigError, LockBusy
 from dialsync.settings import Settings, env_name
+from dialsync.stopping import stop_on_signals
 
 log = logging.getLogger(__name__)
 LOCK = "stream"  # one deployment serves one org: one subscriber per deployment
@@ -44,7 +43,7 @@ def run_service(settings: Settings, stop: threading.Event | None = None) -> None
     from dialsync.worker.redis_lock import redis_lock
 
     require_enabled(settings)
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals("stopping the stream")
     assert settings.broker_url is not None  # preflight checked it
     client = redis.Redis.from_url(settings.broker_url, socket_timeout=10, socket_connect_timeout=5)
     store = build_store(settings)
@@ -72,15 +71,3 @@ def run_service(settings: Settings, stop: threading.Event | None = None) -> None
                 stop.wait(STANDBY_SECONDS)
     finally:
         engine.close()
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: stopping the stream", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    return stop

@@ -8,14 +8,13 @@ batch in flight (the sync table and the write-ahead marker make that safe).
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
-from types import FrameType
 
 from dialsync.errors import ConfigError, DialsyncError, LockBusy, operator_fix
 from dialsync.preflight import backoff, is_connection_error, wait_for_database
 from dialsync.settings import Settings
+from dialsync.stopping import stop_on_signals
 from dialsync.store.locks import writer_lock
 from dialsync.worker.backoff import log_refusal, refusal_backoff
 
@@ -26,14 +25,7 @@ def run_forever(settings: Settings, *, max_cycles: int | None = None) -> None:
     from dialsync.alerts import Alerts
     from dialsync.wiring import build_engine, build_store
 
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: stopping after the current cycle", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals("stopping after the current cycle")
     wait_for_database(settings, sleep=stop.wait, stopped=stop.is_set)
     if stop.is_set():
         return
