@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 
 from dialsync.engine import Observer, RunReport, SyncEngine
 from dialsync.logs import mask_phone
-from dialsync.plan_dry_run import DryRunDestination, RecordingStore
+from dialsync.plan_dry_run import DecisionRecorder, DryRunDestination
 from dialsync.rowstate.decide import Verdict
 from dialsync.settings import Settings
 from dialsync.sources.salesforce import CURSOR
@@ -95,17 +95,15 @@ def make_plan(
             live = build_store(settings)
         base = open_store(f"sqlite:///{Path(tmp) / 'plan.db'}", clock=clock or utcnow)
         copy_state(live, base)
-        copy = RecordingStore(base)  # what the engine sees of the copy
         built = build_engine(settings, base)
         dests = [DryRunDestination(d) for d in built.destinations]
         engine = SyncEngine(
-            source=built.source, destinations=dests, store=copy, options=built.options
+            source=built.source, destinations=dests, store=base, options=built.options
         )
         if clock is not None:
             engine.clock = clock
-        observer = observe(engine) if observe else None
-        if observer is not None:
-            engine.observer = observer
+        recorder = DecisionRecorder(observe(engine) if observe else None)
+        engine.observer = recorder
         # The plan's own run is not news: the engine's INFO lines ("run 1 finished") would
         # read like a real sync. Warnings and errors still show; --debug shows everything.
         engine_log = logging.getLogger("dialsync.engine")
@@ -116,7 +114,7 @@ def make_plan(
             report = engine.sync(full=full)
             changed = {k: change.reason for k, change in engine.remapped.items()}
             window = _window(live, engine.options.lookback, full, remapped=bool(changed))
-            lists = [_list_plan(live, base, copy, dest, examples) for dest in dests]
+            lists = [_list_plan(live, base, recorder, dest, examples) for dest in dests]
         finally:
             engine_log.setLevel(level)
             engine.close()
@@ -179,11 +177,15 @@ def _notes(report: RunReport, dests: Sequence[DryRunDestination]) -> list[str]:
 
 
 def _list_plan(
-    live: SqlSyncStore, base: SqlSyncStore, copy: RecordingStore, dest: DryRunDestination, n: int
+    live: SqlSyncStore,
+    base: SqlSyncStore,
+    recorder: DecisionRecorder,
+    dest: DryRunDestination,
+    n: int,
 ) -> ListPlan:
     """What the plan's run did to one list: ``base`` is the copy of the state it ran on,
-    ``copy`` the same seen through the engine (with the decisions it noted)."""
-    decisions = copy.decisions.get((dest.name, dest.target), [])
+    ``recorder`` the decisions the engine reported while it ran."""
+    decisions = recorder.decisions.get(f"{dest.name}:{dest.target}", [])
     verdicts = Counter(verdict for _, verdict, _, _ in decisions)
     reasons: dict[str, Counter[str]] = {c: Counter() for c in CATEGORIES}
     picks = {c: _Examples(n) for c in CATEGORIES}

@@ -1,213 +1,62 @@
-"""The plan's stand-ins: a store that notes each decision, destinations that write nothing.
+"""The plan's stand-ins: an observer that notes each decision, destinations that write nothing.
 
-``RecordingStore`` wraps any ``SyncStore`` (the plan's copy of the state) and notes the verdict
-the store itself took for every contact: one decision, made once, by the store.
-``DryRunDestination`` reads the real list (open, scan) and answers every write with success;
-it carries the real destination's capabilities, so the engine waits for a create's answer
-exactly as long as a sync would.
+The plan runs the real engine on a copy of the state. ``DecisionRecorder`` is its observer: it
+notes the verdict the store itself took for every contact (one decision, made once, by the
+store; the engine reports it through ``Observer.decided``). ``DryRunDestination`` reads the real
+list (open, scan) and answers every write with success; it carries the real destination's
+capabilities, so the engine waits for a create's answer exactly as long as a sync would.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dialsync.destinations.base import Destination, ItemResult, Outcome, TargetInfo, WriteItem
 from dialsync.destinations.capacity import HELD_CODE, ListCapacity
+from dialsync.engine import Observer, RunReport
+from dialsync.errors import DialsyncError
 from dialsync.models import DialerRecord
-from dialsync.rowstate.decide import Desired, RowState, Verdict
-from dialsync.rowstate.evidence import Evidence
-from dialsync.rowstate.transitions import Change
-from dialsync.store.protocol import (
-    Cursor,
-    CursorValue,
-    Fingerprint,
-    RowInfo,
-    SyncStore,
-    TargetStore,
-    WorkRow,
-)
+from dialsync.rowstate.decide import Desired, Verdict
 
 # (external id, verdict, reason code, reason message)
 Decision = tuple[str, Verdict, str | None, str | None]
 
 
-class RecordingTarget:
-    """One list of the plan's store; ``apply`` notes each contact's verdict."""
+class DecisionRecorder(Observer):
+    """Notes the verdict the store took for every contact of the plan's run, by list, and
+    passes every hook on to the plan's own observer (a progress bar) when there is one."""
 
-    def __init__(self, inner: TargetStore, decisions: list[Decision]) -> None:
-        self.inner = inner
-        self.decisions = decisions
-
-    @property
-    def destination(self) -> str:
-        return self.inner.destination
-
-    @property
-    def list_id(self) -> str:
-        return self.inner.list_id
-
-    def apply(
-        self,
-        wants: Sequence[Desired],
-        run_id: int | None,
-        *,
-        dry_run: bool = False,
-        mark_seen: bool = True,
-    ) -> Counter[Verdict]:
-        return Counter(self.apply_each(wants, run_id, dry_run=dry_run, mark_seen=mark_seen))
-
-    def apply_each(
-        self,
-        wants: Sequence[Desired],
-        run_id: int | None,
-        *,
-        dry_run: bool = False,
-        mark_seen: bool = True,
-    ) -> list[Verdict]:
-        verdicts = self.inner.apply_each(wants, run_id, dry_run=dry_run, mark_seen=mark_seen)
-        self.decisions.extend(
-            (w.external_id, verdict, w.reason_code, w.reason_message)
-            for w, verdict in zip(wants, verdicts, strict=True)
-        )
-        return verdicts
-
-    # -- the rest as the store answers it -----------------------------------------------------
-    def mark_seen(self, external_ids: Sequence[str], run_id: int) -> None:
-        self.inner.mark_seen(external_ids, run_id)
-
-    def unseen_ids(self, run_id: int) -> list[str]:
-        return self.inner.unseen_ids(run_id)
-
-    def ids_maybe_in_dialer(self, external_ids: Sequence[str]) -> list[str]:
-        return self.inner.ids_maybe_in_dialer(external_ids)
-
-    def row_states(self, external_ids: Sequence[str]) -> dict[str, RowState]:
-        return self.inner.row_states(external_ids)
-
-    def record_ids(self, external_ids: Sequence[str]) -> dict[str, str | None]:
-        return self.inner.record_ids(external_ids)
-
-    def claim(self, op: str, limit: int, lease_seconds: float) -> list[WorkRow]:
-        return self.inner.claim(op, limit, lease_seconds)
-
-    def record(
-        self, changes: Sequence[Change], evidence: Evidence = (), *, unblock: bool = False
-    ) -> None:
-        self.inner.record(changes, evidence, unblock=unblock)
-
-    def unblock(self) -> int:
-        return self.inner.unblock()
-
-    def retry_rejected(self) -> int:
-        return self.inner.retry_rejected()
-
-    def count_unsettled(self) -> int:
-        return self.inner.count_unsettled()
-
-    def count_due(self) -> int:
-        return self.inner.count_due()
-
-    def uncertain_creates(self) -> int:
-        return self.inner.uncertain_creates()
-
-    def adopt(
-        self, remote: Iterable[tuple[str, str, str | None]]
-    ) -> tuple[int, int, list[str], int]:
-        return self.inner.adopt(remote)
-
-    def settle_uncertain_creates(self, scan_started: datetime) -> int:
-        return self.inner.settle_uncertain_creates(scan_started)
-
-    def forget_missing(self, seen: set[str], scan_started: datetime) -> int:
-        return self.inner.forget_missing(seen, scan_started)
-
-    def count_in_dialer(self) -> int:
-        return self.inner.count_in_dialer()
-
-    def orphans(self, limit: int) -> list[tuple[int, str]]:
-        return self.inner.orphans(limit)
-
-    def drop_orphans(self, ids: Sequence[int], *, unblock: bool = False) -> None:
-        self.inner.drop_orphans(ids, unblock=unblock)
-
-    def list_others(self) -> tuple[bool, int | None]:
-        return self.inner.list_others()
-
-    def set_list_scanned(self, unique_type: str | None, others: int | None = None) -> None:
-        self.inner.set_list_scanned(unique_type, others)
-
-    def rows_by_ids(self, external_ids: Iterable[str]) -> dict[str, RowInfo]:
-        return self.inner.rows_by_ids(external_ids)
-
-    def fingerprint(self) -> Fingerprint | None:
-        return self.inner.fingerprint()
-
-    def save_fingerprint(self, fingerprint: str, inputs: dict[str, Any]) -> None:
-        self.inner.save_fingerprint(fingerprint, inputs)
-
-
-class RecordingStore:
-    """The plan's copy of the state, as the engine sees it; notes every decision taken."""
-
-    def __init__(self, inner: SyncStore) -> None:
-        self.inner = inner
-        # (destination, list) -> the decisions taken for its contacts, in order
-        self.decisions: dict[tuple[str, str], list[Decision]] = defaultdict(list)
+    def __init__(self, inner: Observer | None = None) -> None:
+        self.inner = inner or Observer()
+        # "name:target" -> the decisions taken for its contacts, in order
+        self.decisions: dict[str, list[Decision]] = defaultdict(list)
         self._lock = threading.Lock()
 
-    def target(self, destination: str, list_id: str) -> TargetStore:
+    def decided(self, dest: str, decisions: Sequence[tuple[Desired, Verdict]]) -> None:
         with self._lock:
-            noted = self.decisions[(destination, list_id)]
-        return RecordingTarget(self.inner.target(destination, list_id), noted)
+            self.decisions[dest].extend(
+                (w.external_id, verdict, w.reason_code, w.reason_message)
+                for w, verdict in decisions
+            )
+        self.inner.decided(dest, decisions)
 
-    def set_inflight(self, row_ids: Sequence[int], op: str | None, evidence: Evidence = ()) -> None:
-        self.inner.set_inflight(row_ids, op, evidence)
+    def run_started(self, report: RunReport) -> None:
+        self.inner.run_started(report)
 
-    def record(self, changes: Sequence[Change], evidence: Evidence = ()) -> None:
-        self.inner.record(changes, evidence)
+    def batch_pulled(self, report: RunReport, count: int) -> None:
+        self.inner.batch_pulled(report, count)
 
-    def record_evidence(self, evidence: Evidence) -> None:
-        self.inner.record_evidence(evidence)
+    def batch_sent(self, dest: str, op: str, results: Sequence[ItemResult]) -> None:
+        self.inner.batch_sent(dest, op, results)
 
-    def release_dead_claims(self) -> int:
-        return self.inner.release_dead_claims()
+    def batch_failed(self, dest: str, op: str, count: int, error: DialsyncError) -> None:
+        self.inner.batch_failed(dest, op, count, error)
 
-    def drop_orphans(self, ids: Sequence[int]) -> None:
-        self.inner.drop_orphans(ids)
-
-    def get_cursor(self, name: str) -> Cursor:
-        return self.inner.get_cursor(name)
-
-    def set_cursor(self, name: str, **values: CursorValue) -> None:
-        self.inner.set_cursor(name, **values)
-
-    def move_cursor(self, name: str, *, modstamp: datetime, last_id: str) -> None:
-        self.inner.move_cursor(name, modstamp=modstamp, last_id=last_id)
-
-    def deletes_read(self, name: str, *, until: datetime) -> None:
-        self.inner.deletes_read(name, until=until)
-
-    def reconciled(self, name: str, *, at: datetime, deletes_until: datetime | None = None) -> None:
-        self.inner.reconciled(name, at=at, deletes_until=deletes_until)
-
-    def start_run(
-        self, kind: str, window_start: datetime | None = None, window_end: datetime | None = None
-    ) -> int:
-        return self.inner.start_run(kind, window_start, window_end)
-
-    def finish_run(
-        self,
-        run_id: int,
-        status: str,
-        counts: dict[str, int],
-        error: str | None = None,
-        error_kind: str | None = None,
-    ) -> None:
-        self.inner.finish_run(run_id, status, counts, error, error_kind)
+    def run_finished(self, report: RunReport, seconds: float, status: str) -> None:
+        self.inner.run_finished(report, seconds, status)
 
 
 class DryRunDestination:

@@ -8,6 +8,7 @@ resync, records a scan found) go through the same decision. The pull never sends
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -106,7 +107,9 @@ def ingest(
 def decide(ctx: RunContext, dest: Destination, wants: Sequence[Desired], dry_run: bool) -> None:
     """The decision: what the table wants of each contact in this list, counted."""
     report = ctx.report
-    verdicts = ctx.rows(dest).apply(wants, report.run_id, dry_run=dry_run, mark_seen=ctx.full_pass)
+    each = ctx.rows(dest).apply_each(wants, report.run_id, dry_run=dry_run, mark_seen=ctx.full_pass)
+    ctx.observer.decided(key(dest), list(zip(wants, each, strict=True)))
+    verdicts = Counter(each)
     # WAITING rows are queued (a backoff, a create whose answer was lost): not unchanged.
     report.counts["unchanged"] += verdicts[Verdict.UNCHANGED]
     report.counts["retrying"] += verdicts[Verdict.WAITING]

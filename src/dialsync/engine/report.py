@@ -12,6 +12,7 @@ from dialsync.destinations.base import Destination, ItemResult
 from dialsync.errors import DialsyncError
 from dialsync.mapping import CONTACT_FIELDS, MappingConfig, map_contact
 from dialsync.models import DialerRecord, Skip, SourceContact
+from dialsync.rowstate.decide import Desired, Verdict
 from dialsync.store.protocol import RUN_COUNTERS
 
 
@@ -63,6 +64,10 @@ class Observer:
 
     def batch_pulled(self, report: RunReport, count: int) -> None:
         """``count`` more contacts were read and recorded in the sync table."""
+
+    def decided(self, dest: str, decisions: Sequence[tuple[Desired, Verdict]]) -> None:
+        """The table's verdict on each contact of a batch, for one list (``dest``
+        "name:target"); a dry run's plan reads them."""
 
     def batch_sent(self, dest: str, op: str, results: Sequence[ItemResult]) -> None:
         """One dialer call answered (``dest`` is "name:target")."""
