@@ -11,7 +11,7 @@ import pytest
 
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.pubsub import PubSubSandbox
-from dialsync.settings import SyncSettings
+from dialsync.settings import Settings, SyncSettings
 from dialsync.stream.subscriber import Position
 from tests.integration.helpers import ours, person
 from tests.integration.stream_helpers import ready, stream_settings, streaming, wait_for
@@ -73,16 +73,22 @@ def test_overflow_re_reads_the_window_from_the_poll_cursor(
         wait_for(lambda: set(many) <= set(ours(sandboxes)), "the whole window was re-read")
 
 
+def _listed_with_a_stored_position(sandboxes: Sandboxes, settings: Settings) -> str:
+    """A first stream run lists one contact and stores its position, then stops."""
+    with streaming(settings) as running:
+        joey = sandboxes.salesforce.insert(person(1))
+        wait_for(lambda: joey in ours(sandboxes), "listed")
+        position = Position(running.engine.store, settings.stream.topic)
+        wait_for(lambda: position.load() is not None, "a position is stored")
+    return joey
+
+
 def test_restart_resumes_from_the_stored_replay_id(
     sandboxes: Sandboxes, pubsub: PubSubSandbox, sqlite_url: str
 ) -> None:
     sf = sandboxes.salesforce
     settings = stream_settings(sandboxes, pubsub, sqlite_url)
-    with streaming(settings) as running:
-        joey = sf.insert(person(1))
-        wait_for(lambda: joey in ours(sandboxes), "listed")
-        position = Position(running.engine.store, settings.stream.topic)
-        wait_for(lambda: position.load() is not None, "a position is stored")
+    joey = _listed_with_a_stored_position(sandboxes, settings)
     ross = sf.insert(person(2))  # while no subscriber runs: retained on the bus
     sf.update(joey, {"DoNotCall": True})
     with streaming(settings):
@@ -97,11 +103,7 @@ def test_a_replay_id_past_retention_polls_the_window_then_subscribes_from_latest
 ) -> None:
     sf = sandboxes.salesforce
     settings = stream_settings(sandboxes, pubsub, sqlite_url)
-    with streaming(settings) as running:
-        joey = sf.insert(person(1))
-        wait_for(lambda: joey in ours(sandboxes), "listed")
-        position = Position(running.engine.store, settings.stream.topic)
-        wait_for(lambda: position.load() is not None, "a position is stored")
+    _listed_with_a_stored_position(sandboxes, settings)
     pubsub.retention = timedelta(0)  # every retained event, and the stored position, expire
     ross = sf.insert(person(2))  # its event expires too: only the window read can find it
     with streaming(settings) as running:
