@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.engine import Connection
 
 from dialsync.destinations.base import TargetInfo
 from dialsync.logs import redact
 from dialsync.settings import Settings
 from dialsync.store.database import Database
+from dialsync.store.optouts import pending_opt_out
 from dialsync.store.protocol import RUN_COUNTERS
 from dialsync.store.tables import runs, sync_records
 
@@ -170,12 +171,6 @@ def rejected_records(conn: Connection, percent: float) -> Finding:
     return Finding("rejected_records", "", firing, text, contact_ids=ids, values=values)
 
 
-def _pending_opt_out() -> Any:
-    # Must not be called, and may still be in the dialer: a record id we hold, or a create
-    # sent whose answer never came (it may have happened).
-    return and_(R.desired == "absent", or_(R.record_id.is_not(None), R.inflight == "create"))
-
-
 # Its Salesforce stamp; a row without one (never read with a stamp) counts from its last change.
 _pending_since = func.coalesce(R.source_modstamp, R.updated_at)
 
@@ -184,7 +179,7 @@ def pending_opt_outs(store: Database) -> dict[tuple[str, str], tuple[int, dateti
     """Every opt-out still possibly in a dialer, by (destination, list): count and oldest."""
     query = (
         select(R.destination, R.list_id, func.count(), func.min(_pending_since))
-        .where(_pending_opt_out())
+        .where(pending_opt_out())
         .group_by(R.destination, R.list_id)
     )
     with store.engine.connect() as conn:
@@ -205,7 +200,7 @@ def opt_out_pending(conn: Connection, threshold_seconds: int, now: datetime) -> 
     """Opt-outs pending longer than the threshold, per destination list; lists that had some
     pending before and have none now are reported clear."""
     cutoff = now - timedelta(seconds=threshold_seconds)
-    late = and_(_pending_opt_out(), _pending_since < cutoff)
+    late = and_(pending_opt_out(), _pending_since < cutoff)
     # One grouped read for every list (count and oldest of its late opt-outs), instead of one
     # query per list after every run; the ids are read only for the lists that fire.
     per_list = (

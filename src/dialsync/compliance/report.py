@@ -14,15 +14,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from dialsync.store.database import Database
-from dialsync.store.optouts import OPT_OUT_REASONS, H, OptOut, evidence_query, walk
+from dialsync.models import SkipReason
+from dialsync.store.database import Database, chunks
+from dialsync.store.optouts import (
+    OPT_OUT_REASONS,
+    H,
+    OptOut,
+    evidence_query,
+    pending_opt_out,
+    walk,
+)
 from dialsync.store.tables import sync_records
 
 R = sync_records.c
-_CHUNK = 500
 LATENCY_WINDOW = timedelta(days=30)  # what `status` summarizes
 
 
@@ -74,7 +81,7 @@ def _pending_rows(conn: Connection) -> list[Any]:
     """Opt-outs the dialer may still hold: as the opt_out_pending alert counts them."""
     query = select(
         R.external_id, R.destination, R.list_id, R.reason_code, R.source_modstamp, R.updated_at
-    ).where(R.desired == "absent", or_(R.record_id.is_not(None), R.inflight == "create"))
+    ).where(pending_opt_out())
     return list(conn.execute(query))
 
 
@@ -82,11 +89,11 @@ def _last_reasons(conn: Connection, ids: Sequence[str]) -> dict[tuple[str, str, 
     """The reason of each list's latest remove decision: a retrying row's reason code holds
     the dialer's error, not why the contact must leave."""
     out: dict[tuple[str, str, str], str] = {}
-    for i in range(0, len(ids), _CHUNK):
+    for part in chunks(ids):
         query = (
             select(H.contact_id, H.destination, H.list_id, H.reason)
             .where(H.event == "decided", H.outcome == "remove")
-            .where(H.contact_id.in_(ids[i : i + _CHUNK]))
+            .where(H.contact_id.in_(part))
             .order_by(H.at, H.id)
         )
         out.update(
@@ -96,8 +103,8 @@ def _last_reasons(conn: Connection, ids: Sequence[str]) -> dict[tuple[str, str, 
 
 
 def _walk_contacts(conn: Connection, ids: Sequence[str]) -> Iterator[OptOut]:
-    for i in range(0, len(ids), _CHUNK):
-        yield from walk(conn.execute(evidence_query(H.contact_id.in_(ids[i : i + _CHUNK]))))
+    for part in chunks(ids):
+        yield from walk(conn.execute(evidence_query(H.contact_id.in_(part))))
 
 
 def opt_outs(store: Database, since: datetime, now: datetime) -> list[Entry]:
@@ -142,7 +149,9 @@ def opt_outs(store: Database, since: datetime, now: datetime) -> list[Entry]:
         # No evidence of its start (pruned, or from before the history was kept); a contact
         # routed to another list is not an opt-out.
         reason = reasons.get(where) or row.reason_code or "unknown"
-        if reason == "routed_elsewhere" or (where in reasons and reason not in OPT_OUT_REASONS):
+        if reason == SkipReason.ROUTED_ELSEWHERE or (
+            where in reasons and reason not in OPT_OUT_REASONS
+        ):
             continue
         stamp = row.source_modstamp or row.updated_at
         add(where[0], reason, stamp, Leg(*where[1:], pending_seconds=_age(now, stamp)))

@@ -14,20 +14,28 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
 
-from dialsync.store.tables import history
+from dialsync.models import SkipReason
+from dialsync.store.database import chunks
+from dialsync.store.tables import history, sync_records
 
 log = logging.getLogger(__name__)
 H = history.c
-_CHUNK = 500
+R = sync_records.c
 # Why a contact became not callable (routed_elsewhere is not one: it is called from another list).
-OPT_OUT_REASONS = (
-    "do_not_call",
-    "deleted",
-    "merged",
-    "no_valid_phone",
-    "out_of_scope",
-    "not_in_salesforce",
-)
+OPT_OUT_REASONS = tuple(r.value for r in SkipReason if r is not SkipReason.ROUTED_ELSEWHERE)
+
+
+def pending_opt_out() -> Any:
+    """Rows that must not be called and may still be in the dialer: a record id we hold, or a
+    create sent whose answer never came (it may have happened). A contact moved to another
+    list is not an opt-out (a retrying row's reason code holds the dialer's error instead)."""
+    return and_(
+        R.desired == "absent",
+        or_(R.record_id.is_not(None), R.inflight == "create"),
+        or_(R.reason_code.is_(None), R.reason_code != SkipReason.ROUTED_ELSEWHERE.value),
+    )
+
+
 # Events that end an opt-out at a list: the dialer answered the delete (or had nothing to
 # delete), or a scan found the record gone.
 REMOVED = or_(and_(H.event == "answered", H.outcome == "removed"), H.event == "confirmed_absent")
@@ -121,9 +129,9 @@ def time_removals(conn: Connection, events: Sequence[Mapping[str, Any]]) -> None
     for (dest, list_id), items in by_list.items():
         ids = sorted({e["contact_id"] for e in items})
         at = {e["contact_id"]: e["at"] for e in items}
-        for i in range(0, len(ids), _CHUNK):
+        for part in chunks(ids):
             query = evidence_query(
-                H.destination == dest, H.list_id == list_id, H.contact_id.in_(ids[i : i + _CHUNK])
+                H.destination == dest, H.list_id == list_id, H.contact_id.in_(part)
             )
             for opt in walk(conn.execute(query)):
                 if opt.removed_at is None:  # still open: this event removes it
