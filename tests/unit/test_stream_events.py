@@ -68,6 +68,13 @@ def test_ids_of_a_batch_are_unique_normalized_and_overflow_is_flagged() -> None:
     assert contact_ids([event("GAP_OVERFLOW")]) == ([], True)
 
 
+def test_a_wildcard_record_id_asks_for_a_window_read() -> None:
+    """Salesforce names every record of the entity with a wildcard ("003*") when a field's
+    type is converted: no id to re-read, so the window read must cover them (it was skipped
+    as malformed, and the position moved past it)."""
+    assert contact_ids([event("UPDATE", "003*"), event("UPDATE", JOEY)]) == ([JOEY], True)
+
+
 def test_tenant_id_is_the_org_of_the_identity_url_else_of_the_session_token() -> None:
     org = "00D5e000000AbCdEAK"
     assert tenant_id(f"https://login.salesforce.com/id/{org}/005000000000001AAA", "t") == org

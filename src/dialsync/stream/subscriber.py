@@ -16,12 +16,12 @@ import base64
 import binascii
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any, Protocol
 
 from dialsync.errors import AuthError, TerminalError, TransientError
+from dialsync.preflight import backoff, is_connection_error
 from dialsync.salesforce_ids import normalize_id
 from dialsync.store.protocol import SyncStore
 from dialsync.stream.client import (
@@ -97,6 +97,12 @@ def contact_ids(events: Sequence[ChangeEvent]) -> tuple[list[str], bool]:
         if event.change_type not in ORDINARY and not event.change_type.startswith("GAP_"):
             log.warning("stream: unknown change type %s; re-reading its ids", event.change_type)
         for raw in event.record_ids:
+            if raw.endswith("*"):
+                # A wildcard ("003*"): every record of the entity changed (a field's type was
+                # converted); no id list to re-read, so the window read covers them.
+                log.warning("stream: event %s names every contact; re-reading the window", raw)
+                overflow = True
+                continue
             try:
                 seen.setdefault(normalize_id(raw), None)
             except ValueError:
@@ -180,16 +186,20 @@ class Subscriber:
                 )
                 self.observer.fallback("allocation")
                 return Ended.ALLOCATION
-            except TransientError as exc:
+            except Exception as exc:
+                # A lost connection to the state database or Redis is as passing as a stream
+                # reset: resubscribe from the durable position rather than end the stream.
+                if not (isinstance(exc, TransientError) or is_connection_error(exc)):
+                    raise
                 failures += 1
-                pause = min(MAX_BACKOFF, 0.5 * 2**failures)
+                pause = backoff(failures, start=1.0, cap=MAX_BACKOFF)
                 log.warning("stream: %s; resubscribing in %.1f s", exc, pause)
                 wait(pause)
             finally:
                 ended.set()
                 subscription.cancel()
             if not stop.is_set() and not failures:
-                time.sleep(0.05)  # a clean end of stream: resubscribe without spinning
+                wait(0.05)  # a clean end of stream: resubscribe without spinning
         return Ended.STOPPED
 
     def _handle(self, subscription: Subscription, responses: Sequence[Any]) -> bytes | None:
@@ -199,6 +209,8 @@ class Subscriber:
         for e in (e for response in responses for e in response.events):
             try:
                 events.append(self.schemas.decode(e.event.schema_id, e.event.payload, e.replay_id))
+            except AuthError:
+                raise  # the schema's GetSchema met an expired token: run() renews it
             except TerminalError as exc:
                 # A hint we cannot read: the window read from the poll cursor covers whatever it
                 # named, rather than a process that stops on it after every restart.
