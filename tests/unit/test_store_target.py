@@ -26,6 +26,8 @@ def test_target_is_a_target_store_bound_to_its_list(store: SqlSyncStore) -> None
     assert store.target("talkdesk", "L2").count_due() == 0
     assert store.target("everbridge", "L1").count_due() == 0
     assert td.count_due() == 2
+    # by op: what claim(op) would take (the push's background threads ask before claiming)
+    assert td.count_due("create") == 2 and td.count_due("update") == td.count_due("delete") == 0
     assert td.count_unsettled() == 2
     assert set(td.row_states(["003A", "003B", "003C"])) == {"003A", "003B"}
 

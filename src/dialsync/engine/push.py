@@ -66,7 +66,8 @@ def drain(
     while deadline is None or time.monotonic() < deadline:
         if ctx.down(dest):
             break
-        if not final and rows.count_due() < limit:
+        # Only this op's due rows: a full batch of another op would be claimed and released.
+        if not final and rows.count_due(op) < limit:
             break
         claimed = rows.claim(op, limit, LEASE_SECONDS)
         if not claimed:

@@ -165,7 +165,9 @@ class TargetStore(Protocol):
 
     def count_unsettled(self) -> int: ...
 
-    def count_due(self) -> int: ...
+    def count_due(self, op: str | None = None) -> int:
+        """Rows due now, of every op or of ``op`` only."""
+        ...
 
     # -- adoption (a scan of the dialer's list) ------------------------------------------------
     def uncertain_creates(self) -> int:

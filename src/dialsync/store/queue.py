@@ -198,8 +198,12 @@ def release_dead_claims(db: Database, mine: str) -> int:
         return int(result.rowcount or 0)
 
 
-def count_due(db: Database, key: ListKey) -> int:
-    return count(db, *key.rows(), is_due(db.clock()))
+def count_due(db: Database, key: ListKey, op: str | None = None) -> int:
+    """Rows due now; of one op only when ``op`` is given (what ``claim(op)`` would take)."""
+    conditions = [*key.rows(), is_due(db.clock())]
+    if op is not None:
+        conditions.append(OPS[op])
+    return count(db, *conditions)
 
 
 def unblock(conn: Connection, key: ListKey, now: datetime) -> int:

@@ -108,8 +108,8 @@ class StoreTarget:
     def count_unsettled(self) -> int:
         return queue.count_unsettled(self._store, self._key)
 
-    def count_due(self) -> int:
-        return queue.count_due(self._store, self._key)
+    def count_due(self, op: str | None = None) -> int:
+        return queue.count_due(self._store, self._key, op)
 
     # -- adoption ------------------------------------------------------------------------------
     def uncertain_creates(self) -> int:

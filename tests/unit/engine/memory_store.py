@@ -250,9 +250,9 @@ class MemoryTarget:
             or (r["inflight"] == "create" and r["record_id"] is None)
         )
 
-    def count_due(self) -> int:
+    def count_due(self, op: str | None = None) -> int:
         now = self.store.clock()
-        return sum(1 for r in self._rows() if is_due(r, now))
+        return sum(1 for r in self._rows() if is_due(r, now) and (op is None or needs(op, r)))
 
     # -- adoption ------------------------------------------------------------------------------
     def _uncertain(self, row: Row, now: datetime) -> bool:
