@@ -143,6 +143,10 @@ def prepare(ctx: RunContext, *, force_scan: bool = False) -> None:
     """Scan the lists that may hold what the table does not know, then ask the source about
     the records found."""
     scan.prepare(ctx, force_scan=force_scan)
+    if ctx.view.fields is not None:
+        # What an earlier scan found and no run could ask yet (a push-only run has no source;
+        # a crash between the scan and the question): the table keeps them as unverified.
+        ctx.each(lambda dest: ctx.ask_source(ctx.rows(dest).unverified_ids()))
     ask_source(ctx)
 
 
@@ -183,8 +187,8 @@ def adopt_held(ctx: RunContext, dest: Destination) -> None:
 
 def ask_source(ctx: RunContext) -> None:
     """Records a scan found that the table did not know: the source says what each should be.
-    On the pull side, in the run's own thread. A push-only run leaves them to the next pull
-    or reconciliation."""
+    On the pull side, in the run's own thread. A push-only run leaves them unverified in the
+    table, and the next run that reads the source asks (``prepare``)."""
     ids = ctx.take_unknown()
     if ids and ctx.view.fields is not None:
         pull.confirm(ctx, ids, scope=None, force=True)

@@ -132,6 +132,11 @@ class TargetStore(Protocol):
         """Rows that may be in the dialer but whose contact a full pass did not see."""
         ...
 
+    def unverified_ids(self) -> list[str]:
+        """Records a list scan found that the table did not know, not yet asked of the source
+        (a run without the source, or one that crashed before asking, left them)."""
+        ...
+
     def ids_maybe_in_dialer(self, external_ids: Sequence[str]) -> list[str]: ...
 
     def row_states(self, external_ids: Sequence[str]) -> dict[str, RowState]:

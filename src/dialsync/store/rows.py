@@ -123,6 +123,13 @@ def maybe_in_dialer() -> ColumnElement[bool]:
     return or_(R.desired == "present", R.record_id.is_not(None), R.inflight == "create")
 
 
+def unverified_ids(db: Database, key: ListKey) -> list[str]:
+    """Records a list scan found that the table did not know, not yet asked of the source."""
+    with db.read() as conn:
+        query = select(R.external_id).where(*key.rows(), R.status == Status.UNVERIFIED)
+        return list(conn.execute(query).scalars())
+
+
 def unseen_ids(db: Database, key: ListKey, run_id: int) -> list[str]:
     """Rows that may be in the dialer but whose contact a full pass did not see."""
     with db.read() as conn:

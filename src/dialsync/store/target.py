@@ -66,6 +66,9 @@ class StoreTarget:
     def mark_seen(self, external_ids: Sequence[str], run_id: int) -> None:
         rows.mark_seen(self._store, self._key, external_ids, run_id)
 
+    def unverified_ids(self) -> list[str]:
+        return rows.unverified_ids(self._store, self._key)
+
     def unseen_ids(self, run_id: int) -> list[str]:
         return rows.unseen_ids(self._store, self._key, run_id)
 

@@ -155,6 +155,10 @@ class MemoryTarget:
         wanted = set(external_ids)
         self._set(lambda r: r["external_id"] in wanted, last_seen_run=run_id)
 
+    def unverified_ids(self) -> list[str]:
+        with self.store.lock:
+            return [r["external_id"] for r in self._rows() if r["status"] == Status.UNVERIFIED]
+
     def unseen_ids(self, run_id: int) -> list[str]:
         with self.store.lock:
             return [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dialsync.destinations.base import ItemResult, Outcome
+from dialsync.engine import SyncEngine
 from dialsync.rowstate.decide import Status
 from tests.unit.engine.fakes import Remote, contact_id, world
 
@@ -83,3 +84,32 @@ def test_records_a_scan_does_not_know_are_asked_of_the_source() -> None:
     assert w.store.row("dialer", stranger)["status"] == Status.SYNCED
     assert unknown not in w.dialer.records  # no contact: removed
     assert ("by_ids", "MainThread") in w.source.calls
+
+
+def test_records_a_push_only_scan_finds_are_asked_of_the_source_by_the_next_run() -> None:
+    """A push run has no source open (a worker that only pushed so far): the records its scan
+    found that the table did not know wait in the table as unverified, and the next run that
+    reads the source asks about them. They were dropped: a record of a contact gone from
+    Salesforce stayed dialable until a full pass."""
+    w = world(count_known=False)  # no count: nothing but the duplicate makes a run scan
+    w.source.put(1)
+    w.engine.sync()
+    w.clock.advance(3600)
+    cid = w.source.put(2)
+    w.engine.pull()  # its create is due
+    w.dialer.records[cid] = Remote("r-theirs", None)  # the create will clash: a scan
+    gone = contact_id(9)  # a record of ours in the list, its contact not in Salesforce
+    w.dialer.records[gone] = Remote("r-9", None)
+    pusher = SyncEngine(  # another process: it has only pushed
+        source=w.source,
+        destinations=[w.dialer],
+        store=w.store,
+        options=w.engine.options,
+        clock=w.clock,
+        rng=lambda: 1.0,
+    )
+    pusher.push()
+    assert w.store.row("dialer", gone)["status"] == Status.UNVERIFIED
+    w.clock.advance(60)
+    w.engine.sync()
+    assert gone not in w.dialer.records  # no contact: removed
