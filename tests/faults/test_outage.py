@@ -39,6 +39,8 @@ def test_run_survives_a_database_outage(
                 private_postgres.start()
             late = box.salesforce.insert(person(99))
             wait_until(lambda: late in ours(box), timeout=90, what="the sync after the outage")
+            # the record lands before the cycle that sent it logs its end
+            wait_until(lambda: "cycle succeeded again" in procs.log("run"), what="the cycle's end")
             assert run.poll() is None  # it never exited
             log = procs.log("run")
     retries = re.findall(r"state database unavailable \(.*\); retrying in (\d+) s", log)
