@@ -536,3 +536,36 @@ def test_a_full_sync_retries_records_refused_once(sandboxes: Sandboxes, db_url: 
     report = run(box, db_url, full=True)
     assert report.counts["created"] == 3
     assert set(ours(box)) == set(ids)
+
+
+def test_a_sync_waits_for_rows_another_worker_is_sending_before_it_reports(
+    sandboxes: Sandboxes, db_url: str
+) -> None:
+    """Service mode with a hand `dialsync sync` beside it: the workers' push holds some rows
+    while the sync ends. The sync may not call them unsettled (exit 1) while another process
+    is delivering them, nor leave behind what that process gave back unsent."""
+    sf = sandboxes.salesforce
+    ids = sf.insert_many([person(i) for i in range(3)])
+    worker = engine_for(sandboxes, db_url)
+    arrived, answer = threading.Event(), threading.Event()
+
+    def slow(request: Request, original: Callable[[Request], Response]) -> Response:
+        arrived.set()
+        answer.wait(30)
+        return original(request)
+
+    try:
+        worker.pull()
+        with intercept(sandboxes.talkdesk.server, bulk("POST"), slow):
+            pushing = threading.Thread(target=worker.push)
+            pushing.start()
+            assert arrived.wait(30)
+            threading.Timer(1.0, answer.set).start()  # the worker's answer comes back later
+            report = run(sandboxes, db_url)
+            pushing.join(30)
+    finally:
+        answer.set()
+        worker.close()
+    assert report.unsettled == 0
+    assert set(ours(sandboxes)) == set(ids)
+    assert sandboxes.talkdesk.stats()["records_created"] == 3

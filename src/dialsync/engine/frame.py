@@ -28,6 +28,10 @@ from dialsync.mapping import MappingConfig
 from dialsync.models import SkipReason
 
 Work = Callable[[RunContext], None]
+# How long a run that ends waits for rows another push holds: a batch's round trip, its
+# bounded retries and a rate-limit pause fit in it; longer, and the rows count as unsettled.
+HELD_WAIT_SECONDS = 120.0
+HELD_POLL_SECONDS = 0.25
 
 
 def run(ctx: RunContext, work: Work, *, needs_source: bool = True) -> RunReport:
@@ -48,6 +52,8 @@ def run(ctx: RunContext, work: Work, *, needs_source: bool = True) -> RunReport:
         raise
     report.failed = {name: str(exc) for name, exc in ctx.failed.items()}
     if report.kind not in ("push", "pull", "plan"):
+        if ctx.pushing:
+            await_others(ctx)
         report.unsettled = sum(ctx.rows(d).count_unsettled() for d in ctx.live())
     if report.run_id is not None:
         status = "partial" if report.failed else "ok"
@@ -59,6 +65,19 @@ def run(ctx: RunContext, work: Work, *, needs_source: bool = True) -> RunReport:
         report, time.monotonic() - started, "partial" if report.failed else "ok"
     )
     return report
+
+
+def await_others(ctx: RunContext, *, limit: float = HELD_WAIT_SECONDS) -> None:
+    """Before a run says whether its lists converged: rows another push holds (a worker, a
+    second run) are being delivered, not unsettled. Wait (bounded) until that push recorded
+    its answers, then send what it gave back. Still held after ``limit``: counted unsettled."""
+    deadline = time.monotonic() + limit
+    waited = False
+    while any(ctx.rows(d).count_held() for d in ctx.live()) and time.monotonic() < deadline:
+        waited = True
+        time.sleep(HELD_POLL_SECONDS)
+    if waited:
+        push_all(ctx, final=True)
 
 
 def _open(ctx: RunContext, needs_source: bool) -> None:

@@ -174,6 +174,10 @@ class TargetStore(Protocol):
         """Rows due now, of every op or of ``op`` only."""
         ...
 
+    def count_held(self) -> int:
+        """Rows a live claim holds (a push somewhere is sending them)."""
+        ...
+
     # -- adoption (a scan of the dialer's list) ------------------------------------------------
     def uncertain_creates(self) -> int:
         """Creates that were sent but whose answer was never recorded."""

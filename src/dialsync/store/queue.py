@@ -206,6 +206,12 @@ def count_due(db: Database, key: ListKey, op: str | None = None) -> int:
     return count(db, *conditions)
 
 
+def count_held(db: Database, key: ListKey) -> int:
+    """Rows under a live claim: a push (a thread, another worker, another run) holds them and
+    will record its answer or give them back."""
+    return count(db, *key.rows(), R.claimed_by.is_not(None), R.claim_expires_at >= db.clock())
+
+
 def unblock(conn: Connection, key: ListKey, now: datetime) -> int:
     """A record of this list changed or went: rows refused because another record held
     their phone number or external id are due now (that record may have been it). In the

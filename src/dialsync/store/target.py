@@ -114,6 +114,9 @@ class StoreTarget:
     def count_due(self, op: str | None = None) -> int:
         return queue.count_due(self._store, self._key, op)
 
+    def count_held(self) -> int:
+        return queue.count_held(self._store, self._key)
+
     # -- adoption ------------------------------------------------------------------------------
     def uncertain_creates(self) -> int:
         return adoption.uncertain_creates(self._store, self._key)

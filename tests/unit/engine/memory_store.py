@@ -258,6 +258,16 @@ class MemoryTarget:
         now = self.store.clock()
         return sum(1 for r in self._rows() if is_due(r, now) and (op is None or needs(op, r)))
 
+    def count_held(self) -> int:
+        now = self.store.clock()
+        return sum(
+            1
+            for r in self._rows()
+            if r["claimed_by"] is not None
+            and r["claim_expires_at"] is not None
+            and r["claim_expires_at"] >= now
+        )
+
     # -- adoption ------------------------------------------------------------------------------
     def _uncertain(self, row: Row, now: datetime) -> bool:
         return (
