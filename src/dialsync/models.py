@@ -20,6 +20,12 @@ class PhoneType(StrEnum):
     EXTRA_3 = "EXTRA_3"
 
 
+# The code of a create a destination held because its target is full (a TRANSIENT answer):
+# the row waits for room, so it is due again as soon as a record of that target goes, not
+# only when its backoff ends.
+WAITS_FOR_ROOM = "LIST_FULL"
+
+
 class SkipReason(StrEnum):
     """Why a contact must not be in the dialer list. Stored as the row's reason code."""
 

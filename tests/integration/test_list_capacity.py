@@ -104,3 +104,23 @@ def test_a_list_that_refuses_creates_as_full_holds_them_without_retrying_each(
         assert {r["external_id"] for r in waiting} == set(ids)
         assert {r["reason_code"] for r in waiting} == {"LIST_FULL"}
         assert in_list(box) == set()
+
+
+def test_creates_held_for_room_go_out_in_the_run_whose_removals_make_it(tmp_path: Path) -> None:
+    """The held creates' retry time is far off (an hour): the removals of this very run make
+    room, so they are due at once, not an hour later."""
+    with Sandboxes(tmp_path / "box", talkdesk={"list_capacity": 10}) as box:
+        ids = box.salesforce.insert_many([person(i) for i in range(14)])
+        env = {
+            **box.env(),
+            "DIALSYNC_TALKDESK__LIST_CAPACITY": "10",
+            "DIALSYNC_SYNC__RETRY_BASE_SECONDS": "3600",
+            "DIALSYNC_SYNC__RETRY_MAX_SECONDS": "3600",
+        }
+        sync(env, tmp_path, code=1)
+        gone = sorted(in_list(box))[:5]
+        for cid in gone:
+            box.salesforce.update(cid, {"DoNotCall": True})
+        counts, stderr = sync(env, tmp_path)
+        assert counts["deleted"] == 5 and counts["created"] == 4, stderr
+        assert in_list(box) == set(ids) - set(gone)

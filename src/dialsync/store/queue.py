@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.engine import Connection
 
+from dialsync.models import WAITS_FOR_ROOM
 from dialsync.rowstate.decide import Status
 from dialsync.rowstate.evidence import Evidence
 from dialsync.rowstate.transitions import Change
@@ -214,11 +215,16 @@ def count_held(db: Database, key: ListKey) -> int:
 
 def unblock(conn: Connection, key: ListKey, now: datetime) -> int:
     """A record of this list changed or went: rows refused because another record held
-    their phone number or external id are due now (that record may have been it). In the
-    caller's transaction: the one that records the answer or drops the orphan."""
+    their phone number or external id are due now (that record may have been it), and so
+    are creates held because the list was full (there may be room now). In the caller's
+    transaction: the one that records the answer or drops the orphan."""
+    waiting = or_(
+        R.status == Status.BLOCKED,
+        and_(R.status == Status.RETRYING, R.reason_code == WAITS_FOR_ROOM),
+    )
     result = conn.execute(
         update(sync_records)
-        .where(*key.rows(), R.status == Status.BLOCKED, R.next_attempt_at > now)
+        .where(*key.rows(), waiting, R.next_attempt_at > now)
         .values(next_attempt_at=now)
     )
     return int(result.rowcount or 0)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from dialsync.models import WAITS_FOR_ROOM
 from dialsync.rowstate import transitions
 from dialsync.rowstate.decide import Desired, RowState, Status, Verdict, decide
 from dialsync.rowstate.evidence import Event, Evidence
@@ -231,7 +232,10 @@ class MemoryTarget:
         now = self.store.clock()
         return self._set(
             lambda r: (
-                r["status"] == Status.BLOCKED
+                (
+                    r["status"] == Status.BLOCKED
+                    or (r["status"] == Status.RETRYING and r["reason_code"] == WAITS_FOR_ROOM)
+                )
                 and r["next_attempt_at"] is not None
                 and r["next_attempt_at"] > now
             ),
