@@ -13,8 +13,7 @@ from typing import Literal
 
 from sqlalchemy.engine import make_url
 
-from dialsync.destinations.base import Destination
-from dialsync.destinations.capacity import ListCapacity
+from dialsync.destinations.base import Bounded, Destination, ResolvesIds
 from dialsync.errors import AuthError, ConfigError, DialsyncError, TransientError
 from dialsync.logs import redact
 from dialsync.mapping.file import MappingFile, MappingFileError, load_mapping_file
@@ -252,10 +251,9 @@ def _dialer(dest: Destination, out: Checklist, authed: set[str], scan: bool) -> 
 
 def _resolved_ids(dest: Destination, out: Checklist) -> None:
     """Everbridge's batch schema wants numeric ids: show those open() found for the names."""
-    resolved = getattr(dest, "resolved_ids", None)
-    if resolved is None:
+    if not isinstance(dest, ResolvesIds):
         return
-    ids: dict[str, dict[str, int]] = resolved()
+    ids = dest.resolved_ids()
     # "name (pathId:N)": ids written so, the log redactor does not take them for phone numbers
     parts = [f"record type {n} (recordTypeId:{i})" for n, i in ids["record type"].items()]
     parts += [f"path {n} (pathId:{i})" for n, i in sorted(ids["paths"].items())]
@@ -274,8 +272,7 @@ def _resolved_ids(dest: Destination, out: Checklist) -> None:
 def _capacity(dest: Destination, name: str, out: Checklist) -> None:
     """A record list holds at most so many records (Talkdesk: 250,000; it warns at 80%).
     Said only past 80%: below, the list's own line is enough."""
-    capacity = getattr(dest, "capacity", None)
-    fill = capacity.fill() if isinstance(capacity, ListCapacity) else None
+    fill = dest.fill() if isinstance(dest, Bounded) else None
     if fill is None:
         return
     fix = (

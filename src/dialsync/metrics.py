@@ -38,8 +38,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from dialsync.calls import Call
-from dialsync.destinations.base import Destination, ItemResult
-from dialsync.destinations.capacity import ListCapacity
+from dialsync.destinations.base import Bounded, Destination, ItemResult
 from dialsync.engine import Observer, RunReport
 from dialsync.errors import ConfigError, DialsyncError
 from dialsync.settings import Settings
@@ -216,8 +215,7 @@ class MetricsObserver(Observer):
         self.metrics.runs.labels(report.kind, status).inc()
         self.metrics.run_seconds.labels(report.kind).observe(seconds)
         for dest in self.destinations:
-            capacity = getattr(dest, "capacity", None)
-            fill = capacity.fill() if isinstance(capacity, ListCapacity) else None
+            fill = dest.fill() if isinstance(dest, Bounded) else None
             if fill is not None:  # the list's count at open, plus this run's creates and deletes
                 self.metrics.list_fill.labels(dest.name, dest.target).set(fill.share)
 

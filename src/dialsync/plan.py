@@ -167,7 +167,7 @@ def _notes(report: RunReport, dests: Sequence[DryRunDestination]) -> list[str]:
             notes.append(f"{dest.name} list {dest.target} is read in full first, to adopt records")
         if dest.orphans:
             notes.append(f"{dest.orphans} duplicate records are removed from list {dest.target}")
-        fill = dest.capacity.fill() if dest.capacity else None
+        fill = dest.fill()
         if dest.held and fill is not None:
             notes.append(
                 f"{dest.held:,} creates wait: {dest.name} list {dest.target} would hold {fill}, "

@@ -14,8 +14,15 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from dialsync.destinations.base import Destination, ItemResult, Outcome, TargetInfo, WriteItem
-from dialsync.destinations.capacity import HELD_CODE, ListCapacity
+from dialsync.destinations.base import (
+    Bounded,
+    Destination,
+    ItemResult,
+    Outcome,
+    TargetInfo,
+    WriteItem,
+)
+from dialsync.destinations.capacity import HELD_CODE, Fill, ListCapacity
 from dialsync.engine import Observer, RunReport
 from dialsync.errors import DialsyncError
 from dialsync.models import DialerRecord
@@ -74,15 +81,23 @@ class DryRunDestination:
         self.scanned = False
         self.info: TargetInfo | None = None
         self.held = 0  # creates a full list would not take
-        capacity = getattr(real, "capacity", None)
-        self.capacity = capacity if isinstance(capacity, ListCapacity) else None
+        self.capacity: ListCapacity | None = None  # a copy of the real list's count
 
     def render(self, record: DialerRecord) -> dict[str, Any]:
         return self.real.render(record)
 
     def open(self) -> TargetInfo:
         self.info = self.real.open()
+        # The real adapter's count of the list as it opened: the plan holds what it would hold,
+        # on a copy (the plan's writes never change the real adapter's count).
+        fill = self.real.fill() if isinstance(self.real, Bounded) else None
+        self.capacity = ListCapacity(fill.limit) if fill else None
+        if self.capacity and fill:
+            self.capacity.opened(fill.held)
         return self.info
+
+    def fill(self) -> Fill | None:
+        return self.capacity.fill() if self.capacity else None
 
     def _ok(self, op: str, items: Sequence[WriteItem]) -> list[ItemResult]:
         out = []
@@ -94,7 +109,6 @@ class DryRunDestination:
         return out
 
     def create(self, items: Sequence[WriteItem]) -> list[ItemResult]:
-        # The real adapter's count of the list (read by open()): the plan holds what it holds.
         granted = self.capacity.reserve(len(items)) if self.capacity else len(items)
         held = [
             ItemResult(item.external_id, Outcome.TRANSIENT, code=HELD_CODE, message="list full")

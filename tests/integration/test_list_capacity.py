@@ -124,3 +124,15 @@ def test_creates_held_for_room_go_out_in_the_run_whose_removals_make_it(tmp_path
         counts, stderr = sync(env, tmp_path)
         assert counts["deleted"] == 5 and counts["created"] == 4, stderr
         assert in_list(box) == set(ids) - set(gone)
+
+
+def test_plan_says_which_creates_a_full_list_would_hold(tmp_path: Path) -> None:
+    with Sandboxes(tmp_path / "box", talkdesk={"list_capacity": 10}) as box:
+        box.salesforce.insert_many([person(i) for i in range(14)])
+        env = {**box.env(), "DIALSYNC_TALKDESK__LIST_CAPACITY": "10"}
+        result = cli(["plan"], env, tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "note: 4 creates wait: talkdesk list" in result.stdout
+        assert "would hold 10 of at most 10 records (100%)" in result.stdout
+        assert "created 10, updated 0, deleted 0" in result.stdout and "retrying 4" in result.stdout
+        assert in_list(box) == set()

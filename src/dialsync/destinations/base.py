@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from dialsync.destinations.capacity import Fill
 from dialsync.models import DialerRecord
 
 
@@ -98,6 +99,27 @@ class Destination(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Bounded(Protocol):
+    """A destination whose target holds a bounded number of records (Talkdesk's record list):
+    metrics, ``doctor`` and ``plan`` say how full it is."""
+
+    def fill(self) -> Fill | None:
+        """The target's count at ``open()`` plus this run's creates, minus its removals, and
+        its limit. None: the target did not say its count."""
+        ...
+
+
+@runtime_checkable
+class ResolvesIds(Protocol):
+    """A destination that looks up numeric ids for configured names at ``open()``
+    (Everbridge's record type and contact paths): ``doctor`` shows what it found."""
+
+    def resolved_ids(self) -> dict[str, dict[str, int]]:
+        """{"record type": {name: id}, "paths": {name: id}}."""
+        ...
 
 
 @runtime_checkable

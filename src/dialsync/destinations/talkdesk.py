@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from dialsync.destinations.base import Capabilities, ItemResult, Outcome, TargetInfo, WriteItem
-from dialsync.destinations.capacity import HELD_CODE, ListCapacity, says_full
+from dialsync.destinations.capacity import HELD_CODE, Fill, ListCapacity, says_full
 from dialsync.destinations.connection import Connection
 from dialsync.destinations.http import (
     NotFound,
@@ -114,6 +114,9 @@ class TalkdeskDestination:
             unique_by_external_id=self._unique_external,
             unique_identifier_type=unique,
         )
+
+    def fill(self) -> Fill | None:
+        return self.capacity.fill()
 
     # -- writes ----------------------------------------------------------------------------
     def create(self, items: Sequence[WriteItem]) -> list[ItemResult]:
