@@ -12,10 +12,13 @@ from typing import Any
 import httpx
 
 from dialsync.alerts.state import Owed
+from dialsync.retry import RetryPolicy, decide
 
 log = logging.getLogger(__name__)
-IN_PROCESS_ATTEMPTS = 2  # then a later evaluation retries, backing off (state.failed)
-IN_PROCESS_BACKOFF_SECONDS = 0.5
+# Two attempts in-line, then a later evaluation retries, backing off (state.failed). A
+# receiver asking for a pause longer than 5 s is left to that later evaluation: an alert
+# never holds up the sync.
+POLICY = RetryPolicy(max_attempts=2, base_seconds=0.5, max_backoff_seconds=5.0)
 CONTACT_ALERTS = frozenset({"opt_out_pending", "rejected_records"})
 
 
@@ -56,17 +59,27 @@ class Webhook:
         )
 
     def send(self, item: Owed) -> bool:
+        """One delivery, under the project's one retry policy (retry.decide): a 429 or 5xx
+        or a lost connection is tried again in-line once (after Retry-After when the receiver
+        says, Slack does); anything else is left to a later evaluation (state.failed)."""
         payload = body(item)
-        for attempt in range(1, IN_PROCESS_ATTEMPTS + 1):
+        attempt = 0
+        while True:
+            attempt += 1
+            outcome: httpx.Response | Exception
             try:
-                response = self.client.post(self.url, json=payload)
-            except httpx.HTTPError as exc:
-                problem = exc.__class__.__name__
+                outcome = self.client.post(self.url, json=payload)
+            except httpx.TransportError as exc:
+                outcome, problem = exc, exc.__class__.__name__
+            except httpx.HTTPError as exc:  # not a transport failure (a bad URL): no retry
+                log.warning("alert %s %s: the webhook failed (%s)", item.key, item.status, exc)
+                return False
             else:
-                if response.is_success:
+                if outcome.is_success:
                     log.info("alert %s %s sent", item.key, item.status)
                     return True
-                problem = f"HTTP {response.status_code}"
+                problem = f"HTTP {outcome.status_code}"
+            action = decide(outcome, attempt, policy=POLICY)
             log.warning(
                 "alert %s %s: the webhook failed (%s, attempt %d)",
                 item.key,
@@ -74,9 +87,9 @@ class Webhook:
                 problem,
                 attempt,
             )
-            if attempt < IN_PROCESS_ATTEMPTS:
-                self.sleep(IN_PROCESS_BACKOFF_SECONDS * attempt)
-        return False
+            if not action.retry or action.wait is None:
+                return False
+            self.sleep(action.wait)
 
     def close(self) -> None:
         self.client.close()
