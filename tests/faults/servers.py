@@ -20,6 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from tests.faults import reaper
 from tests.integration.service import free_port
 
 
@@ -41,6 +42,9 @@ class PrivateRedis:
         self.dir = Path(tempfile.mkdtemp(prefix="dialsync-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
+        # Stopped with the run when it is killed: whichever redis-server holds the port then.
+        cli = str(Path(binary).with_name("redis-cli"))
+        reaper.start(os.getpid(), self.dir, [cli, "-p", str(self.port), "shutdown", "nosave"])
 
     @property
     def url(self) -> str:
@@ -121,6 +125,11 @@ class PrivatePostgres:
                 raise RuntimeError("running as root and there is no postgres user") from None
             self._owner = (entry.pw_uid, entry.pw_gid)
             os.chown(self.dir, *self._owner)
+        reaper.start(
+            os.getpid(),
+            self.dir,
+            self._cmd("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "-t60", "stop"),
+        )
 
     def _cmd(self, *args: str) -> list[str]:
         command = [str(self.bindir / args[0]), *args[1:]]
