@@ -21,7 +21,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -30,6 +29,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, create_engine, text
+
+from tests import reaper
 
 # The server the run creates its databases on (any database on it that we may connect to).
 PG_URL = os.environ.get(
@@ -210,7 +211,6 @@ class _RunRedis:
 
         from tests.integration.service import free_port
 
-        _sweep_dead_redis()
         port = free_port()
         self.dir = tempfile.mkdtemp(prefix=f"{_REDIS_DIR_PREFIX}{os.getpid()}-")
         self.proc = subprocess.Popen(
@@ -223,7 +223,8 @@ class _RunRedis:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        Path(self.dir, _REDIS_PID_FILE).write_text(str(self.proc.pid))
+        # A killed run leaves no server behind: the reaper stops it when this process is gone.
+        reaper.start(os.getpid(), Path(self.dir), ["kill", "-9", str(self.proc.pid)])
         client = redis.Redis(port=port, socket_connect_timeout=0.5)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -256,25 +257,6 @@ class _RunRedis:
 
 
 _REDIS_DIR_PREFIX = "dialsync-test-redis-"  # then the test process's pid
-_REDIS_PID_FILE = "server.pid"
-
-
-def _sweep_dead_redis() -> None:
-    """Stop the private redis-servers of killed runs: a server whose starting test process is
-    gone, recognised by its working directory (redis-server rewrites its command line)."""
-    from dialsync.store.processes import pid_gone as _pid_gone  # the store's test of an owner
-
-    for folder in Path(tempfile.gettempdir()).glob(f"{_REDIS_DIR_PREFIX}*-*"):
-        owner = folder.name.removeprefix(_REDIS_DIR_PREFIX).split("-", 1)[0]
-        if not owner.isdigit() or not _pid_gone(int(owner)):
-            continue
-        try:
-            server = int((folder / _REDIS_PID_FILE).read_text())
-            if os.readlink(f"/proc/{server}/cwd") == str(folder):
-                os.kill(server, signal.SIGKILL)
-        except (OSError, ValueError):
-            pass  # no server recorded, or it is gone already
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def shared_redis_dbs(worker: str | None, workers: int, databases: int = 16) -> list[int]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from tests.faults import reaper
+from tests import reaper
 from tests.integration.service import free_port
 
 

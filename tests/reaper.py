@@ -1,13 +1,13 @@
 """Stops a private server when the test run that started it is gone.
 
-``close()`` stops the fault suite's private Redis and PostgreSQL at a normal end; a run killed
+``close()`` stops the tests' private Redis and PostgreSQL servers at a normal end; a run killed
 (SIGKILL, a CI timeout) never gets there, and its servers would keep their ports and temporary
 directories for good. So each server gets a reaper: a small process of its own session that
 waits while the run's process and the server's directory both exist. When the directory goes
 (``close()`` ran) it just exits; when the run goes first it runs the stop commands and removes
 the directory.
 
-    python -m tests.faults.reaper PID DIR -- CMD ARGS [-- CMD ARGS ...]
+    python -m tests.reaper PID DIR -- CMD ARGS [-- CMD ARGS ...]
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ def alive(pid: int) -> bool:
 
 def start(watched: int, directory: Path, *commands: list[str]) -> None:
     """Start a reaper for ``directory``; it outlives the caller on purpose."""
-    argv = [sys.executable, "-m", "tests.faults.reaper", str(watched), str(directory)]
+    argv = [sys.executable, "-m", "tests.reaper", str(watched), str(directory)]
     for command in commands:
         argv += ["--", *command]
     subprocess.Popen(
         argv,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[1],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
