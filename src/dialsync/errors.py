@@ -131,6 +131,12 @@ class TlsError(TerminalError):
     """The TLS handshake failed: an untrusted, expired or wrong-host certificate."""
 
 
+def summary(exc: BaseException) -> str:
+    """``Class: first line of the message``: one log line, whatever the error carries."""
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0] if text else ''}"
+
+
 def operator_fix(exc: BaseException) -> str | None:
     """The setting(s) an operator must correct when ``exc`` is theirs to fix (a setting or a
     credential), else None (transient, or a bug)."""

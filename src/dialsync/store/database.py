@@ -16,7 +16,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from dialsync.errors import ConfigError, TransientError
+from dialsync.errors import ConfigError, TransientError, summary
 from dialsync.store import migrate
 
 Clock = Callable[[], datetime]
@@ -94,7 +94,7 @@ def connect(url: str, *, auto_migrate: bool = True) -> Engine:
         current = migrate.is_current(engine)
     except SQLAlchemyError as exc:
         raise TransientError(
-            f"cannot open the state database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
+            f"cannot open the state database: {summary(exc)}",
             system="store",
         ) from None
     if not current:

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 
-from dialsync.errors import ConfigError, DialsyncError, LockBusy, operator_fix
+from dialsync.errors import ConfigError, DialsyncError, LockBusy, operator_fix, summary
 from dialsync.preflight import backoff, is_connection_error, wait_for_database
 from dialsync.settings import Settings
 from dialsync.stopping import stop_on_signals
@@ -75,7 +75,7 @@ def run_forever(settings: Settings, *, max_cycles: int | None = None) -> None:
                 wait = min(float(interval), backoff(outages))
                 log.warning(
                     "state database unavailable (%s); retrying in %.0f s (attempt %d)",
-                    _first_line(exc),
+                    summary(exc),
                     wait,
                     outages,
                 )
@@ -112,8 +112,3 @@ def start_stream(settings: Settings, stop: threading.Event) -> threading.Thread:
     thread = threading.Thread(target=target, name="stream", daemon=True)
     thread.start()
     return thread
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{exc.__class__.__name__}: {text[0] if text else ''}"

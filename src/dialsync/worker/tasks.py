@@ -15,7 +15,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from redis.exceptions import RedisError
 
 from dialsync.engine import RunReport
-from dialsync.errors import DialsyncError, LockBusy, Refused, operator_fix
+from dialsync.errors import DialsyncError, LockBusy, Refused, operator_fix, summary
 from dialsync.preflight import is_connection_error
 from dialsync.salesforce_ids import normalize_id
 from dialsync.worker import runtime
@@ -115,12 +115,10 @@ def recovered() -> None:
 def _unavailable(task: str, exc: BaseException) -> dict[str, Any]:
     """The state database or Redis is down: transient. One warning line; beat's next
     messages try again, and the sync table still holds every row's state."""
-    first = (str(exc).strip().splitlines() or [""])[0]
     log.warning(
-        "%s: state database or broker unavailable (%s: %s); the next schedule retries",
+        "%s: state database or broker unavailable (%s); the next schedule retries",
         task,
-        exc.__class__.__name__,
-        first,
+        summary(exc),
     )
     return {"skipped": f"unavailable: {exc.__class__.__name__}"}
 
