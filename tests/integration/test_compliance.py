@@ -100,6 +100,27 @@ def test_the_report_times_come_from_the_sandboxs_stamps(sandboxes: Sandboxes, db
     assert opt_outs(store, removed + timedelta(seconds=1), now) == []
 
 
+def test_a_deletion_is_dated_by_salesforces_deleted_date(sandboxes: Sandboxes, db_url: str) -> None:
+    """A contact hard-deleted (gone from queryAll: only getDeleted names it) opted out when
+    Salesforce deleted it, not when dialsync learned of it."""
+    sf = sandboxes.salesforce
+    contact = sf.insert(person(1), stamp=sf.now() - timedelta(minutes=9))
+    run(sandboxes, db_url)
+    deleted_at = (sf.now() - timedelta(minutes=4)).replace(microsecond=0)
+    sf.hard_delete(contact, stamp=deleted_at)
+    run(sandboxes, db_url)
+    assert contact not in ours(sandboxes)
+    store = engine_for(sandboxes, db_url).store
+    [decided] = [e for e in for_contact(store, contact) if e["outcome"] == "remove"]
+    assert (decided["reason"], decided["stamp"]) == ("deleted", deleted_at)
+    now = datetime.now(UTC)
+    [entry] = opt_outs(store, now - timedelta(days=1), now)
+    assert (entry.contact_id, entry.reason, entry.opted_out_at) == (contact, "deleted", deleted_at)
+    [leg] = entry.destinations
+    assert leg.removed_at is not None
+    assert leg.latency_seconds == (leg.removed_at - deleted_at).total_seconds() >= 4 * 60
+
+
 def test_history_and_report_commands(sandboxes: Sandboxes, tmp_path: Path) -> None:
     sf = sandboxes.salesforce
     env = sandboxes.env()
