@@ -15,7 +15,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
 
 from dialsync.models import SkipReason
-from dialsync.store.database import chunks
+from dialsync.store.database import after_commit, chunks
 from dialsync.store.tables import history, sync_records
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,11 @@ def listening() -> bool:
 def listen(listener: Listener) -> None:
     if listener not in _listeners:
         _listeners.append(listener)
+
+
+def unlisten(listener: Listener) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,9 @@ def evidence_query(*conditions: Any) -> Any:
 
 
 def time_removals(conn: Connection, events: Sequence[Mapping[str, Any]]) -> None:
+    """The opt-outs these removal events close, timed now (the events they pair with are in
+    this transaction) and reported to the listeners once it committed: a removal rolled back
+    was not made, and a histogram cannot take an observation back."""
     removals = [
         e
         for e in events
@@ -126,6 +134,7 @@ def time_removals(conn: Connection, events: Sequence[Mapping[str, Any]]) -> None
     by_list: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for e in removals:
         by_list.setdefault((e["destination"], e["list_id"]), []).append(e)
+    timed: list[tuple[str, str, float]] = []
     for (dest, list_id), items in by_list.items():
         ids = sorted({e["contact_id"] for e in items})
         at = {e["contact_id"]: e["at"] for e in items}
@@ -136,8 +145,15 @@ def time_removals(conn: Connection, events: Sequence[Mapping[str, Any]]) -> None
             for opt in walk(conn.execute(query)):
                 if opt.removed_at is None:  # still open: this event removes it
                     seconds = max(0.0, (at[opt.contact_id] - opt.opted_out_at).total_seconds())
-                    for listener in _listeners:
-                        try:
-                            listener(dest, list_id, seconds)
-                        except Exception as exc:  # a metric must never fail the sync
-                            log.warning("opt-out latency not observed: %s", exc)
+                    timed.append((dest, list_id, seconds))
+    if timed:
+        after_commit(conn, lambda: _observe(timed))
+
+
+def _observe(timed: Sequence[tuple[str, str, float]]) -> None:
+    for dest, list_id, seconds in timed:
+        for listener in list(_listeners):
+            try:
+                listener(dest, list_id, seconds)
+            except Exception as exc:  # a metric must never fail the sync
+                log.warning("opt-out latency not observed: %s", exc)

@@ -1,0 +1,90 @@
+"""Opt-outs read from the history, on a real state database (SQLite and Postgres): when a
+removal is observed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+
+from dialsync.destinations.base import ItemResult, Outcome
+from dialsync.rowstate import evidence, transitions
+from dialsync.rowstate.decide import Desired
+from dialsync.store import history, optouts
+from dialsync.store.protocol import TargetStore
+from dialsync.store.store import SqlSyncStore
+from tests.unit.stores import T0, Clock, sent
+
+CID = "003000000000001AAA"
+WHERE = ("talkdesk", "L1")
+
+
+def _at(clock: Clock, minutes: float) -> datetime:
+    clock.now = T0 + timedelta(minutes=minutes)
+    return clock.now
+
+
+def _created(td: TargetStore, contact: str = CID) -> None:
+    td.apply([Desired(contact, T0, True, '{"a": 1}', "h1")], run_id=None)
+    (row,) = td.claim("create", 10, 60.0)
+    td.record([transitions.created(sent(row), f"R-{contact}", None)])
+
+
+def _opted_out(td: TargetStore, stamp: datetime, contact: str = CID) -> None:
+    """A Salesforce change stamped ``stamp`` of a contact that must not be called."""
+    td.apply([Desired(contact, stamp, False, reason_code="do_not_call")], run_id=None)
+
+
+def _delete(td: TargetStore, now: datetime, *, ok: bool) -> None:
+    (row,) = td.claim("delete", 10, 60.0)
+    if ok:
+        answer = ItemResult(row.external_id, Outcome.OK)
+        td.record(
+            [transitions.removed(sent(row))],
+            evidence.answers(*WHERE, "delete", [row], [answer], None, now),
+        )
+        return
+    failed = transitions.failed(
+        sent(row), code="HTTP_500", message="down", next_attempt_at=now, uncertain_create=False
+    )
+    td.record([failed], evidence.failed(*WHERE, "delete", [row.external_id], "HTTP_500", None, now))
+
+
+@pytest.fixture
+def observed() -> Iterator[list[tuple[str, str, float]]]:
+    seen: list[tuple[str, str, float]] = []
+
+    def listener(destination: str, list_id: str, seconds: float) -> None:
+        seen.append((destination, list_id, seconds))
+
+    optouts.listen(listener)
+    yield seen
+    optouts.unlisten(listener)
+
+
+def test_a_removal_is_observed_once_its_transaction_committed(
+    store: SqlSyncStore, clock: Clock, observed: list[tuple[str, str, float]]
+) -> None:
+    td = store.target(*WHERE)
+    other = "003000000000002AAA"
+    for contact in (CID, other):
+        _created(td, contact)
+        _opted_out(td, T0, contact)
+    now = _at(clock, 5)
+    gone = [ItemResult(c, Outcome.OK) for c in (CID, other)]
+    rows = [r for r in td.claim("delete", 10, 60.0)]
+
+    def removal(contact: str) -> list[dict[str, object]]:
+        [row] = [r for r in rows if r.external_id == contact]
+        return evidence.answers(*WHERE, "delete", [row], gone, None, now)
+
+    with pytest.raises(RuntimeError), store.tx() as conn:
+        history.insert_events(conn, removal(other))
+        raise RuntimeError("the transaction never commits")
+    assert observed == []  # rolled back: no removal to time
+
+    with store.tx() as conn:
+        history.insert_events(conn, removal(CID))
+        assert observed == []  # not committed yet
+    assert observed == [("talkdesk", "L1", 300.0)]
