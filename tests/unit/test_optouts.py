@@ -1,5 +1,5 @@
-"""Opt-outs read from the history, on a real state database (SQLite and Postgres): when a
-removal is observed."""
+"""Opt-outs read from the history, on a real state database (SQLite and Postgres): which the
+report lists, and when a removal is observed."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from dialsync.compliance.report import latency_summary, opt_outs
 from dialsync.destinations.base import ItemResult, Outcome
 from dialsync.rowstate import evidence, transitions
 from dialsync.rowstate.decide import Desired
@@ -49,6 +50,27 @@ def _delete(td: TargetStore, now: datetime, *, ok: bool) -> None:
         sent(row), code="HTTP_500", message="down", next_attempt_at=now, uncertain_create=False
     )
     td.record([failed], evidence.failed(*WHERE, "delete", [row.external_id], "HTTP_500", None, now))
+
+
+def test_an_opt_out_decided_before_the_window_and_removed_in_it_is_listed(
+    store: SqlSyncStore, clock: Clock
+) -> None:
+    td = store.target(*WHERE)
+    _created(td)
+    stamp = _at(clock, 59)
+    _opted_out(td, stamp)
+    _delete(td, _at(clock, 60), ok=False)  # the dialer refuses the delete for two hours
+    removed = _at(clock, 180)
+    _delete(td, removed, ok=True)
+    now = _at(clock, 240)
+
+    [entry] = opt_outs(store, T0 + timedelta(hours=2), now)  # decided before, removed after
+    assert (entry.contact_id, entry.reason, entry.opted_out_at) == (CID, "do_not_call", stamp)
+    [leg] = entry.destinations
+    assert leg.removed_at == removed and leg.latency_seconds == (removed - stamp).total_seconds()
+    summary = latency_summary(store, now, window=timedelta(hours=2))["talkdesk:L1"]
+    assert summary["removed"] == 1 and summary["max_seconds"] == leg.latency_seconds
+    assert opt_outs(store, removed + timedelta(seconds=1), now) == []  # removed before: not
 
 
 @pytest.fixture

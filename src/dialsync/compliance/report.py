@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
 
 from dialsync.models import SkipReason
 from dialsync.store.database import Database, chunks
 from dialsync.store.optouts import (
     OPT_OUT_REASONS,
+    REMOVED,
     H,
     OptOut,
     evidence_query,
@@ -108,16 +109,17 @@ def _walk_contacts(conn: Connection, ids: Sequence[str]) -> Iterator[OptOut]:
 
 
 def opt_outs(store: Database, since: datetime, now: datetime) -> list[Entry]:
-    """Opt-outs decided since ``since``, and every opt-out still pending (whenever it began),
-    oldest first."""
-    decided_since = (
+    """Opt-outs decided or removed since ``since``, and every opt-out still pending (whenever
+    it began), oldest first. An opt-out decided before ``since`` and confirmed removed after
+    it is listed: the window holds its removal."""
+    in_window = (
         select(H.contact_id)
-        .where(H.at >= since, H.event == "decided", H.outcome == "remove")
+        .where(H.at >= since, or_(and_(H.event == "decided", H.outcome == "remove"), REMOVED))
         .distinct()
     )
     with store.read() as conn:
         pending = {(r.external_id, r.destination, r.list_id): r for r in _pending_rows(conn)}
-        found = list(walk(conn.execute(evidence_query(H.contact_id.in_(decided_since)))))
+        found = list(walk(conn.execute(evidence_query(H.contact_id.in_(in_window)))))
         seen = {o.contact_id for o in found}
         others = sorted({k[0] for k in pending} - seen)
         found += list(_walk_contacts(conn, others))
@@ -132,7 +134,7 @@ def opt_outs(store: Database, since: datetime, now: datetime) -> list[Entry]:
     for opt in found:
         where = (opt.contact_id, opt.destination, opt.list_id)
         if opt.removed_at is not None:
-            if opt.decided_at >= since:
+            if opt.removed_at >= since:
                 latency = max(0.0, (opt.removed_at - opt.opted_out_at).total_seconds())
                 leg = Leg(opt.destination, opt.list_id, opt.removed_at, latency)
                 add(opt.contact_id, opt.reason, opt.opted_out_at, leg)
