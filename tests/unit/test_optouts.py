@@ -1,5 +1,6 @@
 """Opt-outs read from the history, on a real state database (SQLite and Postgres): which the
-report lists, and when a removal is observed."""
+report lists, how old a pending one is (the same in the report, the alert, its metric and
+`status`), why it must not be called, and when its removal is observed."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from dialsync.alerts.conditions import opt_out_pending, pending_opt_outs
 from dialsync.compliance.report import latency_summary, opt_outs
 from dialsync.destinations.base import ItemResult, Outcome
 from dialsync.rowstate import evidence, transitions
@@ -71,6 +73,54 @@ def test_an_opt_out_decided_before_the_window_and_removed_in_it_is_listed(
     summary = latency_summary(store, now, window=timedelta(hours=2))["talkdesk:L1"]
     assert summary["removed"] == 1 and summary["max_seconds"] == leg.latency_seconds
     assert opt_outs(store, removed + timedelta(seconds=1), now) == []  # removed before: not
+
+
+def test_a_pending_opt_out_is_as_old_as_its_first_stamp_everywhere(
+    store: SqlSyncStore, clock: Clock
+) -> None:
+    """Salesforce edits of the still opted-out contact move the row's stamp forward; the
+    opt-out's age still counts from the change that made it not callable."""
+    td = store.target(*WHERE)
+    _created(td)
+    first = _at(clock, 50)
+    _opted_out(td, first)
+    _delete(td, _at(clock, 60), ok=False)
+    edited = _at(clock, 179)
+    _opted_out(td, edited)  # another edit (a title): still DoNotCall, a new stamp
+    now = _at(clock, 180)
+    age = (now - first).total_seconds()  # 130 minutes, though the last edit is a minute old
+
+    with store.engine.connect() as conn:
+        [finding] = opt_out_pending(conn, 900, now)
+    assert finding.firing and finding.contact_ids == (CID,)
+    assert finding.values == {"count": 1, "oldest_seconds": int(age)}
+    assert pending_opt_outs(store) == {WHERE: (1, first)}  # the metric's oldest
+    [entry] = opt_outs(store, now - timedelta(minutes=5), now)
+    assert entry.opted_out_at == first and entry.destinations[0].pending_seconds == age
+    assert latency_summary(store, now)["talkdesk:L1"]["oldest_pending_seconds"] == age  # status
+
+
+def test_a_pending_opt_out_shows_why_and_the_dialers_error_apart(
+    store: SqlSyncStore, clock: Clock
+) -> None:
+    """Opted out before it was ever sent (decided skip), then a list scan found a record of
+    ours for it (put back by hand): its delete fails. The row's reason code now holds the
+    dialer's error; the report says why the contact must not be called, and the error aside."""
+    td = store.target(*WHERE)
+    _opted_out(td, T0)  # never in the list: a skip, no remove decision
+    td.adopt([(CID, "R9", None)])
+    _delete(td, _at(clock, 10), ok=False)
+    now = _at(clock, 20)
+
+    [entry] = opt_outs(store, T0, now)
+    assert entry.reason == "do_not_call"
+    [leg] = entry.as_dict()["destinations"]
+    assert leg["pending_seconds"] == 20 * 60 and leg["last_error"] == "HTTP_500"
+
+    history.prune(store, now + timedelta(seconds=1))  # its evidence is gone (retention)
+    [entry] = opt_outs(store, T0, now)
+    assert entry.reason == "unknown"  # not known any more, and not the dialer's error
+    assert entry.destinations[0].last_error == "HTTP_500"
 
 
 @pytest.fixture
