@@ -176,7 +176,7 @@ def pending_opt_outs(store: Database) -> dict[tuple[str, str], tuple[int, dateti
     (its age counted as the report counts it: ``optouts.pending``)."""
     out: dict[tuple[str, str], tuple[int, datetime]] = {}
     with store.engine.connect() as conn:
-        found = pending(conn)
+        found = pending(conn, explain=False)
     for p in found:
         where = (p.destination, p.list_id)
         n, oldest = out.get(where, (0, p.since))
@@ -200,7 +200,7 @@ def opt_out_pending(conn: Connection, threshold_seconds: int, now: datetime) -> 
     still opted-out contact must not make it look younger than it is."""
     cutoff = now - timedelta(seconds=threshold_seconds)
     late: dict[tuple[str, str], list[Pending]] = {}
-    for p in pending(conn):
+    for p in pending(conn, explain=False):
         if p.since < cutoff:
             late.setdefault((p.destination, p.list_id), []).append(p)
     lists = conn.execute(

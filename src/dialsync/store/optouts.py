@@ -149,8 +149,10 @@ class Pending:
         return (self.contact_id, self.destination, self.list_id)
 
 
-def pending(conn: Connection, *conditions: Any) -> list[Pending]:
-    """Every opt-out the dialer may still hold (within ``conditions`` on the sync table)."""
+def pending(conn: Connection, *conditions: Any, explain: bool = True) -> list[Pending]:
+    """Every opt-out the dialer may still hold (within ``conditions`` on the sync table).
+    Without ``explain`` only ``since`` is read from the history (the alert and its metrics:
+    half the rows read; ``reason`` and ``last_error`` are then None)."""
     query = select(
         R.external_id,
         R.destination,
@@ -165,16 +167,29 @@ def pending(conn: Connection, *conditions: Any) -> list[Pending]:
     opened: dict[tuple[str, str, str], OptOut] = {}
     said: dict[tuple[str, str, str], list[Any]] = {}
     for part in chunks(ids):
-        for opt in walk(conn.execute(evidence_query(H.contact_id.in_(part)))):
-            if opt.removed_at is None:
-                opened[(opt.contact_id, opt.destination, opt.list_id)] = opt
+        for found in walk(conn.execute(evidence_query(H.contact_id.in_(part)))):
+            if found.removed_at is None:
+                opened[(found.contact_id, found.destination, found.list_id)] = found
+        if not explain:
+            continue
         for event in conn.execute(_reasons_query(H.contact_id.in_(part))):
             said.setdefault((event.contact_id, event.destination, event.list_id), []).append(event)
     out = []
     for row in rows:
         key = (row.external_id, row.destination, row.list_id)
-        out.append(_explained(row, opened.get(key), said.get(key, [])))
+        opt = opened.get(key)
+        if explain:
+            out.append(_explained(row, opt, said.get(key, [])))
+        else:
+            out.append(Pending(*key, _since(row, opt), None, None, False))
     return out
+
+
+def _since(row: Any, opened: OptOut | None) -> datetime:
+    if opened is not None:
+        return opened.opted_out_at
+    stamp: datetime = row.source_modstamp or row.updated_at  # no evidence of its start
+    return stamp
 
 
 def _reasons_query(*conditions: Any) -> Any:
@@ -191,13 +206,12 @@ def _explained(row: Any, opened: OptOut | None, events: Sequence[Any]) -> Pendin
     decided = [e for e in events if e.event == "decided"]
     answers = [e for e in events if e.event == "answered"]
     latest = decided[-1].reason if decided else None
+    since = _since(row, opened)
     if opened is not None:
-        since: datetime = opened.opted_out_at
         reason: str | None = opened.reason
         routed = False
         answers = [e for e in answers if e.at >= opened.decided_at]
     else:
-        since = row.source_modstamp or row.updated_at
         known = [e.reason for e in decided if e.reason in OPT_OUT_REASONS]
         reason = known[-1] if known else None
         routed = latest is not None and latest not in OPT_OUT_REASONS
