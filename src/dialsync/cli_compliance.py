@@ -78,8 +78,8 @@ def _since(_ctx: click.Context, _param: click.Parameter, value: str) -> datetime
     required=True,
     metavar="DATE",
     callback=_since,
-    help="Opt-outs decided from this date (UTC; YYYY-MM-DD or ISO 8601). Pending ones are "
-    "always listed.",
+    help="Opt-outs decided or removed from this date (UTC; YYYY-MM-DD or ISO 8601). Pending "
+    "ones are always listed.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV, one line per destination list.")
@@ -117,7 +117,8 @@ def _human(entries: list[Any], since: datetime, threshold: int) -> None:
                 )
             elif leg.pending_seconds is not None:
                 late = " LATE" if leg.pending_seconds > threshold else ""
-                legs.append(f"{where} PENDING for {leg.pending_seconds:g}s{late}")
+                error = f" (dialer's last error: {leg.last_error})" if leg.last_error else ""
+                legs.append(f"{where} PENDING for {leg.pending_seconds:g}s{late}{error}")
             else:
                 legs.append(f"{where} gone (no removal event)")
         click.echo(

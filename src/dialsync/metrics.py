@@ -319,7 +319,8 @@ class StateCollector(Collector):
         )
         oldest = GaugeMetricFamily(
             "dialsync_opt_out_pending_oldest_seconds",
-            "Age of the oldest pending opt-out, from its Salesforce SystemModstamp",
+            "Age of the oldest pending opt-out, from the Salesforce SystemModstamp of the change"
+            " that opted it out",
             labels=["destination", "list"],
         )
         for (dest, list_id), (n, since) in sorted(pending_opt_outs(self.store).items()):

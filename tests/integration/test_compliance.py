@@ -100,6 +100,57 @@ def test_the_report_times_come_from_the_sandboxs_stamps(sandboxes: Sandboxes, db
     assert opt_outs(store, removed + timedelta(seconds=1), now) == []
 
 
+def test_a_deletion_is_dated_by_salesforces_deleted_date(sandboxes: Sandboxes, db_url: str) -> None:
+    """A contact hard-deleted (gone from queryAll: only getDeleted names it) opted out when
+    Salesforce deleted it, not when dialsync learned of it."""
+    sf = sandboxes.salesforce
+    contact = sf.insert(person(1), stamp=sf.now() - timedelta(minutes=9))
+    run(sandboxes, db_url)
+    deleted_at = (sf.now() - timedelta(minutes=4)).replace(microsecond=0)
+    sf.hard_delete(contact, stamp=deleted_at)
+    run(sandboxes, db_url)
+    assert contact not in ours(sandboxes)
+    store = engine_for(sandboxes, db_url).store
+    [decided] = [e for e in for_contact(store, contact) if e["outcome"] == "remove"]
+    assert (decided["reason"], decided["stamp"]) == ("deleted", deleted_at)
+    now = datetime.now(UTC)
+    [entry] = opt_outs(store, now - timedelta(days=1), now)
+    assert (entry.contact_id, entry.reason, entry.opted_out_at) == (contact, "deleted", deleted_at)
+    [leg] = entry.destinations
+    assert leg.removed_at is not None
+    assert leg.latency_seconds == (leg.removed_at - deleted_at).total_seconds() >= 4 * 60
+
+
+def test_a_later_edit_does_not_make_a_pending_opt_out_look_younger(
+    sandboxes: Sandboxes, db_url: str
+) -> None:
+    """The dialer refuses the delete; the contact, still DoNotCall, is edited again. The alert
+    and the report count its age from the DoNotCall change, not from the last edit."""
+    from dialsync.alerts.conditions import evaluate
+
+    sf, td = sandboxes.salesforce, sandboxes.talkdesk
+    contact = sf.insert(person(1), stamp=sf.now() - timedelta(minutes=40))
+    run(sandboxes, db_url)
+    td.set_faults(error_500_rate=1.0)  # every write to the list fails from now on
+    opted_out = (sf.now() - timedelta(minutes=30)).replace(microsecond=0)
+    sf.update(contact, {"DoNotCall": True}, stamp=opted_out)
+    run(sandboxes, db_url)
+    sf.update(contact, {"Title": "Edited"})  # stamped now
+    run(sandboxes, db_url)
+    assert contact in ours(sandboxes)
+    store = engine_for(sandboxes, db_url).store
+    now = datetime.now(UTC)
+    findings = evaluate(store, sandboxes.settings(db_url), now)  # threshold 900 s
+    [pending] = [f for f in findings if f.alert == "opt_out_pending"]
+    assert pending.firing and pending.contact_ids == (contact,)
+    assert pending.values["oldest_seconds"] >= 30 * 60
+    [entry] = opt_outs(store, now - timedelta(minutes=1), now)
+    assert (entry.reason, entry.opted_out_at) == ("do_not_call", opted_out)
+    [leg] = entry.destinations
+    assert leg.pending_seconds is not None and leg.pending_seconds >= 30 * 60
+    assert leg.last_error is not None  # the dialer's refusal, apart from the reason
+
+
 def test_history_and_report_commands(sandboxes: Sandboxes, tmp_path: Path) -> None:
     sf = sandboxes.salesforce
     env = sandboxes.env()

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from dialsync.destinations.base import TargetInfo
 from dialsync.logs import redact
 from dialsync.settings import Settings
 from dialsync.store.database import Database
-from dialsync.store.optouts import pending_opt_out
+from dialsync.store.optouts import Pending, pending
 from dialsync.store.protocol import RUN_COUNTERS
 from dialsync.store.tables import runs, sync_records
 
@@ -171,20 +171,17 @@ def rejected_records(conn: Connection, percent: float) -> Finding:
     return Finding("rejected_records", "", firing, text, contact_ids=ids, values=values)
 
 
-# Its Salesforce stamp; a row without one (never read with a stamp) counts from its last change.
-_pending_since = func.coalesce(R.source_modstamp, R.updated_at)
-
-
 def pending_opt_outs(store: Database) -> dict[tuple[str, str], tuple[int, datetime]]:
-    """Every opt-out still possibly in a dialer, by (destination, list): count and oldest."""
-    query = (
-        select(R.destination, R.list_id, func.count(), func.min(_pending_since))
-        .where(pending_opt_out())
-        .group_by(R.destination, R.list_id)
-    )
+    """Every opt-out still possibly in a dialer, by (destination, list): count and oldest
+    (its age counted as the report counts it: ``optouts.pending``)."""
+    out: dict[tuple[str, str], tuple[int, datetime]] = {}
     with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return {(d, li): (int(n), _aware(oldest)) for d, li, n, oldest in rows if oldest is not None}
+        found = pending(conn, explain=False)
+    for p in found:
+        where = (p.destination, p.list_id)
+        n, oldest = out.get(where, (0, p.since))
+        out[where] = (n + 1, min(oldest, p.since))
+    return out
 
 
 def _aware(value: Any) -> datetime:
@@ -198,39 +195,33 @@ def _aware(value: Any) -> datetime:
 
 def opt_out_pending(conn: Connection, threshold_seconds: int, now: datetime) -> list[Finding]:
     """Opt-outs pending longer than the threshold, per destination list; lists that had some
-    pending before and have none now are reported clear."""
+    pending before and have none now are reported clear. An opt-out's age counts from the
+    Salesforce stamp of the change that opened it (``optouts.pending``): a later edit of the
+    still opted-out contact must not make it look younger than it is."""
     cutoff = now - timedelta(seconds=threshold_seconds)
-    late = and_(pending_opt_out(), _pending_since < cutoff)
-    # One grouped read for every list (count and oldest of its late opt-outs), instead of one
-    # query per list after every run; the ids are read only for the lists that fire.
-    per_list = (
-        select(
-            R.destination,
-            R.list_id,
-            func.count(case((late, 1))),
-            func.min(case((late, _pending_since))),
-        )
-        .group_by(R.destination, R.list_id)
-        .order_by(R.destination, R.list_id)
-    )
+    late: dict[tuple[str, str], list[Pending]] = {}
+    for p in pending(conn, explain=False):
+        if p.since < cutoff:
+            late.setdefault((p.destination, p.list_id), []).append(p)
+    lists = conn.execute(
+        select(R.destination, R.list_id).distinct().order_by(R.destination, R.list_id)
+    ).all()
     out = []
-    for dest, list_id, count, oldest in conn.execute(per_list).all():
+    for dest, list_id in lists:
         subject = f"{dest}:{list_id}"
-        if not count:
+        found = sorted(late.get((dest, list_id), []), key=lambda p: (p.since, p.contact_id))
+        if not found:
             text = f"dialsync: no opt-out pending past {threshold_seconds}s on {subject}"
             out.append(Finding("opt_out_pending", subject, False, text, destination=dest))
             continue
-        where = and_(R.destination == dest, R.list_id == list_id, late)
-        ids = conn.execute(
-            select(R.external_id).where(where).order_by(_pending_since).limit(CONTACT_IDS_SHOWN)
-        ).scalars()
-        age = int((now - _aware(oldest)).total_seconds())
+        ids = tuple(p.contact_id for p in found[:CONTACT_IDS_SHOWN])
+        age = int((now - found[0].since).total_seconds())
         text = (
-            f"dialsync: {count} contact(s) opted out but still possibly in {subject}"
+            f"dialsync: {len(found)} contact(s) opted out but still possibly in {subject}"
             f" for over {threshold_seconds}s (oldest {age}s)"
         )
-        values = {"count": int(count), "oldest_seconds": age}
-        out.append(Finding("opt_out_pending", subject, True, text, dest, tuple(ids), values=values))
+        values = {"count": len(found), "oldest_seconds": age}
+        out.append(Finding("opt_out_pending", subject, True, text, dest, ids, values=values))
     return out
 
 

@@ -2,8 +2,8 @@
 per destination list when the dialer confirmed its removal, or how long it has been pending.
 
 Read from the history (store/history.py) and, for what is still pending, from the sync table
-itself, as the opt_out_pending alert reads it: a pending opt-out is listed even when its
-history was pruned or predates it.
+itself through ``optouts.pending``, as the opt_out_pending alert reads it (the same age, from
+the same stamp): a pending opt-out is listed even when its history was pruned or predates it.
 """
 
 from __future__ import annotations
@@ -14,22 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
+from sqlalchemy import and_, or_, select
 
-from dialsync.models import SkipReason
-from dialsync.store.database import Database, chunks
-from dialsync.store.optouts import (
-    OPT_OUT_REASONS,
-    H,
-    OptOut,
-    evidence_query,
-    pending_opt_out,
-    walk,
-)
-from dialsync.store.tables import sync_records
+from dialsync.store.database import Database
+from dialsync.store.optouts import REMOVED, H, evidence_query, pending, walk
 
-R = sync_records.c
 LATENCY_WINDOW = timedelta(days=30)  # what `status` summarizes
 
 
@@ -42,6 +31,7 @@ class Leg:
     removed_at: datetime | None = None
     latency_seconds: float | None = None
     pending_seconds: float | None = None
+    last_error: str | None = None  # pending: the dialer's code when its last answer failed
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"destination": self.destination, "list_id": self.list_id}
@@ -50,6 +40,7 @@ class Leg:
             out["latency_seconds"] = self.latency_seconds
         elif self.pending_seconds is not None:
             out["pending_seconds"] = self.pending_seconds
+            out["last_error"] = self.last_error
         else:  # neither: gone from the list by a path that left no removal event
             out["removed_at"] = None
         return out
@@ -58,9 +49,10 @@ class Leg:
 @dataclass
 class Entry:
     contact_id: str
-    reason: str
-    opted_out_at: datetime  # the Salesforce SystemModstamp (the time it was learned, for
-    # a deletion known only from getDeleted or a reconciliation)
+    reason: str  # why it became not callable (never a dialer's error: see Leg.last_error)
+    # The Salesforce SystemModstamp of the change that made it not callable (a deletion known
+    # only from getDeleted: its deletedDate; from a reconciliation: the time it was learned).
+    opted_out_at: datetime
     destinations: list[Leg] = field(default_factory=list)
 
     @property
@@ -77,53 +69,19 @@ class Entry:
         }
 
 
-def _pending_rows(conn: Connection) -> list[Any]:
-    """Opt-outs the dialer may still hold: as the opt_out_pending alert counts them."""
-    query = select(
-        R.external_id, R.destination, R.list_id, R.reason_code, R.source_modstamp, R.updated_at
-    ).where(pending_opt_out())
-    return list(conn.execute(query))
-
-
-def _last_reasons(conn: Connection, ids: Sequence[str]) -> dict[tuple[str, str, str], str]:
-    """The reason of each list's latest remove decision: a retrying row's reason code holds
-    the dialer's error, not why the contact must leave."""
-    out: dict[tuple[str, str, str], str] = {}
-    for part in chunks(ids):
-        query = (
-            select(H.contact_id, H.destination, H.list_id, H.reason)
-            .where(H.event == "decided", H.outcome == "remove")
-            .where(H.contact_id.in_(part))
-            .order_by(H.at, H.id)
-        )
-        out.update(
-            {(r.contact_id, r.destination, r.list_id): r.reason for r in conn.execute(query)}
-        )
-    return out
-
-
-def _walk_contacts(conn: Connection, ids: Sequence[str]) -> Iterator[OptOut]:
-    for part in chunks(ids):
-        yield from walk(conn.execute(evidence_query(H.contact_id.in_(part))))
-
-
 def opt_outs(store: Database, since: datetime, now: datetime) -> list[Entry]:
-    """Opt-outs decided since ``since``, and every opt-out still pending (whenever it began),
-    oldest first."""
-    decided_since = (
+    """Opt-outs decided or removed since ``since``, and every opt-out still pending (whenever
+    it began), oldest first. An opt-out decided before ``since`` and confirmed removed after
+    it is listed: the window holds its removal."""
+    in_window = (
         select(H.contact_id)
-        .where(H.at >= since, H.event == "decided", H.outcome == "remove")
+        .where(H.at >= since, or_(and_(H.event == "decided", H.outcome == "remove"), REMOVED))
         .distinct()
     )
     with store.read() as conn:
-        pending = {(r.external_id, r.destination, r.list_id): r for r in _pending_rows(conn)}
-        found = list(walk(conn.execute(evidence_query(H.contact_id.in_(decided_since)))))
-        seen = {o.contact_id for o in found}
-        others = sorted({k[0] for k in pending} - seen)
-        found += list(_walk_contacts(conn, others))
-        reasons = _last_reasons(conn, others)
+        waiting = {p.key: p for p in pending(conn)}
+        found = list(walk(conn.execute(evidence_query(H.contact_id.in_(in_window)))))
     legs: dict[tuple[str, datetime], Entry] = {}
-    covered: set[tuple[str, str, str]] = set()
 
     def add(contact: str, reason: str, stamp: datetime, leg: Leg) -> None:
         entry = legs.setdefault((contact, stamp), Entry(contact, reason, stamp))
@@ -132,29 +90,22 @@ def opt_outs(store: Database, since: datetime, now: datetime) -> list[Entry]:
     for opt in found:
         where = (opt.contact_id, opt.destination, opt.list_id)
         if opt.removed_at is not None:
-            if opt.decided_at >= since:
+            if opt.removed_at >= since:
                 latency = max(0.0, (opt.removed_at - opt.opted_out_at).total_seconds())
                 leg = Leg(opt.destination, opt.list_id, opt.removed_at, latency)
                 add(opt.contact_id, opt.reason, opt.opted_out_at, leg)
-            continue
-        if where in pending:
-            covered.add(where)
-            age = _age(now, opt.opted_out_at)
-            add(opt.contact_id, opt.reason, opt.opted_out_at, Leg(*where[1:], pending_seconds=age))
-        elif opt.decided_at >= since:
+        elif where not in waiting and opt.decided_at >= since:
             add(opt.contact_id, opt.reason, opt.opted_out_at, Leg(*where[1:]))
-    for where, row in pending.items():
-        if where in covered:
+    for p in waiting.values():
+        if p.routed:  # a contact routed to another list is not an opt-out
             continue
-        # No evidence of its start (pruned, or from before the history was kept); a contact
-        # routed to another list is not an opt-out.
-        reason = reasons.get(where) or row.reason_code or "unknown"
-        if reason == SkipReason.ROUTED_ELSEWHERE or (
-            where in reasons and reason not in OPT_OUT_REASONS
-        ):
-            continue
-        stamp = row.source_modstamp or row.updated_at
-        add(where[0], reason, stamp, Leg(*where[1:], pending_seconds=_age(now, stamp)))
+        leg = Leg(
+            p.destination,
+            p.list_id,
+            pending_seconds=_age(now, p.since),
+            last_error=p.last_error,
+        )
+        add(p.contact_id, p.reason or "unknown", p.since, leg)
     entries = sorted(legs.values(), key=lambda e: (e.opted_out_at, e.contact_id))
     for entry in entries:
         entry.destinations.sort(key=lambda leg: (leg.destination, leg.list_id))
@@ -211,6 +162,7 @@ def csv_rows(entries: Iterable[Entry]) -> Iterator[list[str]]:
         "removed_at",
         "latency_seconds",
         "pending_seconds",
+        "last_error",
     ]
     for e in entries:
         for leg in e.destinations:
@@ -223,4 +175,5 @@ def csv_rows(entries: Iterable[Entry]) -> Iterator[list[str]]:
                 leg.removed_at.isoformat() if leg.removed_at else "",
                 "" if leg.latency_seconds is None else f"{leg.latency_seconds:g}",
                 "" if leg.pending_seconds is None else f"{leg.pending_seconds:g}",
+                leg.last_error or "",
             ]

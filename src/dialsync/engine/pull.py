@@ -9,7 +9,7 @@ resync, records a scan found) go through the same decision. The pull never sends
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from dialsync.destinations.base import Destination
@@ -120,13 +120,28 @@ def decide(ctx: RunContext, dest: Destination, wants: Sequence[Desired], dry_run
         report.counts["deleted"] += verdicts[Verdict.DELETE]
 
 
-def absent(ctx: RunContext, ids: Sequence[str], reason: SkipReason, message: str) -> None:
-    """These contacts must not be in any list (deleted, gone from the source)."""
+def absent(
+    ctx: RunContext,
+    ids: Sequence[str],
+    reason: SkipReason,
+    message: str,
+    gone_at: Mapping[str, datetime] | None = None,
+) -> None:
+    """These contacts must not be in any list (deleted, gone from the source); ``gone_at``:
+    when the source says each went (its delete log), where it says."""
+    when = gone_at or {}
     for dest in ctx.destinations:
         maybe = ctx.rows(dest).ids_maybe_in_dialer(ids)
         if maybe:
             wants = [
-                Desired(i, None, False, reason_code=reason.value, reason_message=message)
+                Desired(
+                    i,
+                    None,
+                    False,
+                    reason_code=reason.value,
+                    reason_message=message,
+                    gone_at=when.get(i),
+                )
                 for i in maybe
             ]
             decide(ctx, dest, wants, False)
@@ -160,7 +175,7 @@ def read_deletes(ctx: RunContext, since: datetime, end: datetime) -> bool:
         return True
     window = ctx.source.deleted(start, end)
     if window.ids:
-        absent(ctx, window.ids, SkipReason.DELETED, "deleted in Salesforce")
+        absent(ctx, window.ids, SkipReason.DELETED, "deleted in Salesforce", window.deleted_at)
     earliest = window.earliest_available
     ctx.store.deletes_read(ctx.cursor_name, until=window.latest_covered or end)
     return earliest is not None and earliest > start

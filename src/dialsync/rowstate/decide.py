@@ -55,6 +55,9 @@ class Desired:
     # The mapping changed (dialsync.remap): render again even a contact seen already, and
     # compare with what the dialer holds.
     remap: bool = False
+    # Known gone without a stamp, when the source's delete log dates it (getDeleted's
+    # deletedDate): the evidence's stamp of the decision. Not compared, not stored in the row.
+    gone_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ errors into ``dialsync.errors`` at its edge.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -26,6 +26,9 @@ class DeletedWindow:
     earliest_available: datetime | None
     # Up to where the log was read: the next window starts there.
     latest_covered: datetime | None
+    # When each was deleted, as the log says (Salesforce: deletedDate): the moment the
+    # contact became not callable, which the compliance history keeps.
+    deleted_at: Mapping[str, datetime] = field(default_factory=dict)
 
 
 class ContactSource(Protocol):

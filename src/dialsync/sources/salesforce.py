@@ -337,13 +337,22 @@ class SalesforceSource:
 
     def deleted(self, start: datetime, end: datetime) -> DeletedWindow:
         body = self._call(lambda sf: _contact(sf).deleted(start, end))
-        ids = [str(r["id"]) for r in body.get("deletedRecords", []) if r.get("id")]
+        # {"deletedRecords": [{"id": ..., "deletedDate": "2013-05-07T22:07:19.000+0000"}],
+        #  "earliestDateAvailable": ..., "latestDateCovered": ...}
+        records = [r for r in body.get("deletedRecords", []) if r.get("id")]
+        ids = [str(r["id"]) for r in records]
+        when = {
+            str(r["id"]): parse_sf_datetime(r["deletedDate"])
+            for r in records
+            if r.get("deletedDate")
+        }
         earliest = body.get("earliestDateAvailable")
         latest = body.get("latestDateCovered")
         return DeletedWindow(
             ids,
             parse_sf_datetime(earliest) if earliest else None,
             parse_sf_datetime(latest) if latest else None,
+            when,
         )
 
     def tooling_query(self, soql: str) -> list[dict[str, Any]]:

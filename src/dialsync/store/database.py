@@ -33,6 +33,18 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[i : i + size]
 
 
+_AFTER_COMMIT = "dialsync_after_commit"
+
+
+def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the transaction of ``conn`` (one of ``Database.tx``) committed:
+    what reports a write (a metric) must not report one that was rolled back."""
+    waiting: list[Callable[[], None]] | None = conn.info.get(_AFTER_COMMIT)
+    if waiting is None:
+        raise RuntimeError("after_commit needs a connection of Database.tx()")
+    waiting.append(callback)
+
+
 class Database:
     """An engine, the clock the store stamps rows with, and the write transaction."""
 
@@ -47,17 +59,25 @@ class Database:
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[Connection]:
-        """One write transaction. A lost or locked database is transient, not a crash."""
+        """One write transaction. A lost or locked database is transient, not a crash.
+        What ``after_commit`` was given runs once it committed (never when it rolled back)."""
+        committed: list[Callable[[], None]] = []
         with self._write_lock:
             try:
                 with self.engine.begin() as conn:
-                    yield conn
+                    conn.info[_AFTER_COMMIT] = committed
+                    try:
+                        yield conn
+                    finally:  # the DBAPI connection goes back to the pool: forget the list
+                        conn.info.pop(_AFTER_COMMIT, None)
             except (OperationalError, InterfaceError) as exc:
                 raise TransientError(
                     f"state database unavailable: {exc.__class__.__name__}: "
                     f"{str(exc.orig).splitlines()[0] if exc.orig else ''}",
                     system="store",
                 ) from exc
+        for callback in committed:
+            callback()
 
     def read(self) -> contextlib.AbstractContextManager[Connection]:
         """A connection for reads (no write lock: SQLite's WAL lets readers run beside it)."""

@@ -76,8 +76,9 @@ def record_pull(
                 run_id,
                 outcome=DECISIONS[verdict],
                 reason=None if want.present else want.reason_code,
-                # a contact known gone without a stamp (getDeleted, a reconciliation): now
-                stamp=want.modstamp or now,
+                # a contact known gone without a stamp: when the delete log says it went
+                # (getDeleted's deletedDate), else now (a reconciliation cannot tell)
+                stamp=want.modstamp or want.gone_at or now,
             )
         )
     insert_events(conn, events)

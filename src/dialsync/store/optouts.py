@@ -15,7 +15,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
 
 from dialsync.models import SkipReason
-from dialsync.store.database import chunks
+from dialsync.store.database import after_commit, chunks
 from dialsync.store.tables import history, sync_records
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,11 @@ def listening() -> bool:
 def listen(listener: Listener) -> None:
     if listener not in _listeners:
         _listeners.append(listener)
+
+
+def unlisten(listener: Listener) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,116 @@ def evidence_query(*conditions: Any) -> Any:
     )
 
 
+# What a dialer answers when it did not do what was asked (its code is in ``reason``).
+_DIALER_ERRORS = ("failed", "rejected", "duplicate")
+# Row statuses whose reason code a dialer's answer wrote (see rowstate.transitions).
+_ERROR_STATUSES = ("retrying", "rejected", "blocked")
+_PULL_REASONS = frozenset(r.value for r in SkipReason)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A row ``pending_opt_out`` selects, dated and explained from the history: the report,
+    the opt_out_pending alert, its metrics and ``status`` all read it here, so they agree."""
+
+    contact_id: str
+    destination: str
+    list_id: str
+    # The Salesforce stamp of the change that first made the contact not callable in its open
+    # opt-out (later edits of the still opted-out contact do not move it). Without that
+    # evidence (pruned, or older than the history), the row's stamp, else its last change.
+    since: datetime
+    reason: str | None  # why it must not be called; None when nothing says (never an error)
+    last_error: str | None  # the dialer's code, when its latest answer for it was a failure
+    routed: bool  # no open opt-out, and its latest decision routed it to another list
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.contact_id, self.destination, self.list_id)
+
+
+def pending(conn: Connection, *conditions: Any, explain: bool = True) -> list[Pending]:
+    """Every opt-out the dialer may still hold (within ``conditions`` on the sync table).
+    Without ``explain`` only ``since`` is read from the history (the alert and its metrics:
+    half the rows read; ``reason`` and ``last_error`` are then None)."""
+    query = select(
+        R.external_id,
+        R.destination,
+        R.list_id,
+        R.status,
+        R.reason_code,
+        R.source_modstamp,
+        R.updated_at,
+    ).where(pending_opt_out(), *conditions)
+    rows = conn.execute(query).all()
+    ids = sorted({r.external_id for r in rows})
+    opened: dict[tuple[str, str, str], OptOut] = {}
+    said: dict[tuple[str, str, str], list[Any]] = {}
+    for part in chunks(ids):
+        for found in walk(conn.execute(evidence_query(H.contact_id.in_(part)))):
+            if found.removed_at is None:
+                opened[(found.contact_id, found.destination, found.list_id)] = found
+        if not explain:
+            continue
+        for event in conn.execute(_reasons_query(H.contact_id.in_(part))):
+            said.setdefault((event.contact_id, event.destination, event.list_id), []).append(event)
+    out = []
+    for row in rows:
+        key = (row.external_id, row.destination, row.list_id)
+        opt = opened.get(key)
+        if explain:
+            out.append(_explained(row, opt, said.get(key, [])))
+        else:
+            out.append(Pending(*key, _since(row, opt), None, None, False))
+    return out
+
+
+def _since(row: Any, opened: OptOut | None) -> datetime:
+    if opened is not None:
+        return opened.opted_out_at
+    stamp: datetime = row.source_modstamp or row.updated_at  # no evidence of its start
+    return stamp
+
+
+def _reasons_query(*conditions: Any) -> Any:
+    """The decisions that say why a contact must not be called, and the dialer's answers."""
+    return (
+        select(H.contact_id, H.destination, H.list_id, H.event, H.outcome, H.reason, H.at)
+        .where(or_(and_(H.event == "decided", H.reason.is_not(None)), H.event == "answered"))
+        .where(*conditions)
+        .order_by(H.at, H.id)
+    )
+
+
+def _explained(row: Any, opened: OptOut | None, events: Sequence[Any]) -> Pending:
+    decided = [e for e in events if e.event == "decided"]
+    answers = [e for e in events if e.event == "answered"]
+    latest = decided[-1].reason if decided else None
+    since = _since(row, opened)
+    if opened is not None:
+        reason: str | None = opened.reason
+        routed = False
+        answers = [e for e in answers if e.at >= opened.decided_at]
+    else:
+        known = [e.reason for e in decided if e.reason in OPT_OUT_REASONS]
+        reason = known[-1] if known else None
+        routed = latest is not None and latest not in OPT_OUT_REASONS
+    if reason is None and row.reason_code in OPT_OUT_REASONS:
+        reason = row.reason_code
+    if answers:
+        last = answers[-1]
+        last_error = last.reason if last.outcome in _DIALER_ERRORS else None
+    elif row.status in _ERROR_STATUSES and row.reason_code not in _PULL_REASONS:
+        last_error = row.reason_code  # no answer in the history (pruned): the row's code
+    else:
+        last_error = None
+    return Pending(row.external_id, row.destination, row.list_id, since, reason, last_error, routed)
+
+
 def time_removals(conn: Connection, events: Sequence[Mapping[str, Any]]) -> None:
+    """The opt-outs these removal events close, timed now (the events they pair with are in
+    this transaction) and reported to the listeners once it committed: a removal rolled back
+    was not made, and a histogram cannot take an observation back."""
     removals = [
         e
         for e in events
@@ -126,6 +240,7 @@ def time_removals(conn: Connection, events: Sequence[Mapping[str, Any]]) -> None
     by_list: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for e in removals:
         by_list.setdefault((e["destination"], e["list_id"]), []).append(e)
+    timed: list[tuple[str, str, float]] = []
     for (dest, list_id), items in by_list.items():
         ids = sorted({e["contact_id"] for e in items})
         at = {e["contact_id"]: e["at"] for e in items}
@@ -136,8 +251,15 @@ def time_removals(conn: Connection, events: Sequence[Mapping[str, Any]]) -> None
             for opt in walk(conn.execute(query)):
                 if opt.removed_at is None:  # still open: this event removes it
                     seconds = max(0.0, (at[opt.contact_id] - opt.opted_out_at).total_seconds())
-                    for listener in _listeners:
-                        try:
-                            listener(dest, list_id, seconds)
-                        except Exception as exc:  # a metric must never fail the sync
-                            log.warning("opt-out latency not observed: %s", exc)
+                    timed.append((dest, list_id, seconds))
+    if timed:
+        after_commit(conn, lambda: _observe(timed))
+
+
+def _observe(timed: Sequence[tuple[str, str, float]]) -> None:
+    for dest, list_id, seconds in timed:
+        for listener in list(_listeners):
+            try:
+                listener(dest, list_id, seconds)
+            except Exception as exc:  # a metric must never fail the sync
+                log.warning("opt-out latency not observed: %s", exc)
