@@ -6,13 +6,11 @@ in the sync table and push tasks send them, as after a pull."""
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from dataclasses import replace
 
 import redis
 
-from dialsync.engine import SyncEngine
 from dialsync.errors import ConfigError, LockBusy
 from dialsync.settings import Settings, env_name
 from dialsync.stopping import stop_on_signals
@@ -28,19 +26,11 @@ def require_enabled(settings: Settings) -> None:
         raise ConfigError(f"{name} is off: set it to true to run the stream", setting=name)
 
 
-def fan_out(engine: SyncEngine, settings: Settings) -> None:
-    """Enough push tasks for what is due (at most push_parallelism), as a pull does."""
-    from dialsync.worker.celery_app import app
-
-    due = engine.due()
-    for _ in range(min(settings.sync.push_parallelism, math.ceil(due / 100))):
-        app.send_task("dialsync.push")
-
-
 def run_service(settings: Settings, stop: threading.Event | None = None) -> None:
     from dialsync.stream.service import run_stream
     from dialsync.wiring import build_engine, build_store
     from dialsync.worker.redis_lock import redis_lock
+    from dialsync.worker.tasks import fan_out
 
     require_enabled(settings)
     stop = stop or stop_on_signals("stopping the stream")
