@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -78,8 +79,9 @@ def test_run_streams_when_enabled_and_polls_at_the_stream_interval(
         **sandboxes.env(f"sqlite:///{tmp_path / 'state.db'}"),
         "DIALSYNC_STREAM__ENABLED": "true",
         "DIALSYNC_STREAM__PUBSUB_ENDPOINT": pubsub.endpoint,
-        # neither poll comes round during the test: only the stream can carry the change
-        "DIALSYNC_SYNC__INTERVAL_SECONDS": "3600",
+        # Two intervals the schedule can tell apart, both too long for a second cycle to come
+        # round during the test: only the stream can carry the changes.
+        "DIALSYNC_SYNC__INTERVAL_SECONDS": "1800",
         "DIALSYNC_STREAM__POLL_INTERVAL_SECONDS": "3600",
     }
     sf = sandboxes.salesforce
@@ -87,10 +89,31 @@ def test_run_streams_when_enabled_and_polls_at_the_stream_interval(
         procs.start("run", name="run")
         wait_until(lambda: pubsub.subscribes == 1, what="`dialsync run` subscribed")
         wait_until(lambda: "run 1 (sync) finished" in procs.log("run"), what="the first cycle")
+        schedule = [line for line in procs.log("run").splitlines() if "polling every" in line]
+        assert len(schedule) == 1
+        assert "polling every 3600 s (DIALSYNC_STREAM__POLL_INTERVAL_SECONDS)" in schedule[0]
         joey = sf.insert(person(1))
         wait_until(lambda: joey in ours(sandboxes), what="the change arrived by the stream")
         sf.update(joey, {"DoNotCall": True})
         wait_until(lambda: joey not in ours(sandboxes), what="the opt-out arrived by the stream")
+
+
+def test_beat_polls_at_the_stream_interval_when_the_stream_is_on(sandboxes: Sandboxes) -> None:
+    from dialsync.settings import StreamSettings, SyncSettings
+    from dialsync.worker.celery_app import beat_schedule
+
+    sync = SyncSettings(interval_seconds=1800)
+    polling = beat_schedule(
+        sandboxes.settings(sync=sync, stream=StreamSettings(poll_interval_seconds=3600))
+    )
+    streaming = beat_schedule(
+        sandboxes.settings(
+            sync=sync, stream=StreamSettings(enabled=True, poll_interval_seconds=3600)
+        )
+    )
+    assert polling["pull"]["schedule"] == timedelta(seconds=1800)
+    assert streaming["pull"]["schedule"] == timedelta(seconds=3600)
+    assert streaming["push-due"]["schedule"] == timedelta(seconds=1800)  # pushes: the normal one
 
 
 def test_stream_refuses_to_start_when_off_or_misconfigured(
