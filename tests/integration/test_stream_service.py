@@ -3,7 +3,9 @@ by and takes over; recorded contacts are handed to push tasks that a real worker
 
 from __future__ import annotations
 
+import logging
 import signal
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -49,6 +51,46 @@ def test_two_stream_processes_make_one_subscriber_and_the_other_takes_over(
         sf.update(joey, {"DoNotCall": True})
         wait_until(lambda: joey not in ours(sandboxes), what="the new subscriber carries on")
         assert "this process is the org's subscriber" in procs.log("second")
+
+
+def test_a_subscriber_that_stops_hands_over_to_the_standby_at_once(
+    sandboxes: Sandboxes,
+    pubsub: PubSubSandbox,
+    broker_url: str,
+    sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from dialsync.settings import StreamSettings
+    from dialsync.stream import runner
+
+    # A standby that only tried the lock now and then would not come round during the test:
+    # only the subscriber saying it let go can wake it.
+    monkeypatch.setattr(runner, "STANDBY_SECONDS", 3600.0)
+    caplog.set_level(logging.INFO, logger="dialsync.stream")
+    settings = sandboxes.settings(
+        sqlite_url,
+        broker_url=broker_url,
+        stream=StreamSettings(enabled=True, pubsub_endpoint=pubsub.endpoint),
+    )
+    stops = [threading.Event(), threading.Event()]
+    threads = [
+        threading.Thread(target=runner.run_service, args=(settings, stop), daemon=True)
+        for stop in stops
+    ]
+    try:
+        threads[0].start()
+        wait_until(lambda: pubsub.subscribes == 1, what="the first subscribed")
+        threads[1].start()
+        wait_until(lambda: "standing by" in caplog.text, what="the second stands by")
+        stops[0].set()  # a clean stop: the lock is released and the release announced
+        threads[0].join(timeout=30)
+        wait_until(lambda: pubsub.subscribes == 2, what="the standby took over")
+        assert caplog.text.count("this process is the org's subscriber") == 2
+    finally:
+        for stop, thread in zip(stops, threads, strict=True):
+            stop.set()
+            thread.join(timeout=30)
 
 
 def test_doctor_checks_change_data_capture_for_contact(
