@@ -15,7 +15,7 @@ import pytest
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.pubsub import PubSubSandbox
 from tests.integration.helpers import ours, person
-from tests.integration.service import processes, wait_until
+from tests.integration.service import free_port, processes, wait_until
 
 
 @pytest.fixture
@@ -91,6 +91,39 @@ def test_a_subscriber_that_stops_hands_over_to_the_standby_at_once(
         for stop, thread in zip(stops, threads, strict=True):
             stop.set()
             thread.join(timeout=30)
+
+
+def test_the_stream_process_serves_its_metrics(
+    sandboxes: Sandboxes, pubsub: PubSubSandbox, broker_url: str, tmp_path: Path
+) -> None:
+    import httpx
+
+    from tests.integration.test_doctor_metrics import scrape, value
+
+    port = free_port()
+    env = {
+        **sandboxes.env(f"sqlite:///{tmp_path / 'state.db'}"),
+        "DIALSYNC_BROKER_URL": broker_url,
+        "DIALSYNC_STREAM__ENABLED": "true",
+        "DIALSYNC_STREAM__PUBSUB_ENDPOINT": pubsub.endpoint,
+        "DIALSYNC_METRICS__PORT": str(port),
+        "DIALSYNC_METRICS__ADDRESS": "127.0.0.1",
+        "DIALSYNC_METRICS__DIR": str(tmp_path / "metrics"),
+    }
+
+    def sample(name: str) -> float:
+        try:
+            return value(scrape(port), name)
+        except httpx.HTTPError:
+            return 0.0
+
+    with processes(env, tmp_path) as procs:
+        assert procs.run("db", "upgrade").returncode == 0
+        procs.start("stream", name="stream")
+        wait_until(lambda: sample("dialsync_stream_live") == 1, what="live: confirmed, caught up")
+        sandboxes.salesforce.insert(person(1))
+        wait_until(lambda: sample("dialsync_stream_events_total") == 1, what="the event counted")
+        wait_until(lambda: sample("dialsync_stream_keepalives_total") > 0, what="keepalives")
 
 
 def test_doctor_checks_change_data_capture_for_contact(
