@@ -27,8 +27,7 @@ from bench.common import machine, table
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.pubsub import PubSubSandbox
 from dialsync.settings import StreamSettings
-from dialsync.stream.service import run_stream
-from dialsync.stream.subscriber import Position
+from dialsync.stream.service import StreamMetrics, run_stream
 from dialsync.wiring import build_engine, build_store
 
 TARGET_P95 = 3.0
@@ -79,15 +78,15 @@ def main() -> None:
             engine = build_engine(settings, store)
             engine.sync()  # the initial load: every contact listed
             stop = threading.Event()
+            observed = StreamMetrics()
             thread = threading.Thread(
                 target=run_stream,
                 args=(settings, engine, stop),
-                kwargs={"database": store.engine, "push": True},
+                kwargs={"database": store.engine, "push": True, "metrics": observed},
             )
             thread.start()
-            position = Position(engine.store, settings.stream.topic)
-            while position.load() is None:  # subscribed and caught up
-                time.sleep(0.05)
+            if not observed.ready.wait(60):  # subscribed, confirmed and caught up
+                raise SystemExit("the stream did not subscribe within 60 s")
             results = measure(box, ids, args, rng)
             stop.set()
             thread.join(timeout=30)

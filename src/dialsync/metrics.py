@@ -106,9 +106,35 @@ class _Metrics:
             ["system"],
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
         )
+        # The change stream (`dialsync stream`, or the stream thread of `dialsync run`).
+        self.stream_events = Counter(
+            "dialsync_stream_events_total",
+            "Change events delivered by the Pub/Sub API (they count against the org's "
+            "event delivery allocation)",
+        )
+        self.stream_fallbacks = Counter(
+            "dialsync_stream_fallbacks_total",
+            "Times the stream fell back to polling, by reason (allocation, replay_refused, "
+            "unconfirmed)",
+            ["reason"],
+        )
+        self.stream_keepalives = Counter(
+            "dialsync_stream_keepalives_total",
+            "Keepalives (responses without events) the Pub/Sub API sent: the stream is alive",
+        )
+        self.stream_live = Gauge(
+            "dialsync_stream_live",
+            "1 while the stream is subscribed, confirmed and caught up; 0 while it is not",
+            multiprocess_mode="mostrecent",
+        )
 
 
 _metrics: _Metrics | None = None
+
+
+def instruments() -> _Metrics:
+    """This process's metrics, created on first use (the stream's observer counts with them)."""
+    return _get()
 
 
 def _get() -> _Metrics:

@@ -14,7 +14,6 @@ from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.pubsub import PubSubSandbox
 from dialsync.settings import Settings, StreamSettings
 from dialsync.stream.service import StreamMetrics, run_stream
-from dialsync.stream.subscriber import Position
 from dialsync.wiring import build_engine, build_store
 
 WAIT = 30.0  # a generous bound for "eventually": a hung stream fails instead of hanging CI
@@ -46,10 +45,9 @@ class Running:
         self.thread: threading.Thread | None = None
 
 
-def ready(running: Running, settings: Settings) -> None:
-    """Subscribed and caught up: the first keepalive's position is stored (it comes after)."""
-    position = Position(running.engine.store, settings.stream.topic)
-    wait_for(lambda: position.load() is not None, "the stream is subscribed and caught up")
+def ready(running: Running) -> None:
+    """Subscribed, confirmed by the server, and the gap before the subscription covered."""
+    wait_for(lambda: running.metrics.ready.is_set(), "the stream is subscribed and caught up")
 
 
 @contextmanager

@@ -76,6 +76,7 @@ def test_overflow_re_reads_the_window_from_the_poll_cursor(
 def _listed_with_a_stored_position(sandboxes: Sandboxes, settings: Settings) -> str:
     """A first stream run lists one contact and stores its position, then stops."""
     with streaming(settings) as running:
+        ready(running)  # so the change comes as an event, whose id is the position stored
         joey = sandboxes.salesforce.insert(person(1))
         wait_for(lambda: joey in ours(sandboxes), "listed")
         position = Position(running.engine.store, settings.stream.topic)
@@ -120,7 +121,8 @@ def test_auth_renewed_mid_stream_without_losing_position(
     sandboxes: Sandboxes, pubsub: PubSubSandbox, sqlite_url: str
 ) -> None:
     sf = sandboxes.salesforce
-    with streaming(stream_settings(sandboxes, pubsub, sqlite_url)):
+    with streaming(stream_settings(sandboxes, pubsub, sqlite_url)) as running:
+        ready(running)  # joey comes as an event: a position to resume from
         joey = sf.insert(person(1))
         wait_for(lambda: joey in ours(sandboxes), "listed")
         subscribes = pubsub.subscribes
@@ -138,7 +140,7 @@ def test_allocation_exceeded_falls_back_to_polling(sandboxes: Sandboxes, sqlite_
             sandboxes, pubsub, sqlite_url, sync=SyncSettings(interval_seconds=1)
         )
         with streaming(settings) as running:
-            ready(running, settings)
+            ready(running)
             joey = sf.insert(person(1))  # the one delivery the org has left
             wait_for(lambda: joey in ours(sandboxes), "listed from the stream")
             ross = sf.insert(person(2))  # refused: the allocation is used up
@@ -157,6 +159,7 @@ def test_a_crash_between_event_and_durable_contacts_loses_nothing(
     sf = sandboxes.salesforce
     settings = stream_settings(sandboxes, pubsub, sqlite_url)
     with streaming(settings) as running:
+        ready(running)
         joey = sf.insert(person(1))
         wait_for(lambda: joey in ours(sandboxes), "listed")
         position = Position(running.engine.store, settings.stream.topic)

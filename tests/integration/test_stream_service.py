@@ -3,8 +3,11 @@ by and takes over; recorded contacts are handed to push tasks that a real worker
 
 from __future__ import annotations
 
+import logging
 import signal
+import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ import pytest
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.pubsub import PubSubSandbox
 from tests.integration.helpers import ours, person
-from tests.integration.service import processes, wait_until
+from tests.integration.service import free_port, processes, wait_until
 
 
 @pytest.fixture
@@ -50,6 +53,79 @@ def test_two_stream_processes_make_one_subscriber_and_the_other_takes_over(
         assert "this process is the org's subscriber" in procs.log("second")
 
 
+def test_a_subscriber_that_stops_hands_over_to_the_standby_at_once(
+    sandboxes: Sandboxes,
+    pubsub: PubSubSandbox,
+    broker_url: str,
+    sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from dialsync.settings import StreamSettings
+    from dialsync.stream import runner
+
+    # A standby that only tried the lock now and then would not come round during the test:
+    # only the subscriber saying it let go can wake it.
+    monkeypatch.setattr(runner, "STANDBY_SECONDS", 3600.0)
+    caplog.set_level(logging.INFO, logger="dialsync.stream")
+    settings = sandboxes.settings(
+        sqlite_url,
+        broker_url=broker_url,
+        stream=StreamSettings(enabled=True, pubsub_endpoint=pubsub.endpoint),
+    )
+    stops = [threading.Event(), threading.Event()]
+    threads = [
+        threading.Thread(target=runner.run_service, args=(settings, stop), daemon=True)
+        for stop in stops
+    ]
+    try:
+        threads[0].start()
+        wait_until(lambda: pubsub.subscribes == 1, what="the first subscribed")
+        threads[1].start()
+        wait_until(lambda: "standing by" in caplog.text, what="the second stands by")
+        stops[0].set()  # a clean stop: the lock is released and the release announced
+        threads[0].join(timeout=30)
+        wait_until(lambda: pubsub.subscribes == 2, what="the standby took over")
+        assert caplog.text.count("this process is the org's subscriber") == 2
+    finally:
+        for stop, thread in zip(stops, threads, strict=True):
+            stop.set()
+            thread.join(timeout=30)
+
+
+def test_the_stream_process_serves_its_metrics(
+    sandboxes: Sandboxes, pubsub: PubSubSandbox, broker_url: str, tmp_path: Path
+) -> None:
+    import httpx
+
+    from tests.integration.test_doctor_metrics import scrape, value
+
+    port = free_port()
+    env = {
+        **sandboxes.env(f"sqlite:///{tmp_path / 'state.db'}"),
+        "DIALSYNC_BROKER_URL": broker_url,
+        "DIALSYNC_STREAM__ENABLED": "true",
+        "DIALSYNC_STREAM__PUBSUB_ENDPOINT": pubsub.endpoint,
+        "DIALSYNC_METRICS__PORT": str(port),
+        "DIALSYNC_METRICS__ADDRESS": "127.0.0.1",
+        "DIALSYNC_METRICS__DIR": str(tmp_path / "metrics"),
+    }
+
+    def sample(name: str) -> float:
+        try:
+            return value(scrape(port), name)
+        except httpx.HTTPError:
+            return 0.0
+
+    with processes(env, tmp_path) as procs:
+        assert procs.run("db", "upgrade").returncode == 0
+        procs.start("stream", name="stream")
+        wait_until(lambda: sample("dialsync_stream_live") == 1, what="live: confirmed, caught up")
+        sandboxes.salesforce.insert(person(1))
+        wait_until(lambda: sample("dialsync_stream_events_total") == 1, what="the event counted")
+        wait_until(lambda: sample("dialsync_stream_keepalives_total") > 0, what="keepalives")
+
+
 def test_doctor_checks_change_data_capture_for_contact(
     sandboxes: Sandboxes, pubsub: PubSubSandbox, tmp_path: Path
 ) -> None:
@@ -78,8 +154,9 @@ def test_run_streams_when_enabled_and_polls_at_the_stream_interval(
         **sandboxes.env(f"sqlite:///{tmp_path / 'state.db'}"),
         "DIALSYNC_STREAM__ENABLED": "true",
         "DIALSYNC_STREAM__PUBSUB_ENDPOINT": pubsub.endpoint,
-        # neither poll comes round during the test: only the stream can carry the change
-        "DIALSYNC_SYNC__INTERVAL_SECONDS": "3600",
+        # Two intervals the schedule can tell apart, both too long for a second cycle to come
+        # round during the test: only the stream can carry the changes.
+        "DIALSYNC_SYNC__INTERVAL_SECONDS": "1800",
         "DIALSYNC_STREAM__POLL_INTERVAL_SECONDS": "3600",
     }
     sf = sandboxes.salesforce
@@ -87,10 +164,31 @@ def test_run_streams_when_enabled_and_polls_at_the_stream_interval(
         procs.start("run", name="run")
         wait_until(lambda: pubsub.subscribes == 1, what="`dialsync run` subscribed")
         wait_until(lambda: "run 1 (sync) finished" in procs.log("run"), what="the first cycle")
+        schedule = [line for line in procs.log("run").splitlines() if "polling every" in line]
+        assert len(schedule) == 1
+        assert "polling every 3600 s (DIALSYNC_STREAM__POLL_INTERVAL_SECONDS)" in schedule[0]
         joey = sf.insert(person(1))
         wait_until(lambda: joey in ours(sandboxes), what="the change arrived by the stream")
         sf.update(joey, {"DoNotCall": True})
         wait_until(lambda: joey not in ours(sandboxes), what="the opt-out arrived by the stream")
+
+
+def test_beat_polls_at_the_stream_interval_when_the_stream_is_on(sandboxes: Sandboxes) -> None:
+    from dialsync.settings import StreamSettings, SyncSettings
+    from dialsync.worker.celery_app import beat_schedule
+
+    sync = SyncSettings(interval_seconds=1800)
+    polling = beat_schedule(
+        sandboxes.settings(sync=sync, stream=StreamSettings(poll_interval_seconds=3600))
+    )
+    streaming = beat_schedule(
+        sandboxes.settings(
+            sync=sync, stream=StreamSettings(enabled=True, poll_interval_seconds=3600)
+        )
+    )
+    assert polling["pull"]["schedule"] == timedelta(seconds=1800)
+    assert streaming["pull"]["schedule"] == timedelta(seconds=3600)
+    assert streaming["push-due"]["schedule"] == timedelta(seconds=1800)  # pushes: the normal one
 
 
 def test_stream_refuses_to_start_when_off_or_misconfigured(

@@ -11,8 +11,7 @@ from datetime import datetime
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.pubsub import PubSubSandbox
 from dialsync.settings import StreamSettings
-from dialsync.stream.service import run_stream
-from dialsync.stream.subscriber import Position
+from dialsync.stream.service import StreamMetrics, run_stream
 from dialsync.wiring import build_engine, build_store
 
 WAIT = 30.0  # seconds the demo waits for a change before calling the step failed
@@ -41,18 +40,17 @@ def stream_step(
         engine = build_engine(settings, store)
         engine.clock = store.clock = clock
         stop = threading.Event()
+        observed = StreamMetrics()
         thread = threading.Thread(
             target=run_stream,
             args=(settings, engine, stop),
-            kwargs={"database": store.engine, "push": True},
+            kwargs={"database": store.engine, "push": True, "metrics": observed},
             daemon=True,
         )
         thread.start()
         try:
-            position = Position(store, settings.stream.topic)
             deadline = time.monotonic() + WAIT
-            while position.load() is None and time.monotonic() < deadline:
-                time.sleep(0.05)
+            observed.ready.wait(WAIT)  # subscribed, confirmed and caught up
             opted = next(c["Id"] for c in sf.live_contacts() if present(c["Id"]))
             started = time.monotonic()
             sf.update(opted, {"DoNotCall": True})

@@ -4,10 +4,13 @@ Every change the Salesforce sandbox commits becomes an Avro-encoded ContactChang
 ``/data/ContactChangeEvent``, with a replay id (8 bytes, increasing, not contiguous), kept for a
 retention period (72 hours; shrink it in tests). ``Subscribe`` is pull-based: the server sends
 at most what the client asked for (``num_requested``) and, with nothing to send, a keepalive (no
-events, ``latest_replay_id``) every ``keepalive_seconds``. Errors carry Salesforce's custom
-``error-code`` trailer. Faults: ``reset_streams`` (the connection drops), the Salesforce
-sandbox's ``expire_sessions`` (open streams end with the auth error), ``allocation`` (deliveries
-allowed before the org's event allocation is exceeded), ``gap`` and ``overflow`` events.
+events, ``latest_replay_id``) every ``keepalive_seconds``. The keepalive carries the topic's
+latest replay id, even past events the client has not asked for yet: ``pubsub_api.proto`` does
+not promise otherwise, so the sandbox takes the reading a client must survive. Errors carry
+Salesforce's custom ``error-code`` trailer. Faults: ``reset_streams`` (the connection drops), the
+Salesforce sandbox's ``expire_sessions`` (open streams end with the auth error), ``allocation``
+(deliveries allowed before the org's event allocation is exceeded), ``gap`` and ``overflow``
+events, ``holding`` (a subscription is put in place late).
 """
 
 from __future__ import annotations
@@ -74,6 +77,8 @@ class PubSubSandbox(pb_grpc.PubSubServicer):  # type: ignore[misc]
         self.subscribes = 0
         self.presets: list[str] = []  # each Subscribe's replay preset: LATEST, EARLIEST, CUSTOM
         self._silent = False
+        self._held = False
+        self.keepalives: list[bytes] = []  # the latest_replay_id of each keepalive sent
         self.schema = ChangeEventSchema(
             (name, kind) for name, kind in salesforce.describe_types().items()
         )
@@ -125,6 +130,19 @@ class PubSubSandbox(pb_grpc.PubSubServicer):  # type: ignore[misc]
             yield
         finally:
             self._silent = False
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Subscribe calls made in the block are put in place only when it ends: no headers,
+        no responses until then, as from a server slow to set a subscription up."""
+        with self._cond:
+            self._held = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._held = False
+                self._cond.notify_all()
 
     def _on_change(self, kind: str, ids: list[str], fields: list[str], at: datetime) -> None:
         if self._silent:
@@ -241,7 +259,11 @@ class PubSubSandbox(pb_grpc.PubSubServicer):  # type: ignore[misc]
             first = next(request_iterator)
             if first.topic_name != TOPIC:
                 raise _Abort(grpc.StatusCode.NOT_FOUND, TOPIC_NOT_FOUND, "topic not found")
+            context.add_callback(self._wake)  # a client that goes away ends a wait below
             with self._cond:
+                self._cond.wait_for(lambda: not self._held or not context.is_active())
+                if not context.is_active():
+                    return
                 self.subscribes += 1
                 self.presets.append(pb.ReplayPreset.Name(first.replay_preset))
                 position = self._start(first)
@@ -258,6 +280,10 @@ class PubSubSandbox(pb_grpc.PubSubServicer):  # type: ignore[misc]
             self._abort(context, exc)
         except StopIteration:
             return
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
 
     def _start(self, first: Any) -> int:
         self._purge()
@@ -333,8 +359,10 @@ class PubSubSandbox(pb_grpc.PubSubServicer):  # type: ignore[misc]
                     pending_num_requested=wanted[0],
                 )
             elif timed_out:
-                # The keepalive says where the stream is, never past an event not yet sent.
-                mark = position if pending else max(latest, position)
+                # The topic's latest replay id: past events held back for want of a request.
+                mark = max(latest, position)
+                with self._cond:
+                    self.keepalives.append(replay_bytes(mark))
                 yield pb.FetchResponse(
                     latest_replay_id=replay_bytes(mark), pending_num_requested=wanted[0]
                 )

@@ -127,49 +127,56 @@ class PubSubClient:
 class Subscription:
     """One Subscribe call. ``batches()`` yields the FetchResponses that arrived while the last
     batch was processed, together (so a burst of changes is re-read in one go); ``request(n)``
-    asks for n more events (only for what was processed: pull flow control)."""
+    asks for n more events (only for what was processed: pull flow control).
+
+    ``live``: the server confirmed the subscription (its headers, or a first FetchResponse, came
+    back); ``wait_live`` blocks on a condition, woken by the reading thread, never polling."""
 
     def __init__(self, stub: pb_grpc.PubSubStub, credentials: Credentials, first: Any) -> None:
         self._requests: queue.Queue[Any] = queue.Queue()
         self._requests.put(first)
         self._responses: queue.Queue[Any] = queue.Queue()
-        self._closed = threading.Event()
+        self._state = threading.Condition()
+        self.live = False
+        self.over = False  # the call ended (failed, ended by the server, or cancelled)
         self._call = stub.Subscribe(self._outgoing(), metadata=credentials.metadata())
         threading.Thread(target=self._read, name="pubsub-read", daemon=True).start()
 
     def _outgoing(self) -> Iterator[Any]:
-        while not self._closed.is_set():
-            try:
-                item = self._requests.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if item is None:
-                return
+        # Blocks on the queue: cancel() and the end of the call put None, which ends it.
+        while (item := self._requests.get()) is not None:
             yield item
 
     def _read(self) -> None:
         try:
+            # The headers: sent when the server put the subscription in place (or, by a server
+            # that sends them with the first response, then). A call that failed at once
+            # answers with trailers only: not live; its error comes out of the iteration.
+            self._call.initial_metadata()
+            if not self._call.done():
+                self._mark(live=True)
             for response in self._call:
+                self._mark(live=True)
                 self._responses.put(response)
             self._responses.put(_END)
         except grpc.RpcError as exc:
-            self._responses.put(_END if self._closed.is_set() else translate(exc))
+            self._responses.put(_END if self.over else translate(exc))
+        finally:
+            self._mark(over=True)
+            self._requests.put(None)
 
-    def established(self, timeout: float) -> bool:
-        """Wait until the server answered the subscription's headers (it is in place), at most
-        ``timeout`` seconds; False when it did not say so in time (or failed: the responses
-        will raise it)."""
-        done = threading.Event()
+    def _mark(self, *, live: bool = False, over: bool = False) -> None:
+        with self._state:
+            self.live = self.live or live
+            self.over = self.over or over
+            self._state.notify_all()
 
-        def wait() -> None:
-            try:
-                self._call.initial_metadata()
-            except Exception:  # the responses report the failure
-                return
-            done.set()
-
-        threading.Thread(target=wait, daemon=True).start()
-        return done.wait(timeout)
+    def wait_live(self, timeout: float) -> bool:
+        """True once the subscription is confirmed; False after ``timeout`` seconds without,
+        or as soon as the call ended without (its responses then raise the reason)."""
+        with self._state:
+            self._state.wait_for(lambda: self.live or self.over, timeout)
+            return self.live
 
     def request(self, n: int) -> None:
         if n > 0:
@@ -194,7 +201,7 @@ class Subscription:
             yield batch
 
     def cancel(self) -> None:
-        self._closed.set()
+        self._mark(over=True)
         self._requests.put(None)
         self._call.cancel()
 

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from dialsync.engine import SyncEngine
+from dialsync.metrics import instruments
 from dialsync.settings import Settings
 from dialsync.sources.salesforce import TimeoutSession
 from dialsync.sources.salesforce_auth import fetch_grant
@@ -28,36 +29,36 @@ from dialsync.stream.subscriber import Ended, Position, Subscriber
 log = logging.getLogger(__name__)
 LOCK_WAIT = 300.0  # seconds a hint waits for a running poll before resubscribing later
 ALLOCATION_RETRY = 3600.0  # after the allocation is exceeded, try the stream again hourly
-_counters: dict[str, Any] = {}
 
 
 class StreamMetrics:
-    """Deliveries (CDC events count against the org's allocation) and fallbacks to polling."""
+    """What the stream reports (``StreamObserver``), counted in dialsync.metrics with the rest;
+    also kept here, with a ``ready`` flag, for the process that runs the stream."""
 
     def __init__(self) -> None:
-        if not _counters:
-            from prometheus_client import Counter
-
-            _counters["delivered"] = Counter(
-                "dialsync_stream_events_total",
-                "Change events delivered by the Pub/Sub API (they count against the org's "
-                "event delivery allocation)",
-            )
-            _counters["fallback"] = Counter(
-                "dialsync_stream_fallbacks_total",
-                "Times the stream fell back to polling, by reason",
-                ["reason"],
-            )
         self.delivered_count = 0
+        self.keepalive_count = 0
         self.fallbacks: list[str] = []
+        self.ready = threading.Event()  # set while live: subscribed, confirmed, caught up
 
     def delivered(self, count: int) -> None:
         self.delivered_count += count
-        _counters["delivered"].inc(count)
+        instruments().stream_events.inc(count)
 
     def fallback(self, reason: str) -> None:
         self.fallbacks.append(reason)
-        _counters["fallback"].labels(reason=reason).inc()
+        instruments().stream_fallbacks.labels(reason=reason).inc()
+
+    def keepalive(self) -> None:
+        self.keepalive_count += 1
+        instruments().stream_keepalives.inc()
+
+    def live(self, on: bool) -> None:
+        instruments().stream_live.set(int(on))
+        if on:
+            self.ready.set()
+        else:
+            self.ready.clear()
 
 
 class EngineHints:
@@ -69,7 +70,7 @@ class EngineHints:
         database: Engine,
         *,
         push: bool,
-        after: Callable[[], None] = lambda: None,
+        after: Callable[[], object] = lambda: None,
     ) -> None:
         self.engine = engine
         self.database = database  # the state database, for the poll's lock
@@ -119,7 +120,7 @@ def run_stream(
     *,
     database: Engine,
     push: bool,
-    after: Callable[[], None] = lambda: None,
+    after: Callable[[], object] = lambda: None,
     metrics: StreamMetrics | None = None,
 ) -> None:
     """Subscribe until ``stop``; while the allocation is exceeded, poll at the normal interval
@@ -136,6 +137,7 @@ def run_stream(
         position=Position(engine.store, settings.stream.topic),
         topic=settings.stream.topic,
         observer=metrics or StreamMetrics(),
+        poll_interval=settings.sync.interval_seconds,
     )
     try:
         while not stop.is_set():

@@ -3,11 +3,23 @@
 Order, which is what makes a crash at any point lose nothing:
 1. a FetchResponse's events are decoded and their record ids collected;
 2. the ids are re-read and recorded in the sync table (``Hints.apply``, durable on return);
-3. only then the replay id of the last event is committed (``Position``);
+3. only then the replay id of the last of those events is committed (``Position``);
 4. only then more events are asked for (flow control: the client never holds more than 100).
 A crash before 3 resubscribes from the previous replay id: the events come again and the
-re-read is idempotent. A keepalive (no events) commits its ``latest_replay_id``: everything
-before it was delivered and processed.
+re-read is idempotent.
+
+The stored position is only ever the replay id of an event processed here. A keepalive's
+``latest_replay_id`` is not stored: ``pubsub_api.proto`` (forcedotcom/pub-sub-api) calls it the
+"latest replay ID of a subscription", sent "if there are no events to deliver", and does not say
+it stays behind events the server holds back because the client asked for none (flow control);
+storing it could skip those. The cost: after a quiet spell longer than the 72-hour retention the
+stored id is refused, and the window read below covers the gap.
+
+A subscription from LATEST (no position yet, or the stored one refused) leaves a gap before it:
+the window read from the poll cursor (``Hints.catch_up``) covers it, and counts only once the
+server confirmed the subscription (its headers or a first response); a read before that could
+miss what changes between the read and the subscription's real start. Until it is confirmed the
+window is polled at the normal interval, said in the log and in the fallback metric.
 """
 
 from __future__ import annotations
@@ -36,7 +48,7 @@ from dialsync.stream.events import ORDINARY, ChangeEvent, SchemaCache
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0  # seconds between reconnection attempts at most
-ESTABLISH_WAIT = 10.0  # seconds to wait for a new subscription's headers before catching up
+ESTABLISH_WAIT = 10.0  # seconds a new subscription may take to be confirmed before we poll
 
 
 class Hints(Protocol):
@@ -50,6 +62,9 @@ class Hints(Protocol):
 class StreamObserver(Protocol):
     def delivered(self, count: int) -> None: ...
     def fallback(self, reason: str) -> None: ...
+    def keepalive(self) -> None: ...
+    def live(self, on: bool) -> None:
+        """On: subscribed, confirmed, and the gap before it covered; off: not (any more)."""
 
 
 class Ended(Enum):
@@ -120,6 +135,7 @@ class Subscriber:
         position: Position,
         topic: str,
         observer: StreamObserver,
+        poll_interval: float,
         sleep: Callable[[float], bool] | None = None,
     ) -> None:
         self.client = client
@@ -128,9 +144,13 @@ class Subscriber:
         self.position = position
         self.topic = topic
         self.observer = observer
+        self.poll_interval = poll_interval  # while a subscription is unconfirmed
         self._creds: Credentials | None = None
         self.schemas = SchemaCache(lambda sid: self.client.get_schema(self._current(), sid))
         self._sleep = sleep
+        self._lock = threading.Lock()
+        self._subscription: Subscription | None = None
+        self._watched: threading.Event | None = None
 
     def _current(self) -> Credentials:
         if self._creds is None:
@@ -140,27 +160,27 @@ class Subscriber:
     def run(self, stop: threading.Event) -> Ended:
         """Subscribe and process until ``stop`` is set or the allocation is used up."""
         wait = self._sleep or stop.wait
+        self._cancel_on(stop)
         replay = self.position.load()
-        # No durable position: what changed before the subscription is the poll's to read, once
-        # the subscription is in place (so nothing falls between the two).
-        catch_up = replay is None
         failures = renewals = 0
         while not stop.is_set():
             creds = self._current()
             subscription = self.client.subscribe(creds, self.topic, replay)
-            ended = threading.Event()
-            threading.Thread(
-                target=_cancel_on_stop, args=(stop, ended, subscription), daemon=True
-            ).start()
+            with self._lock:
+                self._subscription = subscription
+            if stop.is_set():  # set before the watcher could see this subscription
+                subscription.cancel()
+            live = False
             try:
-                if catch_up:
-                    if not subscription.established(ESTABLISH_WAIT):
-                        log.warning("stream: subscription not confirmed; catching up anyway")
-                    log.info("stream: catching up from the poll cursor")
-                    self.hints.catch_up()
-                    catch_up = False
+                if replay is None:
+                    # From LATEST: what changed before it is the poll's to read, once the
+                    # subscription is confirmed (so nothing falls between the two).
+                    live = self._catch_up_once_live(subscription)
                 for responses in subscription.batches():
                     failures = renewals = 0
+                    if not live:  # a response is the confirmation (resuming from an id)
+                        live = True
+                        self.observer.live(True)
                     replay = self._handle(subscription, responses) or replay
                     if stop.is_set():
                         break
@@ -178,7 +198,7 @@ class Subscriber:
                 )
                 self.observer.fallback("replay_refused")
                 self.position.forget()
-                replay, catch_up = None, True
+                replay = None
             except AllocationExceeded:
                 log.error(
                     "stream: the org's change event allocation is exceeded; falling back to "
@@ -196,17 +216,63 @@ class Subscriber:
                 log.warning("stream: %s; resubscribing in %.1f s", exc, pause)
                 wait(pause)
             finally:
-                ended.set()
+                with self._lock:
+                    self._subscription = None
                 subscription.cancel()
+                if live:
+                    self.observer.live(False)
             if not stop.is_set() and not failures:
                 wait(0.05)  # a clean end of stream: resubscribe without spinning
         return Ended.STOPPED
 
+    def _catch_up_once_live(self, subscription: Subscription) -> bool:
+        """Wait for the server to confirm the subscription, polling the window meanwhile, then
+        read the window: the gap before the subscription is covered. False when the call ended
+        first (stopped, or failed: its responses say why, and the next one from LATEST catches
+        up in turn)."""
+        timeout, unconfirmed = ESTABLISH_WAIT, False
+        while not subscription.wait_live(timeout):
+            if subscription.over:
+                return False
+            if not unconfirmed:
+                log.warning(
+                    "stream: the subscription is not confirmed after %.0f s; polling the window "
+                    "every %.0f s until it is, then catching up",
+                    timeout,
+                    self.poll_interval,
+                )
+                self.observer.fallback("unconfirmed")
+                unconfirmed = True
+            self.hints.catch_up()  # a poll meanwhile: it cannot cover what follows it
+            timeout = self.poll_interval
+        log.info("stream: subscribed from LATEST; catching up from the poll cursor")
+        self.hints.catch_up()
+        self.observer.live(True)
+        return True
+
+    def _cancel_on(self, stop: threading.Event) -> None:
+        """Cancel the open subscription as soon as ``stop`` is set (its iterator blocks until
+        then): one thread per stop flag, blocked on it, never polling."""
+        if self._watched is stop:
+            return
+        self._watched = stop
+
+        def watch() -> None:
+            stop.wait()
+            with self._lock:
+                current = self._subscription
+            if current is not None:
+                current.cancel()
+
+        threading.Thread(target=watch, name="stream-stop", daemon=True).start()
+
     def _handle(self, subscription: Subscription, responses: Sequence[Any]) -> bytes | None:
         """Process one batch of FetchResponses; the replay id committed, if any."""
         events: list[ChangeEvent] = []
+        received: list[bytes] = []
         unreadable = 0
         for e in (e for response in responses for e in response.events):
+            received.append(bytes(e.replay_id))
             try:
                 events.append(self.schemas.decode(e.event.schema_id, e.event.payload, e.replay_id))
             except AuthError:
@@ -216,17 +282,15 @@ class Subscriber:
                 # named, rather than a process that stops on it after every restart.
                 log.error("stream: %s; re-reading the window instead", exc)
                 unreadable += 1
-        if events or unreadable:
-            self._process(events, catch_up=bool(unreadable))
-        last = responses[-1]
-        # A trailing keepalive is past every event before it, all of them processed now.
-        mark = bytes(last.latest_replay_id if not last.events else last.events[-1].replay_id)
-        if mark:
-            self.position.commit(mark)
-        if delivered := len(events) + unreadable:
-            self.observer.delivered(delivered)
-            subscription.request(delivered)
-        return mark or None
+        if not received:
+            self.observer.keepalive()  # nothing to store: see the module's docstring
+            return None
+        self._process(events, catch_up=bool(unreadable))
+        mark = received[-1]  # the last event processed, durable now
+        self.position.commit(mark)
+        self.observer.delivered(len(received))
+        subscription.request(len(received))
+        return mark
 
     def _process(self, events: Sequence[ChangeEvent], *, catch_up: bool = False) -> None:
         ids, overflow = contact_ids(events)
@@ -237,11 +301,3 @@ class Subscriber:
         elif overflow:
             log.warning("stream: GAP_OVERFLOW (a transaction too big for events): window re-read")
             self.hints.catch_up()
-
-
-def _cancel_on_stop(stop: threading.Event, ended: threading.Event, sub: Subscription) -> None:
-    """Cancel the subscription when the process stops (its iterator blocks until then)."""
-    while not ended.is_set():
-        if stop.wait(0.2):
-            sub.cancel()
-            return

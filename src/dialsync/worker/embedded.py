@@ -13,7 +13,7 @@ import time
 
 from dialsync.errors import ConfigError, DialsyncError, LockBusy, operator_fix, summary
 from dialsync.preflight import backoff, is_connection_error, wait_for_database
-from dialsync.settings import Settings
+from dialsync.settings import Settings, env_name
 from dialsync.stopping import stop_on_signals
 from dialsync.store.locks import writer_lock
 from dialsync.worker.backoff import log_refusal, refusal_backoff
@@ -39,14 +39,14 @@ def run_forever(settings: Settings, *, max_cycles: int | None = None) -> None:
     cap = settings.sync.retry_max_seconds
     next_reconcile = time.monotonic() + settings.sync.reconcile_seconds
     cycles = outages = refusals = 0
+    polling = 0
     try:
         while not stop.is_set():
             started = time.monotonic()
-            interval = (
-                settings.stream.poll_interval_seconds
-                if streaming is not None and streaming.is_alive()
-                else settings.sync.interval_seconds
-            )
+            interval, source = poll_interval(settings, streaming)
+            if interval != polling:  # the schedule, said when it starts and when it changes
+                log.info("polling every %d s (%s)", interval, source)
+                polling = interval
             wait = float(interval)
             try:
                 with writer_lock(store.engine, "sync", wait_seconds=cycle_lock_wait):
@@ -91,6 +91,14 @@ def run_forever(settings: Settings, *, max_cycles: int | None = None) -> None:
             streaming.join(timeout=15)
         engine.close()
         alerts.close()
+
+
+def poll_interval(settings: Settings, streaming: threading.Thread | None) -> tuple[int, str]:
+    """Seconds between two cycles, and the setting they come from: the stream's safety-net
+    interval while its thread runs, else the normal one."""
+    if streaming is not None and streaming.is_alive():
+        return settings.stream.poll_interval_seconds, env_name("stream", "poll_interval_seconds")
+    return settings.sync.interval_seconds, env_name("sync", "interval_seconds")
 
 
 def start_stream(settings: Settings, stop: threading.Event) -> threading.Thread:

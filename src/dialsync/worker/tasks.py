@@ -14,10 +14,11 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from redis.exceptions import RedisError
 
-from dialsync.engine import RunReport
+from dialsync.engine import RunReport, SyncEngine
 from dialsync.errors import DialsyncError, LockBusy, Refused, operator_fix, summary
 from dialsync.preflight import is_connection_error
 from dialsync.salesforce_ids import normalize_id
+from dialsync.settings import Settings
 from dialsync.worker import runtime
 from dialsync.worker.backoff import log_refusal, refusal_backoff
 from dialsync.worker.celery_app import app
@@ -30,14 +31,18 @@ def _summary(report: RunReport) -> dict[str, Any]:
     return {"run_id": report.run_id, **report.as_dict(), "failed": report.failed}
 
 
-def _fan_out() -> int:
+def fan_out(engine: SyncEngine, settings: Settings) -> int:
     """Enough push tasks for what is due, at most push_parallelism; the rows are claimed, so
-    extra tasks simply find nothing."""
-    due = runtime.engine().due()
-    count = min(runtime.settings().sync.push_parallelism, math.ceil(due / 100))
+    extra tasks simply find nothing. After a pull, and after the stream recorded changes."""
+    due = engine.due()
+    count = min(settings.sync.push_parallelism, math.ceil(due / 100))
     for _ in range(count):
         push.delay()
     return count
+
+
+def _fan_out() -> int:
+    return fan_out(runtime.engine(), runtime.settings())
 
 
 @app.task(name="dialsync.pull")
