@@ -64,15 +64,13 @@ def apply(
     dry_run: bool = False,
     mark_seen: bool = True,
 ) -> list[Verdict]:
-    """Record what the contacts now imply; returns each contact's verdict, in order.
-
-    A lookback re-read of a row whose state does not change writes nothing, unless
-    ``mark_seen`` (a full pass: the sweep reads which rows this run saw).
-    """
+    """``TargetStore.apply``: one read of the rows, one decision per contact, the history of
+    those decisions and the writes, in one transaction."""
     verdicts: list[Verdict] = []
     now = db.clock()
     with db.tx() as conn:
         existing = rows_of(conn, key, [w.external_id for w in wants])
+        decided: list[history.Decided] = []  # those that leave a trace in the history
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         for want in wants:
@@ -81,8 +79,10 @@ def apply(
             verdicts.append(verdict)
             if dry_run:
                 continue
-            if row is not None and not mark_seen and transitions.reread(verdict, row, want):
-                continue
+            if row is None or not transitions.reread(verdict, row, want):
+                decided.append((want, row, verdict))
+            elif not mark_seen:
+                continue  # a re-read that changes nothing: nothing to write
             values = transitions.pulled(verdict, row, want, run_id, now)
             if row is None:
                 inserts.append(
@@ -97,9 +97,7 @@ def apply(
             else:
                 updates.append({"_id": row.id, **values})
         # the evidence first: it reads the payloads the updates replace
-        history.record_pull(
-            conn, key.destination, key.list_id, existing, wants, run_id, now, dry_run
-        )
+        history.record_pull(conn, key.destination, key.list_id, decided, run_id, now)
         if inserts:
             conn.execute(insert(sync_records), inserts)
         update_each(conn, updates, R.id == bindparam("_id"))
@@ -124,14 +122,12 @@ def maybe_in_dialer() -> ColumnElement[bool]:
 
 
 def unverified_ids(db: Database, key: ListKey) -> list[str]:
-    """Records a list scan found that the table did not know, not yet asked of the source."""
     with db.read() as conn:
         query = select(R.external_id).where(*key.rows(), R.status == Status.UNVERIFIED)
         return list(conn.execute(query).scalars())
 
 
 def unseen_ids(db: Database, key: ListKey, run_id: int) -> list[str]:
-    """Rows that may be in the dialer but whose contact a full pass did not see."""
     with db.read() as conn:
         query = select(R.external_id).where(
             *key.rows(),
