@@ -16,7 +16,7 @@ def synced(store: SqlSyncStore, *ids: str) -> None:
     td = store.target("talkdesk", "L")
     td.apply([want(i) for i in ids], run_id=None)
     rows = td.claim("create", 100, 60.0)
-    store.record(
+    td.record(
         [
             transitions.created(
                 transitions.Sent(r.id, r.desired, r.payload_hash, r.attempts),
@@ -57,7 +57,7 @@ def test_forget_missing_and_settle_uncertain_creates(store: SqlSyncStore, clock:
     td.apply([want("003C")], run_id=None)
     (c,) = td.claim("create", 10, 60.0)
     store.set_inflight([c.id], "create")
-    store.record(
+    td.record(
         [
             transitions.failed(
                 sent(c),

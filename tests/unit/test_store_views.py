@@ -22,7 +22,7 @@ def fill(store: SqlSyncStore) -> None:
     td.apply([*wants, Desired("003D", T0, False, reason_code="do_not_call")], run_id=None)
     a, b, c = td.claim("create", 10, 60.0)
     later = T0 + timedelta(minutes=1)
-    store.record(
+    td.record(
         [
             transitions.created(sent(a), "R1", None),
             transitions.rejected(sent(b), code="INVALID_PHONE", message="no"),
@@ -38,7 +38,7 @@ def fill(store: SqlSyncStore) -> None:
     eb = store.target("everbridge", "M")
     eb.apply([Desired("003A", T0, True, '{"b": 1}', "h2")], run_id=None)
     (ea,) = eb.claim("create", 10, 60.0)
-    store.record([transitions.rejected(sent(ea), code="INVALID_PHONE", message="no")])
+    eb.record([transitions.rejected(sent(ea), code="INVALID_PHONE", message="no")])
 
 
 def test_counts_by_state_and_stuck_rows(store: SqlSyncStore) -> None:
@@ -82,7 +82,7 @@ def test_one_contact_everywhere_and_by_ids(store: SqlSyncStore) -> None:
     assert set(everywhere) == {("talkdesk", "L"), ("everbridge", "M")}
     assert everywhere[("talkdesk", "L")].payload == {"a": 1}
     assert everywhere[("everbridge", "M")].status == Status.REJECTED
-    found = store.target("talkdesk", "L").rows_by_ids(["003A", "003A", "003Z"])
+    found = rows_by_ids(store, "talkdesk", "L", ["003A", "003A", "003Z"])
     assert list(found) == ["003A"]
     assert found["003A"].record_id == "R1"
 

@@ -107,7 +107,7 @@ def ingest(
 def decide(ctx: RunContext, dest: Destination, wants: Sequence[Desired], dry_run: bool) -> None:
     """The decision: what the table wants of each contact in this list, counted."""
     report = ctx.report
-    each = ctx.rows(dest).apply_each(wants, report.run_id, dry_run=dry_run, mark_seen=ctx.full_pass)
+    each = ctx.rows(dest).apply(wants, report.run_id, dry_run=dry_run, mark_seen=ctx.full_pass)
     ctx.observer.decided(key(dest), list(zip(wants, each, strict=True)))
     verdicts = Counter(each)
     # WAITING rows are queued (a backoff, a create whose answer was lost): not unchanged.
