@@ -11,7 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from dialsync.rowstate import transitions
@@ -31,7 +42,21 @@ class ListKey:
     list_id: str
 
     def rows(self) -> tuple[ColumnElement[bool], ...]:
-        return (R.destination == self.destination, R.list_id == self.list_id)
+        return self.of(sync_records)
+
+    def of(self, table: Table) -> tuple[ColumnElement[bool], ...]:
+        """The rows of ``table`` (any table keyed by destination and list) of this list."""
+        return (table.c.destination == self.destination, table.c.list_id == self.list_id)
+
+    def columns(self) -> dict[str, str]:
+        """The key's columns, for a row being inserted."""
+        return {"destination": self.destination, "list_id": self.list_id}
+
+
+def replace_list_row(conn: Connection, table: Table, key: ListKey, **values: Any) -> None:
+    """The one row a list has in ``table`` (its scan state, its fingerprint), written anew."""
+    conn.execute(delete(table).where(*key.of(table)))
+    conn.execute(insert(table).values(**key.columns(), **values))
 
 
 def rows_of(conn: Connection, key: ListKey, external_ids: Sequence[str]) -> dict[str, RowState]:
@@ -87,8 +112,7 @@ def apply(
             if row is None:
                 inserts.append(
                     {
-                        "destination": key.destination,
-                        "list_id": key.list_id,
+                        **key.columns(),
                         "external_id": want.external_id,
                         "attempts": 0,
                         **values,
