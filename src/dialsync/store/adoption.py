@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from dialsync.rowstate.decide import RowState, Status
@@ -144,6 +144,9 @@ def settle_uncertain_creates(db: Database, key: ListKey, scan_started: datetime)
     """After a full scan: creates still uncertain were not applied; send them again.
 
     Only creates sent before the scan began, and not claimed by a live worker, are settled.
+    A create marked in flight before its call was sent after ``inflight_at``; one marked
+    uncertain only by its answer (a destination that upserts has no write-ahead) was sent
+    before that answer was recorded (``updated_at``).
     """
     now = db.clock()
     return set_where(
@@ -151,7 +154,7 @@ def settle_uncertain_creates(db: Database, key: ListKey, scan_started: datetime)
         key,
         R.inflight == "create",
         R.record_id.is_(None),
-        R.inflight_at < scan_started,
+        func.coalesce(R.inflight_at, R.updated_at) < scan_started,
         or_(R.claim_expires_at.is_(None), R.claim_expires_at < now),
         inflight=None,
         status=Status.PENDING,

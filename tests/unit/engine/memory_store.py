@@ -2,8 +2,9 @@
 
 The rules are the store's, in Python instead of SQL: the decision and the row transitions are
 the real ones (``dialsync.rowstate``); what is due, what each op claims, compare-and-set on
-answers, adoption and settling follow ``store.store``. No database: the engine's rooms are
-tested with it in milliseconds.
+answers, adoption and settling follow ``store.queue`` and ``store.adoption``, and
+``test_memory_store_agrees.py`` checks that the two answer alike. No database: the engine's
+rooms are tested with it in milliseconds.
 """
 
 from __future__ import annotations
@@ -335,7 +336,9 @@ class MemoryTarget:
     def settle_uncertain_creates(self, scan_started: datetime) -> int:
         now = self.store.clock()
         return self._set(
-            lambda r: self._uncertain(r, now) and r["inflight_at"] < scan_started,
+            lambda r: (
+                self._uncertain(r, now) and (r["inflight_at"] or r["updated_at"]) < scan_started
+            ),
             inflight=None,
             status=Status.PENDING,
             next_attempt_at=None,
