@@ -123,7 +123,11 @@ def apply(
         # the evidence first: it reads the payloads the updates replace
         history.record_pull(conn, key.destination, key.list_id, decided, run_id, now)
         if inserts:
-            conn.execute(insert(sync_records), inserts)
+            # One statement in the order of ``wants`` (the row ids follow it, and claims take
+            # rows by id). executemany needs like rows: a column one want does not set (a
+            # resync's sent_hash, a stamp) is NULL, which is its default.
+            columns = set().union(*inserts)
+            conn.execute(insert(sync_records), [{c: r.get(c) for c in columns} for r in inserts])
         update_each(conn, updates, R.id == bindparam("_id"))
         if updates:
             unsettle(conn, [u["_id"] for u in updates], now)
