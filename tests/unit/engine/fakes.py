@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -151,6 +151,8 @@ class FakeDialer:
     # external ids refused: a batch holding one raises what ``refuse_with`` makes
     poison: set[str] = field(default_factory=set)
     refuse_with: Any = None
+    # Called with each write call before it lands: a test sends it through a real HTTP client.
+    before_write: Callable[[str, Sequence[WriteItem]], object] | None = None
     calls: list[tuple[str, int]] = field(default_factory=list)  # (op, batch size)
     scans: int = 0
     ids: Any = field(default_factory=lambda: iter(range(1, 1_000_000)))
@@ -175,6 +177,8 @@ class FakeDialer:
             self.calls.append((op, len(items)))
             if self.failures:
                 raise self.failures.pop(0)
+        if self.before_write is not None:
+            self.before_write(op, items)
         if self.poison & {i.external_id for i in items}:
             raise self.refuse_with(len(items))
         return None
