@@ -146,12 +146,6 @@ def confirm(ctx: RunContext, ids: list[str], *, scope: set[str] | None, force: b
         absent(ctx, gone, SkipReason.NOT_IN_SALESFORCE, "no such contact in Salesforce")
 
 
-def scope_of(ctx: RunContext, ids: list[str]) -> set[str]:
-    """Which of these Ids are within the source's scope (SOQL_WHERE)."""
-    wanted = set(ids)
-    return {i for i in ctx.source.ids(None, scoped=True) if i in wanted}
-
-
 def read_deletes(ctx: RunContext, since: datetime, end: datetime) -> bool:
     """Contacts the source's delete log names are removed. Answers True when deletes may
     have been missed (the log no longer reaches back far enough): Ids must be reconciled."""

@@ -52,6 +52,8 @@ class FakeSource:
         self.contacts: dict[str, SourceContact] = {}
         self.deletes: list[tuple[str, datetime]] = []
         self.earliest_available: datetime | None = None
+        # SOQL_WHERE: the contacts ``ids()`` lists when scoped (None: all of them)
+        self.scope: Callable[[SourceContact], bool] | None = None
         self.calls: list[tuple[str, str]] = []  # (method, thread name)
         self.lock = threading.Lock()
 
@@ -99,8 +101,17 @@ class FakeSource:
     def ids(self, start: datetime | None = None, scoped: bool = True) -> Iterator[str]:
         self._note("ids")
         yield from (
-            i for i, c in self.contacts.items() if start is None or c.system_modstamp >= start
+            i
+            for i, c in self.contacts.items()
+            if (start is None or c.system_modstamp >= start) and (not scoped or self._within(c))
         )
+
+    def in_scope(self, ids: Iterable[str]) -> set[str]:
+        self._note("in_scope")
+        return {i for i in ids if i in self.contacts and self._within(self.contacts[i])}
+
+    def _within(self, contact: SourceContact) -> bool:
+        return self.scope is None or self.scope(contact)
 
     def deleted(self, start: datetime, end: datetime) -> DeletedWindow:
         self._note("deleted")
@@ -246,7 +257,7 @@ class World:
     engine: SyncEngine
 
 
-def world(*, push_threads: int = 1, **dialer: Any) -> World:
+def world(*, push_threads: int = 1, scoped: bool = False, **dialer: Any) -> World:
     clock = Clock()
     source = FakeSource(clock)
     dest = FakeDialer(**dialer)
@@ -255,7 +266,9 @@ def world(*, push_threads: int = 1, **dialer: Any) -> World:
         source=source,
         destinations=[dest],
         store=store,
-        options=EngineOptions(mapper=mapper, push_threads=push_threads, retry_base_seconds=10),
+        options=EngineOptions(
+            mapper=mapper, push_threads=push_threads, retry_base_seconds=10, scoped=scoped
+        ),
         clock=clock,
         rng=lambda: 1.0,
     )
