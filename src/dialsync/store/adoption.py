@@ -25,7 +25,8 @@ L = list_state.c
 
 
 def uncertain_creates(db: Database, key: ListKey) -> int:
-    """Creates that were sent but whose answer was never recorded (a crash, a timeout)."""
+    """Rows still marked in flight for a create, with no record id and no live claim: a crash,
+    a timeout, an item the dialer left unanswered."""
     now = db.clock()
     return count(
         db,
@@ -234,7 +235,6 @@ def drop_orphans(conn: Connection, ids: Sequence[int]) -> None:
 
 # -- the list's own facts ----------------------------------------------------------------------
 def list_others(db: Database, key: ListKey) -> tuple[bool, int | None]:
-    """(scanned ever, records of other providers at the last scan, when known)."""
     with db.read() as conn:
         row = conn.execute(select(L.scanned_at, L.others_count).where(*key.of(list_state))).first()
     if row is None:
