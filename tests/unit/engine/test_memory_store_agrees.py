@@ -61,7 +61,7 @@ wants = st.lists(
 # there to show that no step reaches into another list.
 one_list = st.sampled_from([0, 0, 0, 1])
 STAMP = datetime(2026, 12, 1, tzinfo=UTC)
-# The default budget runs in seconds; a search for a disagreement raises it (README: Tests).
+# The default budget runs in seconds; a search for a disagreement raises it (README: Development).
 EXAMPLES = int(os.environ.get("DIALSYNC_STORE_EXAMPLES", "50"))
 # Shrinking a failure to its shortest steps replays thousands of examples (minutes): on for an
 # investigation only. Without it a failure still prints every step it took.
