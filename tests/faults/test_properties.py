@@ -92,6 +92,9 @@ class ListSource:
     def ids(self, start: datetime | None = None, scoped: bool = True) -> Iterator[str]:
         yield from (c.id for c in self.contacts if not c.is_deleted)
 
+    def in_scope(self, ids: Iterable[str]) -> set[str]:
+        return set(ids) & set(self.ids())
+
     def deleted(self, start: datetime, end: datetime) -> DeletedWindow:
         return DeletedWindow([], None, None)
 

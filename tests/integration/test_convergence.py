@@ -476,6 +476,40 @@ def test_a_contact_entering_the_scope_through_its_account_is_added_by_the_reconc
     assert set(ours(sandboxes)) == {inside, outside}
 
 
+def test_the_scope_asked_of_a_few_ids_is_what_the_listing_holds(
+    sandboxes: Sandboxes, db_url: str
+) -> None:
+    """``in_scope`` (the sweep's question) answers from Salesforce what ``ids()`` lists, for
+    the Ids asked only: live, within SOQL_WHERE (through a related record too)."""
+    from pydantic import SecretStr
+
+    from dialsync.settings import SalesforceSettings
+
+    sf = sandboxes.salesforce
+    scoped = SalesforceSettings(
+        login_url=sf.url,
+        client_id=sf.client_id,
+        client_secret=SecretStr(sf.client_secret),
+        soql_where="Account.Type = 'Customer'",
+    )
+    customer = sf.insert_account("Acme", "Customer")
+    prospect = sf.insert_account("Initech", "Prospect")
+    inside = sf.insert(person(1, AccountId=customer))
+    outside = sf.insert(person(2, AccountId=prospect))
+    deleted = sf.insert(person(3, AccountId=customer))
+    sf.soft_delete(deleted)
+    unasked = sf.insert(person(4, AccountId=customer))
+    engine = engine_for(sandboxes, db_url, salesforce=scoped)
+    try:
+        source = engine.source
+        source.open()
+        asked = [inside, outside, deleted, "not an id"]
+        assert source.in_scope(asked) == {inside}
+        assert set(source.ids(None, scoped=True)) == {inside, unasked}
+    finally:
+        engine.close()
+
+
 def test_a_quiet_cycle_rewrites_no_row_and_old_runs_are_pruned(
     sandboxes: Sandboxes, db_url: str
 ) -> None:

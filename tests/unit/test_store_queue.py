@@ -42,7 +42,7 @@ def test_an_answer_is_one_update_per_row_and_compare_and_set(store: SqlSyncStore
     assert len(rows) == 4
     td.apply([want("0031", '{"a": 2}'), want("0032", '{"a": 2}')], run_id=None)  # edited
     written = updates_of(store)
-    store.record([transitions.created(sent(r), f"R{i}", None) for i, r in enumerate(rows)])
+    td.record([transitions.created(sent(r), f"R{i}", None) for i, r in enumerate(rows)])
     assert sum(written) == 4
 
     states = td.row_states([f"003{i}" for i in range(4)])
@@ -65,7 +65,7 @@ def test_a_failure_keeps_its_time_and_a_moved_row_only_loses_its_claim(
     a, b = td.claim("create", 10, 60.0)
     td.apply([want("003B", '{"a": 2}')], run_id=None)  # moved on before its answer
     later = T0 + timedelta(minutes=5)
-    store.record(
+    td.record(
         [
             transitions.failed(
                 sent(a), code="E", message="boom", next_attempt_at=later, uncertain_create=False
@@ -88,9 +88,9 @@ def test_unsettled_counts_each_row_once(store: SqlSyncStore) -> None:
     a, b, c = td.claim("create", 10, 60.0)
     store.set_inflight([a.id, b.id], "create")  # pending and in flight: still one row each
     assert td.count_unsettled() == 3
-    store.record([transitions.created(sent(c), "R3", None)])
+    td.record([transitions.created(sent(c), "R3", None)])
     assert td.count_unsettled() == 2
-    store.record(
+    td.record(
         [
             transitions.failed(
                 sent(a), code="T", message=None, next_attempt_at=T0, uncertain_create=True

@@ -16,7 +16,7 @@ def synced(store: SqlSyncStore, *ids: str) -> None:
     td = store.target("talkdesk", "L")
     td.apply([want(i) for i in ids], run_id=None)
     rows = td.claim("create", 100, 60.0)
-    store.record(
+    td.record(
         [
             transitions.created(
                 transitions.Sent(r.id, r.desired, r.payload_hash, r.attempts),
@@ -57,7 +57,7 @@ def test_forget_missing_and_settle_uncertain_creates(store: SqlSyncStore, clock:
     td.apply([want("003C")], run_id=None)
     (c,) = td.claim("create", 10, 60.0)
     store.set_inflight([c.id], "create")
-    store.record(
+    td.record(
         [
             transitions.failed(
                 sent(c),
@@ -78,6 +78,31 @@ def test_forget_missing_and_settle_uncertain_creates(store: SqlSyncStore, clock:
     assert td.settle_uncertain_creates(scan_started) == 1
     assert td.uncertain_creates() == 0
     assert sorted(r.external_id for r in td.claim("create", 10, 60.0)) == ["003B", "003C"]
+
+
+def test_an_uncertain_create_without_a_write_ahead_is_settled_by_a_scan(
+    store: SqlSyncStore, clock: Clock
+) -> None:
+    """A destination that upserts is not marked in flight before its create (sending again
+    cannot duplicate), but an unanswered item still marks the create uncertain: a scan that
+    began after that answer settles it. It used to stay uncertain for ever (inflight_at NULL
+    is never < the scan's start): never claimed again, unsettled in every run."""
+    td = store.target("everbridge", "L")
+    td.apply([want("003C")], run_id=None)
+    (c,) = td.claim("create", 10, 60.0)
+    td.record(
+        [
+            transitions.failed(
+                sent(c), code="UNKNOWN", message=None, next_attempt_at=T0, uncertain_create=True
+            )
+        ]
+    )
+    assert td.uncertain_creates() == 1
+    assert td.settle_uncertain_creates(T0) == 0  # a scan begun before the answer: not yet
+    clock.now = T0 + timedelta(minutes=1)
+    assert td.settle_uncertain_creates(clock.now) == 1
+    assert (td.uncertain_creates(), td.count_unsettled()) == (0, 1)
+    assert [r.external_id for r in td.claim("create", 10, 60.0)] == ["003C"]
 
 
 def test_list_scanned_is_replaced(store: SqlSyncStore) -> None:

@@ -4,13 +4,14 @@ On SQLite (a file in a temporary directory) and on Postgres (a database of its o
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import event
 
 from dialsync.rowstate import transitions
-from dialsync.rowstate.decide import Status, Verdict
+from dialsync.rowstate.decide import Desired, Status, Verdict
 from dialsync.store import protocol
 from dialsync.store.store import SqlSyncStore
 from tests.unit.stores import T0, sent, want
@@ -21,7 +22,7 @@ def test_target_is_a_target_store_bound_to_its_list(store: SqlSyncStore) -> None
     assert isinstance(td, protocol.TargetStore)
     assert (td.destination, td.list_id) == ("talkdesk", "L1")
 
-    assert td.apply([want("003A"), want("003B")], run_id=None) == {Verdict.CREATE: 2}
+    assert Counter(td.apply([want("003A"), want("003B")], run_id=None)) == {Verdict.CREATE: 2}
     # the other list and the other destination see none of it
     assert store.target("talkdesk", "L2").count_due() == 0
     assert store.target("everbridge", "L1").count_due() == 0
@@ -108,3 +109,20 @@ def test_list_state_and_counts_through_the_target(store: SqlSyncStore) -> None:
     assert td.uncertain_creates() == 0
     assert td.unblock() == 0
     assert td.retry_rejected() == 0
+
+
+def test_one_apply_may_mix_forced_and_stampless_contacts(store: SqlSyncStore) -> None:
+    """New rows whose wants set different columns (a resync sets sent_hash, a contact known
+    gone has no stamp) are inserted together; one executemany of unlike rows used to fail."""
+    td = store.target("talkdesk", "L1")
+    forced = Desired("003B", T0, True, '{"a": 1}', "h", force=True)
+    gone = Desired("003C", None, False, reason_code="deleted")
+    verdicts = td.apply([want("003A"), forced, gone], run_id=None)
+    assert verdicts == [Verdict.CREATE, Verdict.CREATE, Verdict.SKIP]
+    states = td.row_states(["003A", "003B", "003C"])
+    assert [states[i].status for i in ("003A", "003B", "003C")] == [
+        Status.PENDING,
+        Status.PENDING,
+        Status.SKIPPED,
+    ]
+    assert states["003C"].source_modstamp is None

@@ -117,6 +117,8 @@ def cycle(ctx: RunContext, *, full: bool, dry_run: bool, force: bool) -> None:
     # The window's end is fixed now; Salesforce stamps have one-second precision.
     end = ctx.clock().replace(microsecond=0)
     start = cursor.modstamp - ctx.options.lookback if incremental and cursor.modstamp else None
+    # The scope of what the window reads (SOQL_WHERE): a full pass's one listing of every Id.
+    # The contacts the sweep re-reads are asked about by Id (reconcile.sweep says why).
     scope = set(ctx.source.ids(start)) if ctx.options.scoped else None
     ctx.full_pass = not incremental
     with push.in_background(ctx, enabled=not dry_run) as wake:
@@ -145,7 +147,7 @@ def refresh(ctx: RunContext, ids: list[str], *, force: bool) -> None:
     report = ctx.report
     prepare(ctx)
     seen: set[str] = set()
-    scope = pull.scope_of(ctx, ids) if ctx.options.scoped else None
+    scope = ctx.source.in_scope(ids) if ctx.options.scoped else None
     for batch in chunked(ctx.source.by_ids(ctx.fields, ids), pull.PULL_BATCH):
         report.counts["queried"] += len(batch)
         seen.update(c.id for c in batch)

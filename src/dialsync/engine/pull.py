@@ -107,7 +107,7 @@ def ingest(
 def decide(ctx: RunContext, dest: Destination, wants: Sequence[Desired], dry_run: bool) -> None:
     """The decision: what the table wants of each contact in this list, counted."""
     report = ctx.report
-    each = ctx.rows(dest).apply_each(wants, report.run_id, dry_run=dry_run, mark_seen=ctx.full_pass)
+    each = ctx.rows(dest).apply(wants, report.run_id, dry_run=dry_run, mark_seen=ctx.full_pass)
     ctx.observer.decided(key(dest), list(zip(wants, each, strict=True)))
     verdicts = Counter(each)
     # WAITING rows are queued (a backoff, a create whose answer was lost): not unchanged.
@@ -159,12 +159,6 @@ def confirm(ctx: RunContext, ids: list[str], *, scope: set[str] | None, force: b
     if gone:
         log.info("%d records have no contact in Salesforce any more", len(gone))
         absent(ctx, gone, SkipReason.NOT_IN_SALESFORCE, "no such contact in Salesforce")
-
-
-def scope_of(ctx: RunContext, ids: list[str]) -> set[str]:
-    """Which of these Ids are within the source's scope (SOQL_WHERE)."""
-    wanted = set(ids)
-    return {i for i in ctx.source.ids(None, scoped=True) if i in wanted}
 
 
 def read_deletes(ctx: RunContext, since: datetime, end: datetime) -> bool:

@@ -30,7 +30,7 @@ def settle_noops(ctx: RunContext, dest: Destination) -> None:
     rows = ctx.rows(dest)
     while claimed := rows.claim("noop", 500, LEASE_SECONDS):
         gone = evidence.never_created(dest.name, dest.target, claimed, ctx.clock())
-        ctx.store.record([transitions.noop_settled(sent(r)) for r in claimed], gone)
+        rows.record([transitions.noop_settled(sent(r)) for r in claimed], gone)
 
 
 def drain_all(
@@ -73,7 +73,7 @@ def drain(
         if not claimed:
             break
         if not final and len(claimed) < limit:
-            ctx.store.record([transitions.released(r.id) for r in claimed])
+            rows.record([transitions.released(r.id) for r in claimed])
             break
         send(ctx, counts, dest, op, claimed)
     return counts
@@ -185,7 +185,7 @@ def send(
     except TerminalError as exc:
         ids, code = [r.external_id for r in rows], exc.code or "TERMINAL"
         failed = evidence.failed(dest.name, dest.target, op, ids, code, run_id, ctx.clock())
-        ctx.store.record([transitions.not_sent(r.id) for r in rows], failed)
+        ctx.rows(dest).record([transitions.not_sent(r.id) for r in rows], failed)
         raise
     ctx.answered(dest)
     ctx.observer.batch_sent(key(dest), op, results)
@@ -204,7 +204,7 @@ def retry_later(
 ) -> None:
     code = exc.code or (f"HTTP_{exc.status}" if exc.status else "TRANSIENT")
     ids, run_id = [r.external_id for r in rows], ctx.report.run_id
-    ctx.store.record(
+    ctx.rows(dest).record(
         [
             transitions.failed(
                 sent(row),

@@ -1,9 +1,9 @@
 """Reconciliation: rows whose contact the source no longer has are found and removed.
 
-After a full pass (every live contact seen), or when the delete log may have missed some
-(``pull.read_deletes``), every Id the source holds is listed; rows it does not hold are
-re-read by Id before their records are removed, since a contact edited after the window's
-end (or created meanwhile) is unseen too.
+A full pass marks every row whose contact it read; when the delete log may have missed some
+(``pull.read_deletes``), every Id the source holds is listed and its rows marked instead.
+Rows left unmarked are re-read by Id before their records are removed, since a contact edited
+after the window's end (or created meanwhile) is unseen too.
 """
 
 from __future__ import annotations
@@ -34,5 +34,10 @@ def sweep(ctx: RunContext) -> None:
         unseen.update(ctx.rows(dest).unseen_ids(run_id))
     if unseen:
         ids = sorted(unseen)
-        scope = pull.scope_of(ctx, ids) if ctx.options.scoped else None
+        # Asked now, of these Ids only: not the scope the window was read with (a full pass
+        # listed every Id before its window). A contact unseen by the window was edited after
+        # the window's end, or is gone; an edit may have moved it in or out of SOQL_WHERE
+        # since that listing, and by_ids reads it as it is now. Listing every Id again here
+        # would answer the same, at the cost of a second full listing.
+        scope = ctx.source.in_scope(ids) if ctx.options.scoped else None
         pull.confirm(ctx, ids, scope=scope, force=False)

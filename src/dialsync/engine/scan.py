@@ -119,7 +119,7 @@ def adopt_duplicates(
         for row, res in duplicates
     ]
     ctx.report.counts["rejected"] += sum(1 for row, _ in duplicates if not ids.get(row.external_id))
-    ctx.store.record(changes)
+    ctx.rows(dest).record(changes)
 
 
 def _noting(

@@ -58,6 +58,11 @@ class ContactSource(Protocol):
         """Ids of live contacts (within the source's scope when ``scoped``)."""
         ...
 
+    def in_scope(self, ids: Iterable[str]) -> set[str]:
+        """Which of these Ids ``ids()`` would list now: live contacts within the scope. Asks
+        about these Ids only, so a run that re-reads a few contacts does not list them all."""
+        ...
+
     def deleted(self, start: datetime, end: datetime) -> DeletedWindow: ...
 
     def is_valid_id(self, contact_id: str) -> bool:

@@ -335,6 +335,16 @@ class SalesforceSource:
         for record in self._query(soql, include_deleted=False):
             yield str(record["Id"])
 
+    def in_scope(self, ids: Iterable[str]) -> set[str]:
+        valid = [i for i in dict.fromkeys(ids) if is_valid_id(i)]
+        where = f" AND ({self.settings.soql_where})" if self.settings.soql_where else ""
+        found: set[str] = set()
+        for i in range(0, len(valid), IDS_PER_QUERY):
+            quoted = ", ".join(f"'{cid}'" for cid in valid[i : i + IDS_PER_QUERY])
+            soql = f"SELECT Id FROM Contact WHERE Id IN ({quoted}){where}"
+            found.update(str(r["Id"]) for r in self._query(soql, include_deleted=False))
+        return found
+
     def deleted(self, start: datetime, end: datetime) -> DeletedWindow:
         body = self._call(lambda sf: _contact(sf).deleted(start, end))
         # {"deletedRecords": [{"id": ..., "deletedDate": "2013-05-07T22:07:19.000+0000"}],

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from dialsync.rowstate.decide import RowState, Status
 from dialsync.store import history
 from dialsync.store.database import CHUNK, Database, chunks
-from dialsync.store.rows import ListKey, count, rows_of, set_where
+from dialsync.store.rows import ListKey, count, replace_list_row, rows_of, set_where
 from dialsync.store.tables import dialer_orphans, list_state, sync_records
 
 R = sync_records.c
@@ -25,7 +25,8 @@ L = list_state.c
 
 
 def uncertain_creates(db: Database, key: ListKey) -> int:
-    """Creates that were sent but whose answer was never recorded (a crash, a timeout)."""
+    """Rows still marked in flight for a create, with no record id and no live claim: a crash,
+    a timeout, an item the dialer left unanswered."""
     now = db.clock()
     return count(
         db,
@@ -81,8 +82,7 @@ def _adopt_batch(
                 tally.unknown.append(external_id)
                 conn.execute(
                     insert(sync_records).values(
-                        destination=key.destination,
-                        list_id=key.list_id,
+                        **key.columns(),
                         external_id=external_id,
                         record_id=record_id,
                         status=Status.UNVERIFIED,
@@ -145,6 +145,9 @@ def settle_uncertain_creates(db: Database, key: ListKey, scan_started: datetime)
     """After a full scan: creates still uncertain were not applied; send them again.
 
     Only creates sent before the scan began, and not claimed by a live worker, are settled.
+    A create marked in flight before its call was sent after ``inflight_at``; one marked
+    uncertain only by its answer (a destination that upserts has no write-ahead) was sent
+    before that answer was recorded (``updated_at``).
     """
     now = db.clock()
     return set_where(
@@ -152,7 +155,7 @@ def settle_uncertain_creates(db: Database, key: ListKey, scan_started: datetime)
         key,
         R.inflight == "create",
         R.record_id.is_(None),
-        R.inflight_at < scan_started,
+        func.coalesce(R.inflight_at, R.updated_at) < scan_started,
         or_(R.claim_expires_at.is_(None), R.claim_expires_at < now),
         inflight=None,
         status=Status.PENDING,
@@ -206,15 +209,12 @@ def _add_orphan(
     now: datetime,
 ) -> None:
     exists = conn.execute(
-        select(O.id).where(
-            O.destination == key.destination, O.list_id == key.list_id, O.record_id == record_id
-        )
+        select(O.id).where(*key.of(dialer_orphans), O.record_id == record_id)
     ).first()
     if exists is None:
         conn.execute(
             insert(dialer_orphans).values(
-                destination=key.destination,
-                list_id=key.list_id,
+                **key.columns(),
                 record_id=record_id,
                 external_id=external_id,
                 reason=reason,
@@ -224,12 +224,7 @@ def _add_orphan(
 
 
 def orphans(db: Database, key: ListKey, limit: int) -> list[tuple[int, str]]:
-    query = (
-        select(O.id, O.record_id)
-        .where(O.destination == key.destination, O.list_id == key.list_id)
-        .order_by(O.id)
-        .limit(limit)
-    )
+    query = select(O.id, O.record_id).where(*key.of(dialer_orphans)).order_by(O.id).limit(limit)
     with db.read() as conn:
         return [(r.id, r.record_id) for r in conn.execute(query)]
 
@@ -240,13 +235,8 @@ def drop_orphans(conn: Connection, ids: Sequence[int]) -> None:
 
 # -- the list's own facts ----------------------------------------------------------------------
 def list_others(db: Database, key: ListKey) -> tuple[bool, int | None]:
-    """(scanned ever, records of other providers at the last scan, when known)."""
     with db.read() as conn:
-        row = conn.execute(
-            select(L.scanned_at, L.others_count).where(
-                L.destination == key.destination, L.list_id == key.list_id
-            )
-        ).first()
+        row = conn.execute(select(L.scanned_at, L.others_count).where(*key.of(list_state))).first()
     if row is None:
         return False, None
     return row.scanned_at is not None, row.others_count
@@ -256,15 +246,11 @@ def set_list_scanned(
     db: Database, key: ListKey, unique_type: str | None, others: int | None = None
 ) -> None:
     with db.tx() as conn:
-        conn.execute(
-            delete(list_state).where(L.destination == key.destination, L.list_id == key.list_id)
-        )
-        conn.execute(
-            insert(list_state).values(
-                destination=key.destination,
-                list_id=key.list_id,
-                scanned_at=db.clock(),
-                unique_identifier_type=unique_type,
-                others_count=others,
-            )
+        replace_list_row(
+            conn,
+            list_state,
+            key,
+            scanned_at=db.clock(),
+            unique_identifier_type=unique_type,
+            others_count=others,
         )

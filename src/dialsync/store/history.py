@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
-from dialsync.rowstate import transitions
-from dialsync.rowstate.decide import Desired, RowState, Verdict, decide
+from dialsync.rowstate.decide import Desired, RowState, Verdict
 from dialsync.rowstate.evidence import DECISIONS, Evidence, event, field_names
 from dialsync.rowstate.evidence import confirmed_absent as absent_events
 from dialsync.store import optouts, runs
@@ -31,32 +30,29 @@ H = history.c
 
 
 # -- the pull ----------------------------------------------------------------------------------
+# One pulled contact as ``rows.apply`` decided it: what it wants, its row before, the verdict.
+Decided = tuple[Desired, RowState | None, Verdict]
+
+
 def record_pull(
     conn: Connection,
     destination: str,
     list_id: str,
-    existing: Mapping[str, RowState],
-    wants: Sequence[Desired],
+    decided: Sequence[Decided],
     run_id: int | None,
     now: datetime,
-    dry_run: bool = False,
 ) -> None:
     """In the pull's transaction, before its writes: a contact read with a new stamp (or
     re-rendered, or resent) is "pulled" (which fields of its record changed) and "decided".
-    A lookback or full-pass re-read that changes nothing leaves no trace."""
-    if dry_run:
-        return
-    decided: list[tuple[Desired, RowState | None, Verdict]] = []
-    for want in wants:
-        row = existing.get(want.external_id)
-        verdict = decide(row, want)
-        if row is None or not transitions.reread(verdict, row, want):
-            decided.append((want, row, verdict))
+    ``decided`` holds only those: ``rows.apply`` leaves out a lookback or full-pass re-read
+    that changes nothing, which leaves no trace."""
     changed = [
         row.id
         for want, row, _ in decided
         if row is not None and want.present and row.payload_hash != want.payload_hash
     ]
+    # The old payloads of the rows whose payload changes, and only those: the decision reads
+    # hashes, and reading every payload of a re-read batch would cost far more than this.
     before = _payloads(conn, changed)
     events: list[dict[str, Any]] = []
     for want, row, verdict in decided:

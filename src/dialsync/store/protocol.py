@@ -10,7 +10,6 @@ imports SQLAlchemy, so the engine depends on this module and the row state machi
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -111,19 +110,10 @@ class TargetStore(Protocol):
         *,
         dry_run: bool = False,
         mark_seen: bool = True,
-    ) -> Counter[Verdict]:
-        """Record what the contacts now imply; how many of each verdict."""
-        ...
-
-    def apply_each(
-        self,
-        wants: Sequence[Desired],
-        run_id: int | None,
-        *,
-        dry_run: bool = False,
-        mark_seen: bool = True,
     ) -> list[Verdict]:
-        """``apply``, answering each contact's verdict in the order of ``wants``."""
+        """Record what the contacts now imply (``rowstate.decide``, one decision each, with
+        its history); each contact's verdict, in the order of ``wants``. A re-read that
+        changes nothing writes nothing, unless ``mark_seen`` (a full pass notes what it saw)."""
         ...
 
     def mark_seen(self, external_ids: Sequence[str], run_id: int) -> None: ...
@@ -145,8 +135,6 @@ class TargetStore(Protocol):
 
     def record_ids(self, external_ids: Sequence[str]) -> dict[str, str | None]: ...
 
-    def rows_by_ids(self, external_ids: Iterable[str]) -> dict[str, RowInfo]: ...
-
     # -- the work queue ------------------------------------------------------------------------
     def claim(self, op: str, limit: int, lease_seconds: float) -> list[WorkRow]:
         """Claim up to ``limit`` due rows needing ``op`` (create, update, delete or noop)."""
@@ -155,8 +143,10 @@ class TargetStore(Protocol):
     def record(
         self, changes: Sequence[Change], evidence: Evidence = (), *, unblock: bool = False
     ) -> None:
-        """``SyncStore.record`` for rows of this list; with ``unblock``, in the same transaction
-        this list's blocked rows become due (a record changed or went: it may have held what
+        """Apply per-row transitions (``rowstate.transitions``) to rows of this list in one
+        transaction; their claims are released with them, and the history events
+        (``rowstate.evidence``) are written in it. With ``unblock``, this list's blocked rows
+        become due in that transaction too (a record changed or went: it may have held what
         refused them)."""
         ...
 
@@ -201,7 +191,7 @@ class TargetStore(Protocol):
         ...
 
     def drop_orphans(self, ids: Sequence[int], *, unblock: bool = False) -> None:
-        """Forget deleted orphans; with ``unblock``, as ``record(..., unblock=True)``."""
+        """Forget orphans the dialer deleted; with ``unblock``, as ``record`` does."""
         ...
 
     def list_others(self) -> tuple[bool, int | None]:
@@ -220,7 +210,8 @@ class TargetStore(Protocol):
 
 @runtime_checkable
 class SyncStore(Protocol):
-    """The state database: rows by target, answers by row id, the cursor and the runs."""
+    """The state database: rows by target, the write-ahead by row id, the cursor and the
+    runs. The answers a dialer gives are recorded by the list's ``TargetStore.record``."""
 
     def target(self, destination: str, list_id: str) -> TargetStore: ...
 
@@ -229,18 +220,14 @@ class SyncStore(Protocol):
         """Write-ahead: committed before the dialer call it describes (with its evidence)."""
         ...
 
-    def record(self, changes: Sequence[Change], evidence: Evidence = ()) -> None:
-        """Apply per-row transitions in one transaction; claims are released with them. The
-        history events (``rowstate.evidence``) are written in that transaction."""
-        ...
-
     def record_evidence(self, evidence: Evidence) -> None:
         """History events that go with no row change, in one statement."""
         ...
 
-    def release_dead_claims(self) -> int: ...
-
-    def drop_orphans(self, ids: Sequence[int]) -> None: ...
+    def release_dead_claims(self) -> int:
+        """Free the claims of dead processes of this host and this store's own stale ones
+        (called as a run starts); how many rows."""
+        ...
 
     # -- cursor and runs -----------------------------------------------------------------------
     def get_cursor(self, name: str) -> Cursor: ...

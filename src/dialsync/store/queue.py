@@ -57,11 +57,9 @@ OPS: dict[str, ColumnElement[bool]] = {
 def claim(
     db: Database, key: ListKey, op: str, limit: int, lease_seconds: float, owner_prefix: str
 ) -> list[WorkRow]:
-    """Claim up to ``limit`` due rows needing ``op`` (create, update, delete or noop).
-
-    Others skip claimed rows until the lease ends. One op per claim keeps every dialer call
-    full: n changes cost ceil(n / batch) calls per op, not more.
-    """
+    """``TargetStore.claim``: a lease others skip until it ends, taken in one transaction
+    (Postgres skips the rows another claim has locked). One op per claim keeps every dialer
+    call full: n changes cost ceil(n / batch) calls per op, not more."""
     now = db.clock()
     token = f"{owner_prefix}{uuid.uuid4().hex[:12]}"
     due = and_(

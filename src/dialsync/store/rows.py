@@ -11,7 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from dialsync.rowstate import transitions
@@ -31,7 +42,21 @@ class ListKey:
     list_id: str
 
     def rows(self) -> tuple[ColumnElement[bool], ...]:
-        return (R.destination == self.destination, R.list_id == self.list_id)
+        return self.of(sync_records)
+
+    def of(self, table: Table) -> tuple[ColumnElement[bool], ...]:
+        """The rows of ``table`` (any table keyed by destination and list) of this list."""
+        return (table.c.destination == self.destination, table.c.list_id == self.list_id)
+
+    def columns(self) -> dict[str, str]:
+        """The key's columns, for a row being inserted."""
+        return {"destination": self.destination, "list_id": self.list_id}
+
+
+def replace_list_row(conn: Connection, table: Table, key: ListKey, **values: Any) -> None:
+    """The one row a list has in ``table`` (its scan state, its fingerprint), written anew."""
+    conn.execute(delete(table).where(*key.of(table)))
+    conn.execute(insert(table).values(**key.columns(), **values))
 
 
 def rows_of(conn: Connection, key: ListKey, external_ids: Sequence[str]) -> dict[str, RowState]:
@@ -64,15 +89,13 @@ def apply(
     dry_run: bool = False,
     mark_seen: bool = True,
 ) -> list[Verdict]:
-    """Record what the contacts now imply; returns each contact's verdict, in order.
-
-    A lookback re-read of a row whose state does not change writes nothing, unless
-    ``mark_seen`` (a full pass: the sweep reads which rows this run saw).
-    """
+    """``TargetStore.apply``: one read of the rows, one decision per contact, the history of
+    those decisions and the writes, in one transaction."""
     verdicts: list[Verdict] = []
     now = db.clock()
     with db.tx() as conn:
         existing = rows_of(conn, key, [w.external_id for w in wants])
+        decided: list[history.Decided] = []  # those that leave a trace in the history
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         for want in wants:
@@ -81,14 +104,15 @@ def apply(
             verdicts.append(verdict)
             if dry_run:
                 continue
-            if row is not None and not mark_seen and transitions.reread(verdict, row, want):
-                continue
+            if row is None or not transitions.reread(verdict, row, want):
+                decided.append((want, row, verdict))
+            elif not mark_seen:
+                continue  # a re-read that changes nothing: nothing to write
             values = transitions.pulled(verdict, row, want, run_id, now)
             if row is None:
                 inserts.append(
                     {
-                        "destination": key.destination,
-                        "list_id": key.list_id,
+                        **key.columns(),
                         "external_id": want.external_id,
                         "attempts": 0,
                         **values,
@@ -97,11 +121,13 @@ def apply(
             else:
                 updates.append({"_id": row.id, **values})
         # the evidence first: it reads the payloads the updates replace
-        history.record_pull(
-            conn, key.destination, key.list_id, existing, wants, run_id, now, dry_run
-        )
+        history.record_pull(conn, key.destination, key.list_id, decided, run_id, now)
         if inserts:
-            conn.execute(insert(sync_records), inserts)
+            # One statement in the order of ``wants`` (the row ids follow it, and claims take
+            # rows by id). executemany needs like rows: a column one want does not set (a
+            # resync's sent_hash, a stamp) is NULL, which is its default.
+            columns = set().union(*inserts)
+            conn.execute(insert(sync_records), [{c: r.get(c) for c in columns} for r in inserts])
         update_each(conn, updates, R.id == bindparam("_id"))
         if updates:
             unsettle(conn, [u["_id"] for u in updates], now)
@@ -124,14 +150,12 @@ def maybe_in_dialer() -> ColumnElement[bool]:
 
 
 def unverified_ids(db: Database, key: ListKey) -> list[str]:
-    """Records a list scan found that the table did not know, not yet asked of the source."""
     with db.read() as conn:
         query = select(R.external_id).where(*key.rows(), R.status == Status.UNVERIFIED)
         return list(conn.execute(query).scalars())
 
 
 def unseen_ids(db: Database, key: ListKey, run_id: int) -> list[str]:
-    """Rows that may be in the dialer but whose contact a full pass did not see."""
     with db.read() as conn:
         query = select(R.external_id).where(
             *key.rows(),

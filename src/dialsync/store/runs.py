@@ -35,7 +35,6 @@ def get_cursor(db: Database, name: str) -> Cursor:
 
 
 def set_cursor(db: Database, name: str, values: dict[str, CursorValue]) -> None:
-    """Set the given fields of a cursor (created on first use); the others are kept."""
     with db.tx() as conn:
         row = {**values, "updated_at": db.clock()}
         result = conn.execute(update(cursors).where(C.name == name).values(**row))
@@ -125,7 +124,6 @@ def finish_run(
 
 # -- reading them back ---------------------------------------------------------------------------
 def last_success(db: Database) -> dict[str, datetime]:
-    """When a run of each kind last finished ok."""
     with db.read() as conn:
         rows = conn.execute(
             select(runs.c.kind, func.max(runs.c.finished_at))
@@ -136,7 +134,6 @@ def last_success(db: Database) -> dict[str, datetime]:
 
 
 def recent_runs(db: Database, limit: int, kinds: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """The last ``limit`` runs, newest first, of the given kinds (all when none)."""
     query = select(runs).order_by(runs.c.id.desc()).limit(limit)
     if kinds:
         query = query.where(runs.c.kind.in_(list(kinds)))

@@ -15,24 +15,25 @@ module of its idea; this class only binds them to one database:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Engine
 
 from dialsync.rowstate.evidence import Evidence
-from dialsync.rowstate.transitions import Change
-from dialsync.store import adoption, history, processes, queue, runs, views
+from dialsync.store import history, processes, queue, runs, views
 from dialsync.store import protocol as p
 from dialsync.store.database import Clock, Database, connect
 from dialsync.store.database import utcnow as utcnow  # re-exported: callers' default clock
-from dialsync.store.protocol import Cursor, CursorValue, RowInfo, TargetStore
+from dialsync.store.protocol import CursorValue, TargetStore
 from dialsync.store.runs import RUNS_KEPT
 from dialsync.store.target import StoreTarget
 
 
 class SqlSyncStore(Database):
+    """The protocol's methods are the modules' functions, bound to this database (their
+    signatures and docstrings are in ``protocol``): only what a module cannot do alone, such
+    as choosing among the cursor's fields, is written out here."""
+
     def __init__(self, engine: Engine, clock: Clock = utcnow, runs_kept: int = RUNS_KEPT) -> None:
         super().__init__(engine, clock)
         self.runs_kept = runs_kept
@@ -40,7 +41,6 @@ class SqlSyncStore(Database):
         self._instance = uuid.uuid4().hex[:8]
 
     def target(self, destination: str, list_id: str) -> TargetStore:
-        """The rows of one destination list."""
         return StoreTarget(self, destination, list_id)
 
     def claim_prefix(self) -> str:
@@ -48,15 +48,7 @@ class SqlSyncStore(Database):
         return processes.claim_prefix(self._instance)
 
     # -- the push side, by row id --------------------------------------------------------------
-    def set_inflight(self, row_ids: Sequence[int], op: str | None, evidence: Evidence = ()) -> None:
-        queue.set_inflight(self, row_ids, op, evidence)
-
-    def record(self, changes: Sequence[Change], evidence: Evidence = ()) -> None:
-        if not changes and not evidence:
-            return
-        with self.tx() as conn:
-            history.insert_events(conn, evidence)  # what the dialer answered
-            queue.record(conn, changes, self.clock())
+    set_inflight = queue.set_inflight
 
     def record_evidence(self, evidence: Evidence) -> None:
         if evidence:
@@ -66,13 +58,8 @@ class SqlSyncStore(Database):
     def release_dead_claims(self) -> int:
         return queue.release_dead_claims(self, self.claim_prefix())
 
-    def drop_orphans(self, ids: Sequence[int]) -> None:
-        with self.tx() as conn:
-            adoption.drop_orphans(conn, ids)
-
     # -- cursor and runs -----------------------------------------------------------------------
-    def get_cursor(self, name: str) -> Cursor:
-        return runs.get_cursor(self, name)
+    get_cursor = runs.get_cursor
 
     def set_cursor(self, name: str, **values: CursorValue) -> None:
         runs.set_cursor(self, name, values)
@@ -94,42 +81,17 @@ class SqlSyncStore(Database):
     ) -> int:
         return runs.start_run(self, kind, window_start, window_end, self.runs_kept)
 
-    def finish_run(
-        self,
-        run_id: int,
-        status: str,
-        counts: dict[str, int],
-        error: str | None = None,
-        error_kind: str | None = None,
-    ) -> None:
-        runs.finish_run(self, run_id, status, counts, error, error_kind)
-
-    def last_success(self) -> dict[str, datetime]:
-        return runs.last_success(self)
-
-    def recent_runs(self, limit: int, kinds: Sequence[str] = ()) -> list[dict[str, Any]]:
-        return runs.recent_runs(self, limit, kinds)
-
-    def runs_with_pushes(self, limit: int, kinds: Sequence[str] = ()) -> list[dict[str, Any]]:
-        return runs.runs_with_pushes(self, limit, kinds)
+    finish_run = runs.finish_run
+    last_success = runs.last_success
+    recent_runs = runs.recent_runs
+    runs_with_pushes = runs.runs_with_pushes
 
     # -- views of the rows ---------------------------------------------------------------------
-    def status_counts(self) -> dict[tuple[str, str, str], int]:
-        return views.status_counts(self)
-
-    def stuck_counts(self) -> dict[tuple[str, str], tuple[int, int]]:
-        return views.stuck_counts(self)
-
-    def rows_for_contact(self, external_id: str) -> dict[tuple[str, str], RowInfo]:
-        return views.rows_for_contact(self, external_id)
-
-    def problem_summary(self, where: p.ProblemFilter) -> list[dict[str, Any]]:
-        return views.problem_summary(self, where)
-
-    def problem_rows(
-        self, where: p.ProblemFilter | None = None, limit: int = 1000
-    ) -> list[dict[str, Any]]:
-        return views.problem_rows(self, where, limit)
+    status_counts = views.status_counts
+    stuck_counts = views.stuck_counts
+    rows_for_contact = views.rows_for_contact
+    problem_summary = views.problem_summary
+    problem_rows = views.problem_rows
 
 
 def _conforms(store: SqlSyncStore) -> p.StateStore:

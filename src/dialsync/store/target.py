@@ -6,7 +6,6 @@ call; each method is one operation of the store's modules on that list.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -14,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from dialsync.rowstate.decide import Desired, RowState, Verdict
 from dialsync.rowstate.evidence import Evidence
 from dialsync.rowstate.transitions import Change
-from dialsync.store import adoption, fingerprints, history, queue, rows, views
-from dialsync.store.protocol import Fingerprint, RowInfo, WorkRow
+from dialsync.store import adoption, fingerprints, history, queue, rows
+from dialsync.store.protocol import Fingerprint, WorkRow
 from dialsync.store.rows import ListKey
 
 if TYPE_CHECKING:
@@ -48,16 +47,6 @@ class StoreTarget:
         *,
         dry_run: bool = False,
         mark_seen: bool = True,
-    ) -> Counter[Verdict]:
-        return Counter(self.apply_each(wants, run_id, dry_run=dry_run, mark_seen=mark_seen))
-
-    def apply_each(
-        self,
-        wants: Sequence[Desired],
-        run_id: int | None,
-        *,
-        dry_run: bool = False,
-        mark_seen: bool = True,
     ) -> list[Verdict]:
         return rows.apply(
             self._store, self._key, wants, run_id, dry_run=dry_run, mark_seen=mark_seen
@@ -80,9 +69,6 @@ class StoreTarget:
 
     def record_ids(self, external_ids: Sequence[str]) -> dict[str, str | None]:
         return rows.record_ids(self._store, self._key, external_ids)
-
-    def rows_by_ids(self, external_ids: Iterable[str]) -> dict[str, RowInfo]:
-        return views.rows_by_ids(self._store, self.destination, self.list_id, external_ids)
 
     # -- the work queue ------------------------------------------------------------------------
     def claim(self, op: str, limit: int, lease_seconds: float) -> list[WorkRow]:

@@ -76,7 +76,6 @@ def rows_by_ids(
 
 
 def rows_for_contact(db: Database, external_id: str) -> dict[tuple[str, str], RowInfo]:
-    """Every row of one contact, by (destination, list)."""
     with db.read() as conn:
         rows = conn.execute(
             select(R.destination, R.list_id, *_INFO).where(R.external_id == external_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -52,6 +52,8 @@ class FakeSource:
         self.contacts: dict[str, SourceContact] = {}
         self.deletes: list[tuple[str, datetime]] = []
         self.earliest_available: datetime | None = None
+        # SOQL_WHERE: the contacts ``ids()`` lists when scoped (None: all of them)
+        self.scope: Callable[[SourceContact], bool] | None = None
         self.calls: list[tuple[str, str]] = []  # (method, thread name)
         self.lock = threading.Lock()
 
@@ -99,8 +101,17 @@ class FakeSource:
     def ids(self, start: datetime | None = None, scoped: bool = True) -> Iterator[str]:
         self._note("ids")
         yield from (
-            i for i, c in self.contacts.items() if start is None or c.system_modstamp >= start
+            i
+            for i, c in self.contacts.items()
+            if (start is None or c.system_modstamp >= start) and (not scoped or self._within(c))
         )
+
+    def in_scope(self, ids: Iterable[str]) -> set[str]:
+        self._note("in_scope")
+        return {i for i in ids if i in self.contacts and self._within(self.contacts[i])}
+
+    def _within(self, contact: SourceContact) -> bool:
+        return self.scope is None or self.scope(contact)
 
     def deleted(self, start: datetime, end: datetime) -> DeletedWindow:
         self._note("deleted")
@@ -151,6 +162,8 @@ class FakeDialer:
     # external ids refused: a batch holding one raises what ``refuse_with`` makes
     poison: set[str] = field(default_factory=set)
     refuse_with: Any = None
+    # Called with each write call before it lands: a test sends it through a real HTTP client.
+    before_write: Callable[[str, Sequence[WriteItem]], object] | None = None
     calls: list[tuple[str, int]] = field(default_factory=list)  # (op, batch size)
     scans: int = 0
     ids: Any = field(default_factory=lambda: iter(range(1, 1_000_000)))
@@ -175,6 +188,8 @@ class FakeDialer:
             self.calls.append((op, len(items)))
             if self.failures:
                 raise self.failures.pop(0)
+        if self.before_write is not None:
+            self.before_write(op, items)
         if self.poison & {i.external_id for i in items}:
             raise self.refuse_with(len(items))
         return None
@@ -242,7 +257,7 @@ class World:
     engine: SyncEngine
 
 
-def world(*, push_threads: int = 1, **dialer: Any) -> World:
+def world(*, push_threads: int = 1, scoped: bool = False, **dialer: Any) -> World:
     clock = Clock()
     source = FakeSource(clock)
     dest = FakeDialer(**dialer)
@@ -251,7 +266,9 @@ def world(*, push_threads: int = 1, **dialer: Any) -> World:
         source=source,
         destinations=[dest],
         store=store,
-        options=EngineOptions(mapper=mapper, push_threads=push_threads, retry_base_seconds=10),
+        options=EngineOptions(
+            mapper=mapper, push_threads=push_threads, retry_base_seconds=10, scoped=scoped
+        ),
         clock=clock,
         rng=lambda: 1.0,
     )

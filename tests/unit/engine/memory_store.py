@@ -2,8 +2,9 @@
 
 The rules are the store's, in Python instead of SQL: the decision and the row transitions are
 the real ones (``dialsync.rowstate``); what is due, what each op claims, compare-and-set on
-answers, adoption and settling follow ``store.store``. No database: the engine's rooms are
-tested with it in milliseconds.
+answers, adoption and settling follow ``store.queue`` and ``store.adoption``, and
+``test_memory_store_agrees.py`` checks that the two answer alike. No database: the engine's
+rooms are tested with it in milliseconds.
 """
 
 from __future__ import annotations
@@ -114,16 +115,6 @@ class MemoryTarget:
         *,
         dry_run: bool = False,
         mark_seen: bool = True,
-    ) -> Counter[Verdict]:
-        return Counter(self.apply_each(wants, run_id, dry_run=dry_run, mark_seen=mark_seen))
-
-    def apply_each(
-        self,
-        wants: Sequence[Desired],
-        run_id: int | None,
-        *,
-        dry_run: bool = False,
-        mark_seen: bool = True,
     ) -> list[Verdict]:
         now = self.store.clock()
         verdicts = []
@@ -224,9 +215,21 @@ class MemoryTarget:
     def record(
         self, changes: Sequence[Change], evidence: Evidence = (), *, unblock: bool = False
     ) -> None:
-        self.store.record(changes, evidence)
-        if unblock:
-            self.unblock()
+        now = self.store.clock()
+        release = {"updated_at": now, "claimed_by": None, "claim_expires_at": None}
+        with self.store.lock:
+            self.store.events.extend(evidence)
+            for change in changes:
+                row = self.store.rows[change.id]
+                expect = change.expect
+                held = expect is None or (row["desired"], row["payload_hash"]) == (
+                    expect.desired,
+                    expect.payload_hash,
+                )
+                row.update(change.values if held else (change.otherwise or {}))
+                row.update(release)
+            if unblock:
+                self.unblock()
 
     def unblock(self) -> int:
         now = self.store.clock()
@@ -337,7 +340,9 @@ class MemoryTarget:
     def settle_uncertain_creates(self, scan_started: datetime) -> int:
         now = self.store.clock()
         return self._set(
-            lambda r: self._uncertain(r, now) and r["inflight_at"] < scan_started,
+            lambda r: (
+                self._uncertain(r, now) and (r["inflight_at"] or r["updated_at"]) < scan_started
+            ),
             inflight=None,
             status=Status.PENDING,
             next_attempt_at=None,
@@ -376,9 +381,11 @@ class MemoryTarget:
         return mine[:limit]
 
     def drop_orphans(self, ids: Sequence[int], *, unblock: bool = False) -> None:
-        self.store.drop_orphans(ids)
-        if unblock:
-            self.unblock()
+        with self.store.lock:
+            for oid in ids:
+                self.store.orphan_rows.pop(oid, None)
+            if unblock:
+                self.unblock()
 
     def list_others(self) -> tuple[bool, int | None]:
         scanned = self.store.lists.get((self._destination, self._list_id))
@@ -466,21 +473,6 @@ class MemoryStore:
                 self.rows[row_id].update(inflight=op, inflight_at=now if op else None)
                 self.inflight_log.append((row_id, op))
 
-    def record(self, changes: Sequence[Change], evidence: Evidence = ()) -> None:
-        now = self.clock()
-        release = {"updated_at": now, "claimed_by": None, "claim_expires_at": None}
-        with self.lock:
-            self.events.extend(evidence)
-            for change in changes:
-                row = self.rows[change.id]
-                expect = change.expect
-                held = expect is None or (row["desired"], row["payload_hash"]) == (
-                    expect.desired,
-                    expect.payload_hash,
-                )
-                row.update(change.values if held else (change.otherwise or {}))
-                row.update(release)
-
     def record_evidence(self, evidence: Evidence) -> None:
         with self.lock:
             self.events.extend(evidence)
@@ -491,11 +483,6 @@ class MemoryStore:
             for row in held:
                 row.update(claimed_by=None, claim_expires_at=None)
         return len(held)
-
-    def drop_orphans(self, ids: Sequence[int]) -> None:
-        with self.lock:
-            for oid in ids:
-                self.orphan_rows.pop(oid, None)
 
     def get_cursor(self, name: str) -> Cursor:
         c = self.cursors.get(name, {})

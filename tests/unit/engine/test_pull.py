@@ -35,9 +35,9 @@ def test_the_cursor_moves_only_past_batches_already_in_the_table(
         w.source.put(n)
         w.clock.advance(1)
     applied: list[int] = []
-    real_apply = MemoryTarget.apply_each
+    real_apply = MemoryTarget.apply
 
-    def apply_each(self: MemoryTarget, wants: Sequence[Desired], *a: object, **k: bool):  # type: ignore[no-untyped-def]
+    def apply(self: MemoryTarget, wants: Sequence[Desired], *a: object, **k: bool):  # type: ignore[no-untyped-def]
         if applied:
             raise RuntimeError("the database went away")  # the second page is never written
         applied.append(len(wants))
@@ -51,7 +51,7 @@ def test_the_cursor_moves_only_past_batches_already_in_the_table(
         moves.append((modstamp, last_id, in_table))
         real_move(name, modstamp=modstamp, last_id=last_id)
 
-    monkeypatch.setattr(MemoryTarget, "apply_each", apply_each)
+    monkeypatch.setattr(MemoryTarget, "apply", apply)
     monkeypatch.setattr(w.store, "move_cursor", move_cursor)
     with pytest.raises(RuntimeError):
         w.engine.sync()

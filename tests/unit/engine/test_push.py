@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import timedelta
 
 import httpx
@@ -132,10 +134,14 @@ def test_answers_are_recorded_per_row() -> None:
 
 
 def test_a_refused_request_reaches_the_engine_as_a_rejected_record() -> None:
-    """The adapter's edge: a 400 through httpx becomes ``errors.RecordRejected``."""
+    """The adapter's edge: a 400 through httpx becomes ``errors.RecordRejected``, and the push
+    halves the batch it refused until the record is alone, then records it rejected."""
+    poison = contact_id(2)
 
     def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(400, json={"code": "BAD_FIELD", "message": "phone is invalid"})
+        if poison in {r["external_id"] for r in json.loads(request.content)}:
+            return httpx.Response(400, json={"code": "BAD_FIELD", "message": "phone is invalid"})
+        return httpx.Response(201, json=[])
 
     client = ApiClient(
         system="dialer",
@@ -146,5 +152,24 @@ def test_a_refused_request_reaches_the_engine_as_a_rejected_record() -> None:
         sleep=lambda _: None,
     )
     with pytest.raises(RecordRejected) as refused:
-        client.call("POST", "/records", json=[{}], idempotent=False)
+        client.call("POST", "/records", json=[{"external_id": poison}], idempotent=False)
     assert refused.value.status == 400 and refused.value.code == "BAD_FIELD"
+
+    def post(op: str, items: Sequence[WriteItem]) -> httpx.Response:
+        body = [{"external_id": i.external_id, **(i.payload or {})} for i in items]
+        return client.call("POST", f"/records/{op}", json=body, idempotent=False)
+
+    w = world(capabilities=Capabilities(max_batch=4, native_upsert=False, full_replacement=False))
+    w.dialer.before_write = post
+    for n in range(4):
+        w.source.put(n)
+    report = w.engine.sync()
+    assert (report.counts["created"], report.counts["rejected"]) == (3, 1)
+    assert w.dialer.sends("create") == [4, 2, 2, 1, 1]  # 0-1 go; 2-3 refused: 2 alone, then 3
+    assert set(w.dialer.records) == {contact_id(n) for n in (0, 1, 3)}
+    row = w.store.row("dialer", poison)
+    assert (row["status"], row["reason_code"]) == (Status.REJECTED, "BAD_FIELD")
+    assert "phone is invalid" in row["reason_message"]
+    assert (row["record_id"], row["inflight"], row["claimed_by"]) == (None, None, None)
+    # at rest: the next run sends nothing until the contact changes
+    assert w.engine.sync().counts["rejected"] == 0 and w.dialer.sends("create") == [4, 2, 2, 1, 1]

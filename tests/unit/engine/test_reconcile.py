@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from dialsync.rowstate.decide import Status
 from tests.unit.engine.fakes import contact_id, world
 
@@ -66,3 +68,35 @@ def test_the_services_reconcile_is_a_full_pass() -> None:
     assert report.kind == "reconcile" and report.counts["queried"] == 1
     assert w.dialer.scans == 1  # the list is compared with the table
     assert w.store.runs[report.run_id or 0]["status"] == "ok"
+
+
+def test_a_full_pass_lists_the_ids_once_and_asks_the_scope_of_what_it_re_reads() -> None:
+    """SOQL_WHERE: the Ids in scope are listed once, for the window. A contact edited after
+    the window's end (here: moved out of scope while the window is read) is re-read by Id,
+    and its scope is asked then, of its Id alone: as it is now, not as the listing had it."""
+    w = world(scoped=True)
+    w.source.scope = lambda c: c.fields.get("Type") != "Prospect"
+    for n in range(3):
+        w.source.put(n)
+    w.engine.sync()
+    w.clock.advance(60)
+    real_window = w.source.window
+
+    def window(fields, start, end):  # type: ignore[no-untyped-def]
+        w.source.put(1, Type="Prospect")  # edited after the listing: stamp past the window
+        w.source.contacts[contact_id(1)] = w.source.contacts[contact_id(1)].model_copy(
+            update={"system_modstamp": end + timedelta(seconds=1)}
+        )
+        for contact in real_window(fields, start, end):
+            if contact.id != contact_id(1):
+                yield contact
+
+    w.source.window = window  # type: ignore[method-assign]
+    w.source.calls.clear()
+    w.engine.sync(full=True)
+    called = [method for method, _ in w.source.calls]
+    assert called.count("ids") == 1 and called.count("in_scope") == 1
+    assert contact_id(1) not in w.dialer.records
+    row = w.store.row("dialer", contact_id(1))
+    assert (row["status"], row["reason_code"]) == (Status.REMOVED, "out_of_scope")
+    assert {contact_id(0), contact_id(2)} <= set(w.dialer.records)
