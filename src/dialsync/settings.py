@@ -144,6 +144,9 @@ class StreamSettings(BaseModel):
     # With the stream on, the poll is the safety net and runs this often instead of
     # DIALSYNC_SYNC__INTERVAL_SECONDS (which applies again when the stream falls back).
     poll_interval_seconds: int = Field(default=600, ge=1)
+    # The TTL of the subscriber's Redis lock (renewed every third of it): a dead subscriber's
+    # lock is free this long after its last renewal; a standby tries the lock every 5 s.
+    takeover_seconds: float = Field(default=30.0, ge=3)
 
     @field_validator("pubsub_endpoint")
     @classmethod

@@ -32,6 +32,8 @@ def test_two_stream_processes_make_one_subscriber_and_the_other_takes_over(
         "DIALSYNC_BROKER_URL": broker_url,
         "DIALSYNC_STREAM__ENABLED": "true",
         "DIALSYNC_STREAM__PUBSUB_ENDPOINT": pubsub.endpoint,
+        # the lock's TTL: renewed every 3 s while the first lives, free 9 s at most after it dies
+        "DIALSYNC_STREAM__TAKEOVER_SECONDS": "9",
     }
     sf = sandboxes.salesforce
     with processes(env, tmp_path) as procs:
