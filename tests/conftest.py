@@ -293,3 +293,15 @@ def broker_url() -> str:
 @pytest.fixture
 def pg_url() -> str:
     return postgres_url()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long tests (marked ``slow``) first, each group in its collected order.
+
+    Most of them wait (for a beat, a backoff, a lock's TTL) far more than they compute. Started
+    first, while ``scripts/test`` hands out one test at a time to whichever worker is free
+    (``--dist load --maxschedchunk 1``), they wait while the short tests keep the cores busy;
+    started last, they would end the run late. Order only: every test still runs, alone in its
+    own databases and sandboxes, whatever ran before it.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable

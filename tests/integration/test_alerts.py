@@ -57,6 +57,7 @@ def _row_status(box: Sandboxes, external_id: str) -> str:
     return status
 
 
+@pytest.mark.slow
 def test_an_opt_out_whose_delete_keeps_failing_fires_once_then_resolves(
     sandboxes: Sandboxes, receiver: Receiver, tmp_path: Path
 ) -> None:
@@ -172,6 +173,7 @@ def test_a_webhook_that_is_down_neither_fails_nor_stops_the_sync(
     assert set(ours(sandboxes)) == set(ids)
 
 
+@pytest.mark.slow
 def test_dialsync_run_alerts_after_its_cycles(
     sandboxes: Sandboxes, receiver: Receiver, tmp_path: Path
 ) -> None:

@@ -55,6 +55,7 @@ def test_debug_shows_each_query_and_dialer_call_masked(
     assert "4152" not in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.redis
 def test_worker_json_logs_have_fields_and_a_503_is_one_warning(
     sandboxes: Sandboxes, tmp_path: Path, broker_url: str
