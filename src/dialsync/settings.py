@@ -58,6 +58,9 @@ class SalesforceSettings(BaseModel):
     api_version: str = "62.0"
     soql_where: str | None = None
     timeout_seconds: float = Field(default=60.0, gt=0)
+    # The longest wait between two attempts of a call (429, 5xx, no answer; see
+    # sources/salesforce.py), and the longest Retry-After honoured inside a cycle.
+    max_backoff_seconds: float = Field(default=8.0, ge=0)
     # Salesforce pages hold up to 2000 rows; 2000 means the fewest requests.
     page_size: int = Field(default=2000, ge=200, le=2000)
     # getDeleted refuses a window shorter than a minute (INVALID_REPLICATION_DATE); the
