@@ -58,6 +58,9 @@ class SalesforceSettings(BaseModel):
     api_version: str = "62.0"
     soql_where: str | None = None
     timeout_seconds: float = Field(default=60.0, gt=0)
+    # The longest wait between two attempts of a call (429, 5xx, no answer; see
+    # sources/salesforce.py), and the longest Retry-After honoured inside a cycle.
+    max_backoff_seconds: float = Field(default=8.0, ge=0)
     # Salesforce pages hold up to 2000 rows; 2000 means the fewest requests.
     page_size: int = Field(default=2000, ge=200, le=2000)
     # getDeleted refuses a window shorter than a minute (INVALID_REPLICATION_DATE); the
@@ -144,6 +147,9 @@ class StreamSettings(BaseModel):
     # With the stream on, the poll is the safety net and runs this often instead of
     # DIALSYNC_SYNC__INTERVAL_SECONDS (which applies again when the stream falls back).
     poll_interval_seconds: int = Field(default=600, ge=1)
+    # The TTL of the subscriber's Redis lock (renewed every third of it): a dead subscriber's
+    # lock is free this long after its last renewal; a standby tries the lock every 5 s.
+    takeover_seconds: float = Field(default=30.0, ge=3)
 
     @field_validator("pubsub_endpoint")
     @classmethod

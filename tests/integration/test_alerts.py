@@ -57,12 +57,20 @@ def _row_status(box: Sandboxes, external_id: str) -> str:
     return status
 
 
+@pytest.mark.slow
 def test_an_opt_out_whose_delete_keeps_failing_fires_once_then_resolves(
     sandboxes: Sandboxes, receiver: Receiver, tmp_path: Path
 ) -> None:
     sf, td = sandboxes.salesforce, sandboxes.talkdesk
     kept, leaving = sf.insert_many([person(1), person(2)])
-    env = _env(sandboxes, receiver.url, DIALSYNC_COMPLIANCE__OPT_OUT_SECONDS="0")
+    env = _env(
+        sandboxes,
+        receiver.url,
+        DIALSYNC_COMPLIANCE__OPT_OUT_SECONDS="0",
+        # the failing deletes' retries inside a run, and the row's retry after it: short
+        DIALSYNC_TALKDESK__MAX_BACKOFF_SECONDS="0.2",
+        DIALSYNC_SYNC__RETRY_BASE_SECONDS="0.2",
+    )
     first = cli(["sync", "--json"], env, tmp_path)
     assert first.returncode == 0, first.stderr
     assert set(ours(sandboxes)) == {kept, leaving}
@@ -172,6 +180,7 @@ def test_a_webhook_that_is_down_neither_fails_nor_stops_the_sync(
     assert set(ours(sandboxes)) == set(ids)
 
 
+@pytest.mark.slow
 def test_dialsync_run_alerts_after_its_cycles(
     sandboxes: Sandboxes, receiver: Receiver, tmp_path: Path
 ) -> None:
@@ -180,6 +189,7 @@ def test_dialsync_run_alerts_after_its_cycles(
         **_env(sandboxes, receiver.url),
         "DIALSYNC_SALESFORCE__CLIENT_SECRET": "not-the-secret",
         "DIALSYNC_SYNC__INTERVAL_SECONDS": "1",
+        "DIALSYNC_SYNC__RETRY_MAX_SECONDS": "1",  # the refusals' backoff: one interval
     }
     result = cli(["run", "--cycles", "4"], env, tmp_path)
     assert result.returncode == 0, result.stderr  # `run` logs a failed cycle and goes on
@@ -203,6 +213,10 @@ def test_the_service_alerts_from_its_beat_task(
             DIALSYNC_ALERTS__WEBHOOK_URL=receiver.url,
             DIALSYNC_ALERTS__MIN_INTERVAL_SECONDS="0",
             DIALSYNC_METRICS__PORT="",
+            # beat every second, and the refusals' backoff one interval: three failed pulls
+            # (the alert's threshold) in about three seconds
+            DIALSYNC_SYNC__INTERVAL_SECONDS="1",
+            DIALSYNC_SYNC__RETRY_MAX_SECONDS="1",
         )
         with processes(env, tmp_path) as procs:
             assert procs.run("db", "upgrade").returncode == 0

@@ -17,6 +17,7 @@ from tests.integration.service import processes, service_env, wait_until
 ANNOUNCED = re.compile(r"refusal (\d+) in a row, backing off: next attempt in (\d+) s")
 
 
+@pytest.mark.slow
 def test_run_backs_off_after_a_credential_refusal(sandboxes: Sandboxes, tmp_path: Path) -> None:
     sandboxes.salesforce.insert_many([person(i) for i in range(3)])
     env = {

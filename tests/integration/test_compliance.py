@@ -9,6 +9,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from dialsync.compliance.report import latency_summary, opt_outs
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.store.history import PRUNE_STAMP, for_contact, prune_if_due
@@ -151,6 +153,7 @@ def test_a_later_edit_does_not_make_a_pending_opt_out_look_younger(
     assert leg.last_error is not None  # the dialer's refusal, apart from the reason
 
 
+@pytest.mark.slow
 def test_history_and_report_commands(sandboxes: Sandboxes, tmp_path: Path) -> None:
     sf = sandboxes.salesforce
     env = sandboxes.env()
@@ -214,6 +217,7 @@ def test_history_past_its_retention_is_pruned_once_a_day(sandboxes: Sandboxes, d
     assert prune_if_due(store, 1, now + timedelta(days=2, hours=23)) is None  # not due yet
 
 
+@pytest.mark.slow
 def test_run_serves_the_opt_out_latency_histogram(sandboxes: Sandboxes, tmp_path: Path) -> None:
     import httpx
 

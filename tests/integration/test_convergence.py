@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from subprocess import Popen
 
+import pytest
+
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.server import Handler, Request, Response, SandboxServer
 from dialsync.store.store import SqlSyncStore
@@ -72,6 +74,7 @@ def failing_removals(db_url: str) -> float:
     return sum(s.value for s in samples if s.name == "dialsync_failing_removals")
 
 
+@pytest.mark.slow
 def test_a_failed_removal_is_retried_until_the_opted_out_contact_is_gone(
     sandboxes: Sandboxes, db_url: str
 ) -> None:
@@ -183,6 +186,7 @@ def test_a_second_edit_in_the_same_second_is_sent(sandboxes: Sandboxes, db_url: 
     assert ids[1] not in listed
 
 
+@pytest.mark.slow
 def test_creates_lost_in_a_crash_are_resent_at_once_on_an_external_id_list(
     sandboxes: Sandboxes, db_url: str, tmp_path: Path
 ) -> None:
@@ -216,6 +220,7 @@ def test_creates_lost_in_a_crash_are_resent_at_once_on_an_external_id_list(
         assert rerun.returncode == 0, rerun.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_a_rerun_that_cannot_settle_lost_creates_yet_does_not_exit_0(
     db_url: str, tmp_path: Path
 ) -> None:

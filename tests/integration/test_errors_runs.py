@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.store.locks import writer_lock
 from tests.integration.helpers import engine_for, person
 from tests.integration.test_cli import cli
 
 
+@pytest.mark.slow
 def test_errors_summary_first_filters_and_attempts(tmp_path: Path) -> None:
     with Sandboxes(tmp_path / "box", unique_identifier_type="PHONE_NUMBER") as box:
         sf = box.salesforce

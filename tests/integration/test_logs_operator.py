@@ -55,6 +55,7 @@ def test_debug_shows_each_query_and_dialer_call_masked(
     assert "4152" not in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.redis
 def test_worker_json_logs_have_fields_and_a_503_is_one_warning(
     sandboxes: Sandboxes, tmp_path: Path, broker_url: str
@@ -66,6 +67,8 @@ def test_worker_json_logs_have_fields_and_a_503_is_one_warning(
         "DIALSYNC_BROKER_URL": broker_url,
         "DIALSYNC_SYNC__INTERVAL_SECONDS": "1",
         "DIALSYNC_LOG_FORMAT": "json",
+        # the failed pull's retries (about 1, 2 and 4 s by default) in a fraction of a second
+        "DIALSYNC_SALESFORCE__MAX_BACKOFF_SECONDS": "0.1",
     }
     # Salesforce answers 503 more times than its client retries within one pull (4 for the
     # count of the initial load, 4 for the query): that pull fails, transiently; a later one

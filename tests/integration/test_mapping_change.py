@@ -13,6 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dialsync.sandbox.harness import Sandboxes
 from tests.integration.helpers import person
 from tests.integration.test_cli import cli
@@ -134,6 +136,7 @@ values = {{ Web = {web}, "Partner Referral" = 7 }}
 """
 
 
+@pytest.mark.slow
 def test_mapping_file_priority_change_updates_only_the_records_it_changes(
     tmp_path: Path,
 ) -> None:

@@ -61,6 +61,7 @@ def test_run_serves_the_same_metrics_as_a_worker(sandboxes: Sandboxes, tmp_path:
     assert "metrics: serving" in procs.log("run")
 
 
+@pytest.mark.slow
 @pytest.mark.redis
 def test_two_workers_on_one_host_get_their_own_port_and_name(
     sandboxes: Sandboxes, tmp_path: Path, broker_url: str

@@ -50,6 +50,7 @@ def statuses(box: Sandboxes, db_url: str) -> dict[tuple[str, str], int]:
     return {(dest, status): n for (dest, _target, status), n in counts.items()}
 
 
+@pytest.mark.slow
 def test_one_pull_feeds_all_three_and_each_converges(box: Sandboxes, db_url: str) -> None:
     sf = box.salesforce
     ids = sf.insert_many([person(i) for i in range(30)])
@@ -272,6 +273,7 @@ def test_everbridge_full_replacement_never_clears_what_we_own(
         assert "timezoneId" not in restored
 
 
+@pytest.mark.slow
 def test_the_demo_runs_against_all_three(tmp_path: Path) -> None:
     lines: list[str] = []
     assert run_demo(contacts=150, workdir=str(tmp_path), echo=lines.append, destinations=ALL)

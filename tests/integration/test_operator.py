@@ -153,6 +153,7 @@ def test_routing_to_two_lists_and_the_plan_predicts_each_sync(tmp_path: Path, db
         assert third.counts["created"] == third.counts["updated"] == third.counts["deleted"] == 0
 
 
+@pytest.mark.slow
 def test_cli_plan_json_is_what_sync_json_reports(sandboxes: Sandboxes, tmp_path: Path) -> None:
     box = sandboxes
     prospects, path = with_prospects(box, tmp_path)
@@ -286,6 +287,7 @@ def test_mapping_check_names_lines_and_org_fields(sandboxes: Sandboxes, tmp_path
     assert box.talkdesk.stats()["writes"] == 0
 
 
+@pytest.mark.slow
 def test_sync_shows_a_progress_bar_only_on_a_terminal(sandboxes: Sandboxes, tmp_path: Path) -> None:
     box = sandboxes
     box.salesforce.insert_many([person(i) for i in range(3000)])

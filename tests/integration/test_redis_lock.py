@@ -63,6 +63,7 @@ def test_a_lock_taken_over_after_expiry_is_neither_extended_nor_released(
     assert client.get(KEY) == b"someone-else"  # not released by us
 
 
+@pytest.mark.slow
 def test_redis_down_is_transient() -> None:
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
     with pytest.raises(TransientError, match="Redis unavailable"), redis_lock(dead, "t"):

@@ -11,6 +11,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.integration.service import wait_until
 from tests.integration.test_cli import DIALSYNC, cli
 
@@ -24,6 +26,7 @@ def exports(text: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_sandbox_serves_until_ctrl_c_and_its_contacts_can_be_changed(tmp_path: Path) -> None:
     out = tmp_path / "sandbox.out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIALSYNC_")}
@@ -111,6 +114,7 @@ def test_sandbox_help_says_how_to_add_edit_and_delete_contacts(tmp_path: Path) -
     assert sub.returncode == 0 and "--mobile" in sub.stdout and "--do-not-call" in sub.stdout
 
 
+@pytest.mark.slow
 def test_the_demo_prints_no_path_it_deletes(tmp_path: Path) -> None:
     result = cli(["demo", "--contacts", "60"], {}, tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -36,7 +36,10 @@ def test_change_reaches_the_dialer_with_no_manual_call(
 ) -> None:
     with (
         Sandboxes(tmp_path / "box") as box,
-        processes(service_env(box, pg_url, broker_url), tmp_path) as procs,
+        # beat every second: the load and the change go out a pull sooner
+        processes(
+            service_env(box, pg_url, broker_url, DIALSYNC_SYNC__INTERVAL_SECONDS="1"), tmp_path
+        ) as procs,
     ):
         sf = box.salesforce
         ids = sf.insert_many([person(i) for i in range(150)])

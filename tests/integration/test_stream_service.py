@@ -24,6 +24,7 @@ def pubsub(sandboxes: Sandboxes) -> Iterator[PubSubSandbox]:
         yield server
 
 
+@pytest.mark.slow
 def test_two_stream_processes_make_one_subscriber_and_the_other_takes_over(
     sandboxes: Sandboxes, pubsub: PubSubSandbox, broker_url: str, tmp_path: Path
 ) -> None:
@@ -32,6 +33,8 @@ def test_two_stream_processes_make_one_subscriber_and_the_other_takes_over(
         "DIALSYNC_BROKER_URL": broker_url,
         "DIALSYNC_STREAM__ENABLED": "true",
         "DIALSYNC_STREAM__PUBSUB_ENDPOINT": pubsub.endpoint,
+        # the lock's TTL: renewed every 3 s while the first lives, free 9 s at most after it dies
+        "DIALSYNC_STREAM__TAKEOVER_SECONDS": "9",
     }
     sf = sandboxes.salesforce
     with processes(env, tmp_path) as procs:
@@ -93,6 +96,7 @@ def test_a_subscriber_that_stops_hands_over_to_the_standby_at_once(
             thread.join(timeout=30)
 
 
+@pytest.mark.slow
 def test_the_stream_process_serves_its_metrics(
     sandboxes: Sandboxes, pubsub: PubSubSandbox, broker_url: str, tmp_path: Path
 ) -> None:

@@ -562,10 +562,12 @@ def run_model(workdir: Path, db_url: str) -> None:
     run_state_machine_as_test(machine, settings=model_settings)
 
 
+@pytest.mark.slow
 def test_convergence_sqlite(tmp_path: Path, scan_pages: None) -> None:
     run_model(tmp_path / "box", f"sqlite:///{tmp_path / 'state.db'}")
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_convergence_postgres(tmp_path: Path, scan_pages: None) -> None:
     run_model(tmp_path / "box", postgres_url())

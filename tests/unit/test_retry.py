@@ -240,6 +240,22 @@ def test_salesforce_gives_up_as_transient_after_its_attempts(salesforce: Any) ->
     assert (caught.value.status, len(adapter.paths), slept) == (503, 4, [1.0, 2.0, 4.0])
 
 
+def test_salesforce_waits_are_capped_by_its_max_backoff_setting() -> None:
+    adapter = ScriptedAdapter([OUTAGE, OUTAGE, OUTAGE, DESCRIBE_OK])
+    session = requests.Session()
+    session.mount("https://", adapter)
+    slept: list[float] = []
+    settings = SalesforceSettings(
+        instance_url="https://org.test", access_token="tok", max_backoff_seconds=1.5
+    )
+    source = SalesforceSource(settings, session=session, sleep=slept.append, rng=lambda: 1.0)
+    try:
+        assert source.describe_fields() == {"Id"}
+    finally:
+        source.close()
+    assert slept == [1.0, 1.5, 1.5]  # 1, 2, 4 s by default
+
+
 def test_salesforce_long_retry_after_is_handed_up_not_slept(salesforce: Any) -> None:
     source, adapter, slept = salesforce((429, {"Retry-After": "600"}, b"[]"))
     with pytest.raises(RateLimited) as caught:

@@ -42,9 +42,11 @@ BASE_FIELDS = ("Id", "IsDeleted", "MasterRecordId", "SystemModstamp")
 IDS_PER_QUERY = 200  # keeps `Id IN (...)` queries far below the URL and SOQL length limits
 DELETED_REACH = timedelta(days=15)  # getDeleted answers for the last 15 days only
 CURSOR = "salesforce:Contact"  # the cursor's name in the store
-# Four attempts, waits of about 1, 2 and 4 s between them: a blip of the instance passes, an
+# Four attempts, waits of about 1, 2 and 4 s between them (each at most
+# DIALSYNC_SALESFORCE__MAX_BACKOFF_SECONDS, 8 by default): a blip of the instance passes, an
 # outage fails the cycle quickly and the next one resumes from the cursor.
-RETRY = RetryPolicy(max_attempts=4, base_seconds=1.0, max_backoff_seconds=8.0)
+MAX_ATTEMPTS = 4
+BASE_SECONDS = 1.0
 
 
 class TimeoutSession(requests.Session):
@@ -114,7 +116,7 @@ class SalesforceSource:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
-        retry: RetryPolicy = RETRY,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.mode = settings.auth_mode()
@@ -127,7 +129,11 @@ class SalesforceSource:
         self.api_usage: tuple[int, int] | None = None
         self._sf: Salesforce | None = None
         self._describe: set[str] | None = None
-        self.retry = retry
+        self.retry = retry or RetryPolicy(
+            max_attempts=MAX_ATTEMPTS,
+            base_seconds=BASE_SECONDS,
+            max_backoff_seconds=settings.max_backoff_seconds,
+        )
         self.rng = rng
         # The last answer this thread received, for its Retry-After header.
         self._seen = threading.local()

@@ -1,8 +1,8 @@
 """`dialsync stream`: the one long-running subscriber of an org (a Celery task is the wrong
 shape for a stream). A Redis lock makes it exactly one: a second process stands by and takes
 over when the first stops (at once: the first says so on a Redis channel) or dies (the lock's
-TTL frees it within 30 s). Contacts are recorded in the sync table and push tasks send them, as
-after a pull."""
+TTL, DIALSYNC_STREAM__TAKEOVER_SECONDS, frees it). Contacts are recorded in the sync table and
+push tasks send them, as after a pull."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def run_service(settings: Settings, stop: threading.Event | None = None) -> None
     try:
         while not stop.is_set():
             try:
-                with redis_lock(client, LOCK):
+                with redis_lock(client, LOCK, ttl=settings.stream.takeover_seconds):
                     log.info("stream: this process is the org's subscriber")
                     try:
                         run_stream(
