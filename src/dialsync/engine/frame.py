@@ -73,8 +73,17 @@ def await_others(ctx: RunContext, *, limit: float = HELD_WAIT_SECONDS) -> None:
     its answers, then send what it gave back. Still held after ``limit``: counted unsettled."""
     deadline = time.monotonic() + limit
     waited = False
-    while any(ctx.rows(d).count_held() for d in ctx.live()) and time.monotonic() < deadline:
-        waited = True
+    while (held := sum(ctx.rows(d).count_held() for d in ctx.live())) and (
+        time.monotonic() < deadline
+    ):
+        if not waited:
+            log.info(
+                "%d records are being sent by another worker or run: waiting up to %.0f s for "
+                "their answers before counting what is unsettled",
+                held,
+                limit,
+            )
+            waited = True
         time.sleep(HELD_POLL_SECONDS)
     if waited:
         push_all(ctx, final=True)
