@@ -221,4 +221,7 @@ def ask_source(ctx: RunContext) -> None:
     table, and the next run that reads the source asks (``prepare``)."""
     ids = ctx.take_unknown()
     if ids and ctx.view.fields is not None:
-        pull.confirm(ctx, ids, scope=None, force=True)
+        # SOQL_WHERE decides who may be called, asked of these Ids only (no window may read
+        # them again): a record of a contact outside it is removed, not adopted as callable.
+        scope = ctx.source.in_scope(ids) if ctx.options.scoped else None
+        pull.confirm(ctx, ids, scope=scope, force=True)

@@ -113,3 +113,28 @@ def test_records_a_push_only_scan_finds_are_asked_of_the_source_by_the_next_run(
     w.clock.advance(60)
     w.engine.sync()
     assert gone not in w.dialer.records  # no contact: removed
+
+
+def test_a_record_the_table_does_not_know_is_asked_within_the_scope() -> None:
+    """A scan finds a record of ours whose contact the table has no row for (here: the row
+    was lost); the contact exists but is outside SOQL_WHERE, and no window will read it.
+    Asking the source about it must ask the scope too: it is removed, not adopted."""
+    w = world(scoped=True)
+    w.source.scope = lambda c: c.fields.get("Department") != "Prospects"
+    inside = w.source.put(1)
+    outside = w.source.put(2, Department="Prospects")
+    w.clock.advance(10)
+    w.engine.sync()
+    w.clock.advance(3600)
+    later = w.source.put(3)  # the cursor moves past the lookback: 1 and 2 are not read again
+    w.engine.sync()
+    assert list(w.dialer.records) == [inside, later]
+    lost = [k for k, r in w.store.rows.items() if r["external_id"] == outside]
+    for k in lost:  # the table forgot the contact
+        del w.store.rows[k]
+    w.clock.advance(10)
+    w.dialer.records[outside] = Remote("r-hand", {"first_name": "First2"})  # added by hand
+    report = w.engine.sync()
+    assert w.dialer.scans == 1  # the list's count changed: it was scanned
+    assert report.counts["queried"] == 1  # the record's contact only, not a window
+    assert list(w.dialer.records) == [inside, later], report
