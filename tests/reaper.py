@@ -48,6 +48,9 @@ def start(watched: int, directory: Path, *commands: list[str]) -> None:
 
 def main(argv: list[str]) -> int:
     watched, directory = int(argv[0]), Path(argv[1])
+    # Out of the checkout it was started in (a worktree may be removed before the run is
+    # killed): pg_ctl and others refuse to run in a directory that no longer exists.
+    os.chdir("/")
     commands: list[list[str]] = []
     for word in argv[2:]:
         if word == "--":
