@@ -18,6 +18,7 @@ import pytest
 
 from dialsync.sandbox.harness import Sandboxes
 from dialsync.sandbox.server import Handler, Request, Response, SandboxServer
+from dialsync.settings import SalesforceSettings
 from dialsync.store.store import SqlSyncStore
 from tests.integration.helpers import engine_for, ours, person, run
 
@@ -455,14 +456,12 @@ def test_a_lookback_under_a_minute_is_refused_naming_the_setting(
     assert sandboxes.talkdesk.stats()["writes"] == 0
 
 
-def test_a_contact_entering_the_scope_through_its_account_is_added_by_the_reconciliation(
-    sandboxes: Sandboxes, db_url: str
-) -> None:
+def customers_only(box: Sandboxes) -> tuple[SalesforceSettings, str, str, str, str]:
+    """SOQL_WHERE keeps the contacts of customer accounts: (those settings, a customer and a
+    prospect account, a contact of each: inside the scope and outside it)."""
     from pydantic import SecretStr
 
-    from dialsync.settings import SalesforceSettings
-
-    sf = sandboxes.salesforce
+    sf = box.salesforce
     scoped = SalesforceSettings(
         login_url=sf.url,
         client_id=sf.client_id,
@@ -473,6 +472,14 @@ def test_a_contact_entering_the_scope_through_its_account_is_added_by_the_reconc
     prospect = sf.insert_account("Initech", "Prospect")
     inside = sf.insert(person(1, AccountId=customer))
     outside = sf.insert(person(2, AccountId=prospect))
+    return scoped, customer, prospect, inside, outside
+
+
+def test_a_contact_entering_the_scope_through_its_account_is_added_by_the_reconciliation(
+    sandboxes: Sandboxes, db_url: str
+) -> None:
+    sf = sandboxes.salesforce
+    scoped, _, prospect, inside, outside = customers_only(sandboxes)
     run(sandboxes, db_url, settings={"salesforce": scoped})
     assert set(ours(sandboxes)) == {inside}
     # the account becomes a customer: its contact's own SystemModstamp does not move
@@ -486,21 +493,8 @@ def test_the_scope_asked_of_a_few_ids_is_what_the_listing_holds(
 ) -> None:
     """``in_scope`` (the sweep's question) answers from Salesforce what ``ids()`` lists, for
     the Ids asked only: live, within SOQL_WHERE (through a related record too)."""
-    from pydantic import SecretStr
-
-    from dialsync.settings import SalesforceSettings
-
     sf = sandboxes.salesforce
-    scoped = SalesforceSettings(
-        login_url=sf.url,
-        client_id=sf.client_id,
-        client_secret=SecretStr(sf.client_secret),
-        soql_where="Account.Type = 'Customer'",
-    )
-    customer = sf.insert_account("Acme", "Customer")
-    prospect = sf.insert_account("Initech", "Prospect")
-    inside = sf.insert(person(1, AccountId=customer))
-    outside = sf.insert(person(2, AccountId=prospect))
+    scoped, customer, _, inside, outside = customers_only(sandboxes)
     deleted = sf.insert(person(3, AccountId=customer))
     sf.soft_delete(deleted)
     unasked = sf.insert(person(4, AccountId=customer))

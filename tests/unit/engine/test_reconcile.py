@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
 
 from dialsync.rowstate.decide import Status
-from tests.unit.engine.fakes import contact_id, world
+from tests.unit.engine.fakes import World, contact_id, world
 
 
 def test_a_full_pass_removes_records_whose_contact_is_gone_without_a_delete() -> None:
@@ -24,6 +26,27 @@ def test_a_full_pass_removes_records_whose_contact_is_gone_without_a_delete() ->
     assert cursor.reconciled_at == cursor.deleted_until == w.clock().replace(microsecond=0)
 
 
+def edited_after_the_window(w: World, cid: str, **fields: Any) -> None:
+    """``cid`` is edited (with ``fields``) as the next window is read, its stamp past the
+    window's end: that window does not return it."""
+    real_window = w.source.window
+
+    def window(fields_read: list[str], start: datetime, end: datetime) -> Iterator[Any]:
+        if fields:
+            current = w.source.contacts[cid]
+            w.source.contacts[cid] = current.model_copy(
+                update={
+                    "fields": {**current.fields, **fields},
+                    "system_modstamp": end + timedelta(seconds=1),
+                }
+            )
+        for contact in real_window(fields_read, start, end):
+            if contact.id != cid:
+                yield contact
+
+    w.source.window = window  # type: ignore[method-assign]
+
+
 def test_an_unseen_row_whose_contact_is_still_there_is_kept() -> None:
     w = world()
     for n in range(3):
@@ -31,14 +54,7 @@ def test_an_unseen_row_whose_contact_is_still_there_is_kept() -> None:
     w.engine.sync()
     w.clock.advance(60)
     # Edited after the window's end: the full pass does not see it, the check by Id does.
-    real_window = w.source.window
-
-    def window(fields, start, end):  # type: ignore[no-untyped-def]
-        for contact in real_window(fields, start, end):
-            if contact.id != contact_id(1):
-                yield contact
-
-    w.source.window = window  # type: ignore[method-assign]
+    edited_after_the_window(w, contact_id(1))
     w.engine.sync(full=True)
     assert contact_id(1) in w.dialer.records
     assert w.store.row("dialer", contact_id(1))["status"] == Status.SYNCED
@@ -80,18 +96,7 @@ def test_a_full_pass_lists_the_ids_once_and_asks_the_scope_of_what_it_re_reads()
         w.source.put(n)
     w.engine.sync()
     w.clock.advance(60)
-    real_window = w.source.window
-
-    def window(fields, start, end):  # type: ignore[no-untyped-def]
-        w.source.put(1, Type="Prospect")  # edited after the listing: stamp past the window
-        w.source.contacts[contact_id(1)] = w.source.contacts[contact_id(1)].model_copy(
-            update={"system_modstamp": end + timedelta(seconds=1)}
-        )
-        for contact in real_window(fields, start, end):
-            if contact.id != contact_id(1):
-                yield contact
-
-    w.source.window = window  # type: ignore[method-assign]
+    edited_after_the_window(w, contact_id(1), Type="Prospect")  # after the listing too
     w.source.calls.clear()
     w.engine.sync(full=True)
     called = [method for method, _ in w.source.calls]
