@@ -141,6 +141,13 @@ class RunContext:
         return [d for d in self.destinations if key(d) not in self.failed]
 
     # -- strikes: a dialer that does not answer ---------------------------------------------
+    def resend_may_duplicate(self, dest: Destination) -> bool:
+        """Whether sending a create again may make a second record: not on a destination that
+        upserts by external id, nor on a list that refuses a second record with one external
+        id. Elsewhere a create whose answer is unknown waits for a list scan."""
+        upserts = dest.capabilities.native_upsert
+        return not upserts and not self.targets[key(dest)].unique_by_external_id
+
     def strike(self, dest: Destination, exc: TransientError) -> None:
         with self._lock:
             self.strikes[key(dest)] += 1

@@ -68,14 +68,14 @@ def record(
                     key(dest),
                     code,
                 )
-            changes.append(_failed(ctx, row, code, res.message, res.outcome, op))
+            changes.append(_failed(ctx, dest, row, code, res.message, res.outcome, op))
             counts["retrying"] += 1
         else:
             changes.append(transitions.rejected(was, code=res.code, message=res.message))
             counts["rejected"] += 1
     for row in rows:
         if row.external_id not in answered:
-            changes.append(_failed(ctx, row, "UNKNOWN", None, Outcome.UNKNOWN, op))
+            changes.append(_failed(ctx, dest, row, "UNKNOWN", None, Outcome.UNKNOWN, op))
             counts["retrying"] += 1
     # A record that changed or went may have held what refused a blocked row: those rows are
     # freed in the transaction that records the answers.
@@ -116,12 +116,20 @@ def _recreate(
 
 
 def _failed(
-    ctx: RunContext, row: WorkRow, code: str, message: str | None, outcome: Outcome, op: str
+    ctx: RunContext,
+    dest: Destination,
+    row: WorkRow,
+    code: str,
+    message: str | None,
+    outcome: Outcome,
+    op: str,
 ) -> transitions.Change:
     return transitions.failed(
         sent(row),
         code=code,
         message=message,
         next_attempt_at=ctx.next_attempt(row.attempts + 1, None),
-        uncertain_create=op == "create" and outcome is Outcome.UNKNOWN,
+        uncertain_create=op == "create"
+        and outcome is Outcome.UNKNOWN
+        and ctx.resend_may_duplicate(dest),
     )

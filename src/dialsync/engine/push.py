@@ -170,9 +170,7 @@ def send(
             )
         ]
     except AmbiguousWriteError as exc:
-        uncertain = (
-            op == "create" and not upsert and not ctx.targets[key(dest)].unique_by_external_id
-        )
+        uncertain = op == "create" and ctx.resend_may_duplicate(dest)
         ctx.observer.batch_failed(key(dest), op, len(rows), exc)
         retry_later(ctx, counts, dest, op, rows, exc, keep_inflight=uncertain)
         ctx.strike(dest, exc)
