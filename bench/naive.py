@@ -16,7 +16,7 @@ from simple_salesforce.api import Salesforce
 from dialsync.destinations.talkdesk import render_record
 from dialsync.mapping import MappingConfig, map_contact
 from dialsync.models import DialerRecord
-from dialsync.sources.salesforce import to_contact
+from dialsync.sources.salesforce_records import to_contact
 
 
 def run_naive(env: dict[str, str]) -> dict[str, Any]:

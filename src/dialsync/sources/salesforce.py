@@ -33,6 +33,13 @@ from dialsync.salesforce_ids import is_valid_id
 from dialsync.settings import SalesforceSettings, env_name
 from dialsync.sources.base import DeletedWindow
 from dialsync.sources.salesforce_auth import SYSTEM, fetch_token
+from dialsync.sources.salesforce_records import (
+    error_code,
+    error_message,
+    parse_sf_datetime,
+    soql_datetime,
+    to_contact,
+)
 from dialsync.tls_errors import tls_failure
 
 log = logging.getLogger(__name__)
@@ -68,39 +75,6 @@ class TimeoutSession(requests.Session):
         # chosen in settings must win, and with none chosen the environment still applies.
         kwargs.setdefault("verify", self.verify)
         return super().request(method, url, *args, **kwargs)
-
-
-def soql_datetime(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_sf_datetime(value: str) -> datetime:
-    # "2026-11-22T07:54:32.000+0000"
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
-
-
-def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested relationship objects become dotted names; ``attributes`` keys are dropped."""
-    out: dict[str, Any] = {}
-    for key, value in record.items():
-        if key == "attributes":
-            continue
-        if isinstance(value, dict) and "attributes" in value:
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def to_contact(record: dict[str, Any]) -> SourceContact:
-    fields = flatten(record)
-    return SourceContact(
-        id=str(fields["Id"]),
-        system_modstamp=parse_sf_datetime(str(fields["SystemModstamp"])),
-        is_deleted=bool(fields.get("IsDeleted")),
-        master_record_id=fields.get("MasterRecordId") or None,
-        fields=fields,
-    )
 
 
 class SalesforceSource:
@@ -188,7 +162,7 @@ class SalesforceSource:
                 log.info("salesforce: session expired, fetching a new token")
                 self._connect()
             except SalesforceRefusedRequest as exc:
-                code = _error_code(exc)
+                code = error_code(exc)
                 if code == "REQUEST_LIMIT_EXCEEDED":
                     raise RateLimited(
                         "Salesforce API request limit exceeded; the cycle stops "
@@ -198,14 +172,14 @@ class SalesforceSource:
                         code=code,
                     ) from None
                 raise AuthError(
-                    f"Salesforce refused the request: {_error_message(exc)}",
+                    f"Salesforce refused the request: {error_message(exc)}",
                     system=SYSTEM,
                     status=403,
                     code=code,
                 ) from None
             except SalesforceMalformedRequest as exc:
-                code = _error_code(exc)
-                message = _error_message(exc)
+                code = error_code(exc)
+                message = error_message(exc)
                 if self.settings.soql_where and code in ("MALFORMED_QUERY", "INVALID_FIELD"):
                     name = env_name("salesforce", "soql_where")
                     raise ConfigError(
@@ -221,14 +195,14 @@ class SalesforceSource:
                     continue
                 if action.verdict is Verdict.TERMINAL:
                     raise TerminalError(
-                        _error_message(exc), system=SYSTEM, status=status, code=_error_code(exc)
+                        error_message(exc), system=SYSTEM, status=status, code=error_code(exc)
                     ) from None
                 cls = RateLimited if status == 429 else TransientError
                 raise cls(
                     "Salesforce rate limit" if status == 429 else "Salesforce server error",
                     system=SYSTEM,
                     status=status,
-                    code=_error_code(exc),
+                    code=error_code(exc),
                     retry_after=action.wait if status == 429 else None,
                 ) from None
             except requests.RequestException as exc:
@@ -397,19 +371,3 @@ def _contact(sf: Salesforce) -> SFType:
     contact = sf.Contact
     assert isinstance(contact, SFType)
     return contact
-
-
-def _content(exc: SalesforceError) -> Any:
-    content = getattr(exc, "content", None)
-    if isinstance(content, list) and content and isinstance(content[0], dict):
-        return content[0]
-    return content if isinstance(content, dict) else {}
-
-
-def _error_code(exc: SalesforceError) -> str | None:
-    code = _content(exc).get("errorCode")
-    return str(code) if code else None
-
-
-def _error_message(exc: SalesforceError) -> str:
-    return str(_content(exc).get("message") or exc.__class__.__name__)[:500]
