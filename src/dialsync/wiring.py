@@ -13,6 +13,7 @@ import httpx
 from dialsync.calls import CallHook, ObservedTransport, log_call, requests_hook
 from dialsync.destinations.base import Destination
 from dialsync.destinations.conga import CongaDestination
+from dialsync.destinations.connection import Plumbing
 from dialsync.destinations.everbridge import EverbridgeDestination
 from dialsync.destinations.http import LocalRateLimiter, RateLimiter
 from dialsync.destinations.talkdesk import TalkdeskDestination
@@ -105,7 +106,7 @@ def build_destinations(
     hooks = call_hooks() if hooks is None else hooks
     for name in settings.destination_names:
         limiter = rate_limiter(name, requests_per_second(settings, name), limiter_client)
-        http: dict[str, Any] = {
+        http: Plumbing = {
             "verify": tls.httpx_verify,
             "transport": observed_transport(name, tls, hooks)(),
             "limiter": limiter,

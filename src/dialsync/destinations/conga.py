@@ -23,19 +23,17 @@ being a name ("OK", "BadRequest"). The listing ``GET /api/data/v1/Contact`` give
 from __future__ import annotations
 
 import re
-import ssl
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import httpx
 
 from dialsync.destinations.base import Capabilities, ItemResult, Outcome, TargetInfo, WriteItem
 from dialsync.destinations.common import DestinationConfigError, is_contact_id
-from dialsync.destinations.connection import Connection
+from dialsync.destinations.connection import Connection, Plumbing
 from dialsync.destinations.http import (
     ErrorFields,
-    RateLimiter,
 )
 from dialsync.destinations.http import error_fields as common_error_fields
 from dialsync.errors import AuthError, ConfigError
@@ -105,11 +103,7 @@ class CongaDestination:
     def __init__(
         self,
         settings: CongaSettings,
-        *,
-        verify: ssl.SSLContext | bool = True,
-        transport: httpx.BaseTransport | None = None,
-        limiter: RateLimiter | None = None,
-        sleep: Callable[[float], None] | None = None,
+        **plumbing: Unpack[Plumbing],
     ) -> None:
         settings.require()
         assert settings.client_id and settings.client_secret is not None
@@ -135,12 +129,12 @@ class CongaDestination:
             SYSTEM,
             settings.token_url,
             form,
-            verify=verify,
-            transport=transport,
-            sleep=sleep,
+            **plumbing,
         )
         headers = {"user-id": settings.user_id} if settings.user_id else {}
-        self.api = self._connection.api(limiter, extra_headers=headers, read_error=error_fields)
+        self.api = self._connection.api(
+            self._connection.limiter, extra_headers=headers, read_error=error_fields
+        )
 
     def render(self, record: DialerRecord) -> dict[str, Any]:
         return render_contact(record, self.skipped)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 import httpx
 
@@ -64,6 +64,16 @@ def fetch_token(
     return str(body[token_key]), oauth.expires_in(body)
 
 
+class Plumbing(TypedDict, total=False):
+    """How a destination reaches its system, the same for every one: wiring.py decides it
+    (the CA bundle, an observed transport, the shared rate limit), tests pass their own."""
+
+    verify: ssl.SSLContext | bool
+    transport: httpx.BaseTransport | None
+    limiter: RateLimiter | None  # for the writes (Connection.limiter)
+    sleep: Callable[[float], None] | None
+
+
 class Connection:
     """What every destination builds from its settings: one HTTP client (closed with the
     destination), its token and its retry policy, shared by the ApiClients ``api`` makes (each
@@ -78,13 +88,17 @@ class Connection:
         *,
         auth: tuple[str, str] | None = None,  # the token request's Basic auth
         token_key: str = "access_token",
-        verify: ssl.SSLContext | bool = True,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] | None = None,
+        **plumbing: Unpack[Plumbing],
     ) -> None:
         self.system = system
         self.base_url = settings.api_url
-        self.http = http_client(settings.timeout_seconds, verify=verify, transport=transport)
+        self.http = http_client(
+            settings.timeout_seconds,
+            verify=plumbing.get("verify", True),
+            transport=plumbing.get("transport"),
+        )
+        self.limiter = plumbing.get("limiter")
+        sleep = plumbing.get("sleep")
         self.token = OAuthToken(
             lambda: fetch_token(
                 self.http, system, token_url, data=form, auth=auth, token_key=token_key

@@ -24,23 +24,19 @@ the contacts are gone already (the rest are deleted again). The batch schema wan
 from __future__ import annotations
 
 import re
-import ssl
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Unpack
 from urllib.parse import quote
-
-import httpx
 
 from dialsync.destinations.base import Capabilities, ItemResult, Outcome, TargetInfo, WriteItem
 from dialsync.destinations.common import DestinationConfigError, is_contact_id
-from dialsync.destinations.connection import Connection
+from dialsync.destinations.connection import Connection, Plumbing
 from dialsync.destinations.everbridge_contact import render_contact
 from dialsync.destinations.everbridge_ids import EverbridgeIds
 from dialsync.destinations.http import (
     ApiClient,
     LocalRateLimiter,
     NotFound,
-    RateLimiter,
     RequestRefused,
 )
 from dialsync.models import DialerRecord
@@ -71,11 +67,7 @@ class EverbridgeDestination:
     def __init__(
         self,
         settings: EverbridgeSettings,
-        *,
-        verify: ssl.SSLContext | bool = True,
-        transport: httpx.BaseTransport | None = None,
-        limiter: RateLimiter | None = None,
-        sleep: Callable[[float], None] | None = None,
+        **plumbing: Unpack[Plumbing],
     ) -> None:
         settings.require()
         assert settings.organization_id and settings.client_id and settings.username
@@ -97,12 +89,12 @@ class EverbridgeDestination:
             settings.token_url,
             form,
             token_key="id_token",
-            verify=verify,
-            transport=transport,
-            sleep=sleep,
+            **plumbing,
         )
         per_minute = settings.max_writes_per_minute
-        writes_limiter = limiter or LocalRateLimiter(per_minute / 60.0 if per_minute else None)
+        writes_limiter = self._connection.limiter or LocalRateLimiter(
+            per_minute / 60.0 if per_minute else None
+        )
         # The 300-a-minute throttle covers writes; reads (open, scan, checks) go unthrottled.
         self.api = self._connection.api(writes_limiter, request_401=_about_the_request)
         self.reader = self._connection.api(request_401=_about_the_request)

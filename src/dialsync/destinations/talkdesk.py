@@ -8,18 +8,14 @@ the (list, external id) -> record id map in the sync table and this adapter repo
 from __future__ import annotations
 
 import logging
-import ssl
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
-
-import httpx
+from collections.abc import Iterator, Sequence
+from typing import Any, Unpack
 
 from dialsync.destinations.base import Capabilities, ItemResult, Outcome, TargetInfo, WriteItem
 from dialsync.destinations.capacity import HELD_CODE, Fill, ListCapacity, says_full
-from dialsync.destinations.connection import Connection
+from dialsync.destinations.connection import Connection, Plumbing
 from dialsync.destinations.http import (
     NotFound,
-    RateLimiter,
     RequestRefused,
 )
 from dialsync.destinations.talkdesk_record import (
@@ -47,10 +43,7 @@ class TalkdeskDestination:
         settings: TalkdeskSettings,
         *,
         provider: str = "salesforce",
-        verify: ssl.SSLContext | bool = True,
-        transport: httpx.BaseTransport | None = None,
-        limiter: RateLimiter | None = None,
-        sleep: Callable[[float], None] | None = None,
+        **plumbing: Unpack[Plumbing],
     ) -> None:
         settings.require()
         assert settings.record_list_id and settings.token_url and settings.client_id
@@ -64,11 +57,9 @@ class TalkdeskDestination:
             settings.token_url,
             {"grant_type": "client_credentials", "scope": SCOPE},
             auth=(settings.client_id, settings.client_secret.get_secret_value()),
-            verify=verify,
-            transport=transport,
-            sleep=sleep,
+            **plumbing,
         )
-        self.api = self._connection.api(limiter)
+        self.api = self._connection.api(self._connection.limiter)
         self._list_path = f"/record-lists/{self.target}"
         self._unique_external = False
         self.capabilities = Capabilities(
