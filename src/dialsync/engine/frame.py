@@ -52,7 +52,9 @@ def run(ctx: RunContext, work: Work, *, needs_source: bool = True) -> RunReport:
         raise
     report.failed = {name: str(exc) for name, exc in ctx.failed.items()}
     if report.kind not in ("push", "pull", "plan"):
-        if ctx.pushing:
+        # The stream's refreshes come back at once for the next events (seconds matter for an
+        # opt-out); what another push holds is its business, and the next poll's report says.
+        if ctx.pushing and report.kind != "stream":
             await_others(ctx)
         report.unsettled = sum(ctx.rows(d).count_unsettled() for d in ctx.live())
     if report.run_id is not None:
