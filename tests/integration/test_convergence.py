@@ -602,3 +602,41 @@ def test_a_sync_waits_for_rows_another_worker_is_sending_before_it_reports(
     assert report.unsettled == 0
     assert set(ours(sandboxes)) == set(ids)
     assert sandboxes.talkdesk.stats()["records_created"] == 3
+
+
+def test_the_streams_refresh_does_not_wait_for_rows_another_worker_is_sending(
+    sandboxes: Sandboxes, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stream's refresh goes back to its events at once (an opt-out may be next): it does
+    not wait for a batch another push holds, as a reporting `sync` does."""
+    from dialsync.engine import frame
+
+    def no_waiting(seconds: float) -> None:
+        raise AssertionError("the refresh waited for another worker's batch")
+
+    sf = sandboxes.salesforce
+    ids = sf.insert_many([person(i) for i in range(3)])
+    worker, stream = engine_for(sandboxes, db_url), engine_for(sandboxes, db_url)
+    arrived, answer = threading.Event(), threading.Event()
+
+    def slow(request: Request, original: Callable[[Request], Response]) -> Response:
+        arrived.set()
+        answer.wait(30)
+        return original(request)
+
+    try:
+        worker.pull()
+        with intercept(sandboxes.talkdesk.server, bulk("POST"), slow):
+            pushing = threading.Thread(target=worker.push)
+            pushing.start()
+            assert arrived.wait(30)
+            with monkeypatch.context() as patch:
+                patch.setattr(frame.time, "sleep", no_waiting)
+                stream.refresh(ids[:1])
+            answer.set()
+            pushing.join(30)
+    finally:
+        answer.set()
+        worker.close()
+        stream.close()
+    assert set(ours(sandboxes)) == set(ids)
