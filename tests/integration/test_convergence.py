@@ -571,15 +571,12 @@ def test_a_full_sync_retries_records_refused_once(sandboxes: Sandboxes, db_url: 
     assert set(ours(box)) == set(ids)
 
 
-def test_a_sync_waits_for_rows_another_worker_is_sending_before_it_reports(
-    sandboxes: Sandboxes, db_url: str
-) -> None:
-    """Service mode with a hand `dialsync sync` beside it: the workers' push holds some rows
-    while the sync ends. The sync may not call them unsettled (exit 1) while another process
-    is delivering them, nor leave behind what that process gave back unsent."""
-    sf = sandboxes.salesforce
-    ids = sf.insert_many([person(i) for i in range(3)])
-    worker = engine_for(sandboxes, db_url)
+@contextmanager
+def a_worker_sending(box: Sandboxes, db_url: str) -> Iterator[tuple[list[str], threading.Event]]:
+    """Three contacts pulled; a service worker's push has sent their create and waits for the
+    dialer's answer, which comes when the yielded event is set (or 30 s later)."""
+    ids = box.salesforce.insert_many([person(i) for i in range(3)])
+    worker = engine_for(box, db_url)
     arrived, answer = threading.Event(), threading.Event()
 
     def slow(request: Request, original: Callable[[Request], Response]) -> Response:
@@ -589,16 +586,28 @@ def test_a_sync_waits_for_rows_another_worker_is_sending_before_it_reports(
 
     try:
         worker.pull()
-        with intercept(sandboxes.talkdesk.server, bulk("POST"), slow):
+        with intercept(box.talkdesk.server, bulk("POST"), slow):
             pushing = threading.Thread(target=worker.push)
             pushing.start()
             assert arrived.wait(30)
-            threading.Timer(1.0, answer.set).start()  # the worker's answer comes back later
-            report = run(sandboxes, db_url)
-            pushing.join(30)
+            try:
+                yield ids, answer
+            finally:
+                answer.set()
+                pushing.join(30)
     finally:
-        answer.set()
         worker.close()
+
+
+def test_a_sync_waits_for_rows_another_worker_is_sending_before_it_reports(
+    sandboxes: Sandboxes, db_url: str
+) -> None:
+    """Service mode with a hand `dialsync sync` beside it: the workers' push holds some rows
+    while the sync ends. The sync may not call them unsettled (exit 1) while another process
+    is delivering them, nor leave behind what that process gave back unsent."""
+    with a_worker_sending(sandboxes, db_url) as (ids, answer):
+        threading.Timer(1.0, answer.set).start()  # the worker's answer comes back later
+        report = run(sandboxes, db_url)
     assert report.unsettled == 0
     assert set(ours(sandboxes)) == set(ids)
     assert sandboxes.talkdesk.stats()["records_created"] == 3
@@ -614,29 +623,11 @@ def test_the_streams_refresh_does_not_wait_for_rows_another_worker_is_sending(
     def no_waiting(seconds: float) -> None:
         raise AssertionError("the refresh waited for another worker's batch")
 
-    sf = sandboxes.salesforce
-    ids = sf.insert_many([person(i) for i in range(3)])
-    worker, stream = engine_for(sandboxes, db_url), engine_for(sandboxes, db_url)
-    arrived, answer = threading.Event(), threading.Event()
-
-    def slow(request: Request, original: Callable[[Request], Response]) -> Response:
-        arrived.set()
-        answer.wait(30)
-        return original(request)
-
+    stream = engine_for(sandboxes, db_url)
     try:
-        worker.pull()
-        with intercept(sandboxes.talkdesk.server, bulk("POST"), slow):
-            pushing = threading.Thread(target=worker.push)
-            pushing.start()
-            assert arrived.wait(30)
-            with monkeypatch.context() as patch:
-                patch.setattr(frame.time, "sleep", no_waiting)
-                stream.refresh(ids[:1])
-            answer.set()
-            pushing.join(30)
+        with a_worker_sending(sandboxes, db_url) as (ids, _), monkeypatch.context() as patch:
+            patch.setattr(frame.time, "sleep", no_waiting)
+            stream.refresh(ids[:1])
     finally:
-        answer.set()
-        worker.close()
         stream.close()
     assert set(ours(sandboxes)) == set(ids)

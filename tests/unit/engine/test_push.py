@@ -199,4 +199,3 @@ def test_a_refused_request_reaches_the_engine_as_a_rejected_record() -> None:
     assert (row["record_id"], row["inflight"], row["claimed_by"]) == (None, None, None)
     # at rest: the next run sends nothing until the contact changes
     assert w.engine.sync().counts["rejected"] == 0 and w.dialer.sends("create") == [4, 2, 2, 1, 1]
-
