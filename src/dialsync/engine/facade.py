@@ -68,7 +68,14 @@ class SyncEngine:
         record them exactly as the pull does, no forced resend. ``push=False`` (service mode)
         leaves the sending to the push tasks."""
         ids = list(contact_ids)
-        return self._run("stream", lambda ctx: frame.refresh(ctx, ids, force=False), pushing=push)
+        # Back at once for the next events (seconds matter for an opt-out): what another push
+        # holds is its business, and the next poll's report says how it went.
+        return self._run(
+            "stream",
+            lambda ctx: frame.refresh(ctx, ids, force=False),
+            pushing=push,
+            await_pushes=False,
+        )
 
     def reconcile(self) -> RunReport:
         """The service's scheduled two-sided reconciliation, as `sync --full`: every record
@@ -122,6 +129,7 @@ class SyncEngine:
         dry_run: bool = False,
         needs_source: bool = True,
         pushing: bool = True,
+        await_pushes: bool = True,
     ) -> RunReport:
         run_id = None if dry_run else self.store.start_run(kind)
         ctx = RunContext(
@@ -140,6 +148,6 @@ class SyncEngine:
         )
         self.failed = ctx.failed
         try:
-            return frame.run(ctx, work, needs_source=needs_source)
+            return frame.run(ctx, work, needs_source=needs_source, await_pushes=await_pushes)
         finally:
             self.remapped = ctx.remapped

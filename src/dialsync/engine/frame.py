@@ -34,8 +34,12 @@ HELD_WAIT_SECONDS = 120.0
 HELD_POLL_SECONDS = 0.25
 
 
-def run(ctx: RunContext, work: Work, *, needs_source: bool = True) -> RunReport:
-    """Open, do ``work``, and record how the run ended (its row in the runs table)."""
+def run(
+    ctx: RunContext, work: Work, *, needs_source: bool = True, await_pushes: bool = True
+) -> RunReport:
+    """Open, do ``work``, and record how the run ended (its row in the runs table). With
+    ``await_pushes``, a pushing run waits for the batches other pushes hold before it counts
+    what is unsettled (``await_others``)."""
     report, store = ctx.report, ctx.store
     started = time.monotonic()
     try:
@@ -52,9 +56,7 @@ def run(ctx: RunContext, work: Work, *, needs_source: bool = True) -> RunReport:
         raise
     report.failed = {name: str(exc) for name, exc in ctx.failed.items()}
     if report.kind not in ("push", "pull", "plan"):
-        # The stream's refreshes come back at once for the next events (seconds matter for an
-        # opt-out); what another push holds is its business, and the next poll's report says.
-        if ctx.pushing and report.kind != "stream":
+        if ctx.pushing and await_pushes:
             await_others(ctx)
         report.unsettled = sum(ctx.rows(d).count_unsettled() for d in ctx.live())
     if report.run_id is not None:
