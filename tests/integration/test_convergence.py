@@ -620,13 +620,13 @@ def test_the_streams_refresh_does_not_wait_for_rows_another_worker_is_sending(
     not wait for a batch another push holds, as a reporting `sync` does."""
     from dialsync.engine import frame
 
-    def no_waiting(seconds: float) -> None:
+    def no_waiting(ctx: object, **kw: object) -> None:
         raise AssertionError("the refresh waited for another worker's batch")
 
     stream = engine_for(sandboxes, db_url)
     try:
         with a_worker_sending(sandboxes, db_url) as (ids, _), monkeypatch.context() as patch:
-            patch.setattr(frame.time, "sleep", no_waiting)
+            patch.setattr(frame, "await_others", no_waiting)
             stream.refresh(ids[:1])
     finally:
         stream.close()
