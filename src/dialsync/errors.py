@@ -131,10 +131,14 @@ class TlsError(TerminalError):
     """The TLS handshake failed: an untrusted, expired or wrong-host certificate."""
 
 
+def first_line(text: object) -> str:
+    lines = str(text).strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def summary(exc: BaseException) -> str:
     """``Class: first line of the message``: one log line, whatever the error carries."""
-    text = str(exc).strip().splitlines()
-    return f"{exc.__class__.__name__}: {text[0] if text else ''}"
+    return f"{exc.__class__.__name__}: {first_line(exc)}"
 
 
 def operator_fix(exc: BaseException) -> str | None:

@@ -133,11 +133,6 @@ _metrics: _Metrics | None = None
 
 
 def instruments() -> _Metrics:
-    """This process's metrics, created on first use (the stream's observer counts with them)."""
-    return _get()
-
-
-def _get() -> _Metrics:
     global _metrics
     if _metrics is None:
         _metrics = _Metrics()
@@ -201,16 +196,16 @@ def observer(destinations: Sequence[Destination] = ()) -> Observer:
     from dialsync.store import optouts
 
     optouts.listen(_opt_out_removed)  # the store times each confirmed removal
-    return MetricsObserver(_get(), destinations)
+    return MetricsObserver(instruments(), destinations)
 
 
 def _opt_out_removed(destination: str, list_id: str, seconds: float) -> None:
-    _get().opt_out_seconds.labels(destination, list_id).observe(seconds)
+    instruments().opt_out_seconds.labels(destination, list_id).observe(seconds)
 
 
 def count_call(call: Call) -> None:
     """A call hook: answers by status, 429s, and Salesforce's API usage."""
-    metrics = _get()
+    metrics = instruments()
     metrics.requests.labels(call.system, str(call.status)).inc()
     if call.system != "salesforce":
         metrics.dialer_seconds.labels(call.system).observe(call.seconds)

@@ -124,15 +124,15 @@ def test_a_pending_opt_out_shows_why_and_the_dialers_error_apart(
 
 
 @pytest.fixture
-def observed() -> Iterator[list[tuple[str, str, float]]]:
+def observed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, float]]]:
     seen: list[tuple[str, str, float]] = []
 
     def listener(destination: str, list_id: str, seconds: float) -> None:
         seen.append((destination, list_id, seconds))
 
+    monkeypatch.setattr(optouts, "_listeners", [])  # this test's listener only, then restored
     optouts.listen(listener)
     yield seen
-    optouts.unlisten(listener)
 
 
 def test_a_removal_is_observed_once_its_transaction_committed(

@@ -71,7 +71,7 @@ class Webhook:
                 outcome = self.client.post(self.url, json=payload)
             except httpx.TransportError as exc:
                 outcome, problem = exc, exc.__class__.__name__
-            except httpx.HTTPError as exc:  # not a transport failure (a bad URL): no retry
+            except httpx.HTTPError as exc:  # no transport failure (redirects, decoding): final
                 log.warning("alert %s %s: the webhook failed (%s)", item.key, item.status, exc)
                 return False
             else:
@@ -87,8 +87,9 @@ class Webhook:
                 problem,
                 attempt,
             )
-            if not action.retry or action.wait is None:
+            if not action.retry:
                 return False
+            assert action.wait is not None  # decide() gives every retry its wait
             self.sleep(action.wait)
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from dialsync.errors import ConfigError, TransientError, summary
+from dialsync.errors import ConfigError, TransientError, first_line, summary
 from dialsync.store import migrate
 
 Clock = Callable[[], datetime]
@@ -73,7 +73,7 @@ class Database:
             except (OperationalError, InterfaceError) as exc:
                 raise TransientError(
                     f"state database unavailable: {exc.__class__.__name__}: "
-                    f"{str(exc.orig).splitlines()[0] if exc.orig else ''}",
+                    f"{first_line(exc.orig) if exc.orig else ''}",
                     system="store",
                 ) from exc
         for callback in committed:

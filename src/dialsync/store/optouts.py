@@ -57,11 +57,6 @@ def listen(listener: Listener) -> None:
         _listeners.append(listener)
 
 
-def unlisten(listener: Listener) -> None:
-    if listener in _listeners:
-        _listeners.remove(listener)
-
-
 @dataclass(frozen=True)
 class OptOut:
     """One opt-out at one list: opened by a remove decision, closed by its removal."""
@@ -149,8 +144,8 @@ class Pending:
         return (self.contact_id, self.destination, self.list_id)
 
 
-def pending(conn: Connection, *conditions: Any, explain: bool = True) -> list[Pending]:
-    """Every opt-out the dialer may still hold (within ``conditions`` on the sync table).
+def pending(conn: Connection, *, explain: bool = True) -> list[Pending]:
+    """Every opt-out the dialer may still hold.
     Without ``explain`` only ``since`` is read from the history (the alert and its metrics:
     half the rows read; ``reason`` and ``last_error`` are then None)."""
     query = select(
@@ -161,7 +156,7 @@ def pending(conn: Connection, *conditions: Any, explain: bool = True) -> list[Pe
         R.reason_code,
         R.source_modstamp,
         R.updated_at,
-    ).where(pending_opt_out(), *conditions)
+    ).where(pending_opt_out())
     rows = conn.execute(query).all()
     ids = sorted({r.external_id for r in rows})
     opened: dict[tuple[str, str, str], OptOut] = {}
