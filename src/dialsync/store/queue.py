@@ -31,13 +31,16 @@ R = sync_records.c
 ACTIVE: tuple[str, ...] = (Status.PENDING, Status.RETRYING)
 
 
+CLAIMABLE: tuple[str, ...] = (Status.PENDING, Status.RETRYING, Status.BLOCKED)
+
+
 def is_due(now: datetime) -> ColumnElement[bool]:
     """Pending, or retrying or blocked and its time has come. Written as one IN on the indexed
     status (pending rows carry no next attempt time) so the index answers it at any table size:
     an OR of two status tests makes SQLite read every row of the list instead. A blocked row
     is due only at its time (never with none), tested after the index search."""
     return and_(
-        R.status.in_([Status.PENDING, Status.RETRYING, Status.BLOCKED]),
+        R.status.in_(CLAIMABLE),
         or_(R.next_attempt_at.is_(None), R.next_attempt_at <= now),
         or_(R.status != Status.BLOCKED, R.next_attempt_at.is_not(None)),
     )
@@ -207,8 +210,15 @@ def count_due(db: Database, key: ListKey, op: str | None = None) -> int:
 
 def count_held(db: Database, key: ListKey) -> int:
     """Rows under a live claim: a push (a thread, another worker, another run) holds them and
-    will record its answer or give them back."""
-    return count(db, *key.rows(), R.claimed_by.is_not(None), R.claim_expires_at >= db.clock())
+    will record its answer or give them back. Only due rows are claimed: the status test lets
+    the due index answer (without it SQLite reads every row of the list)."""
+    return count(
+        db,
+        *key.rows(),
+        R.status.in_(CLAIMABLE),
+        R.claimed_by.is_not(None),
+        R.claim_expires_at >= db.clock(),
+    )
 
 
 def unblock(conn: Connection, key: ListKey, now: datetime) -> int:

@@ -270,7 +270,8 @@ class MemoryTarget:
         return sum(
             1
             for r in self._rows()
-            if r["claimed_by"] is not None
+            if r["status"] in (Status.PENDING, Status.RETRYING, Status.BLOCKED)
+            and r["claimed_by"] is not None
             and r["claim_expires_at"] is not None
             and r["claim_expires_at"] >= now
         )
