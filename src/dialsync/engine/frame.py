@@ -21,11 +21,11 @@ from collections.abc import Callable
 
 from dialsync.destinations.base import Destination
 from dialsync.engine import pull, push, reconcile, scan
-from dialsync.engine.context import RunContext, chunked, key, log
+from dialsync.engine.context import RunContext, key, log
 from dialsync.engine.report import RunReport
 from dialsync.errors import DialsyncError, error_kind
 from dialsync.mapping import MappingConfig
-from dialsync.models import SkipReason
+from dialsync.models import SourceContact
 
 Work = Callable[[RunContext], None]
 # How long a run that ends waits for rows another push holds: a batch's round trip, its
@@ -159,17 +159,13 @@ def refresh(ctx: RunContext, ids: list[str], *, force: bool) -> None:
     """Re-read contacts by Id and push them; Ids the source does not return are gone."""
     report = ctx.report
     prepare(ctx)
-    seen: set[str] = set()
-    scope = ctx.source.in_scope(ids) if ctx.options.scoped else None
-    for batch in chunked(ctx.source.by_ids(ctx.fields, ids), pull.PULL_BATCH):
+
+    def pulled(batch: list[SourceContact]) -> None:
         report.counts["queried"] += len(batch)
-        seen.update(c.id for c in batch)
-        pull.ingest(ctx, batch, scope, force=force)
         ctx.observer.batch_pulled(report, len(batch))
         push_all(ctx, final=False)
-    missing = report.missing = [i for i in ids if i not in seen]
-    if missing:
-        pull.absent(ctx, missing, SkipReason.NOT_IN_SALESFORCE, "no such contact in Salesforce")
+
+    report.missing = pull.confirm(ctx, ids, force=force, after_batch=pulled)
     push_all(ctx, final=True)
 
 
@@ -225,7 +221,6 @@ def ask_source(ctx: RunContext) -> None:
     table, and the next run that reads the source asks (``prepare``)."""
     ids = ctx.take_unknown()
     if ids and ctx.view.fields is not None:
-        # SOQL_WHERE decides who may be called, asked of these Ids only (no window may read
-        # them again): a record of a contact outside it is removed, not adopted as callable.
-        scope = ctx.source.in_scope(ids) if ctx.options.scoped else None
-        pull.confirm(ctx, ids, scope=scope, force=True)
+        # Within SOQL_WHERE (confirm asks it): a record of a contact outside it is removed,
+        # not adopted as callable.
+        pull.confirm(ctx, ids, force=True)

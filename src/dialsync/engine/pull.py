@@ -147,18 +147,29 @@ def absent(
             decide(ctx, dest, wants, False)
 
 
-def confirm(ctx: RunContext, ids: list[str], *, scope: set[str] | None, force: bool) -> None:
+def confirm(
+    ctx: RunContext,
+    ids: list[str],
+    *,
+    force: bool,
+    after_batch: Callable[[list[SourceContact]], None] | None = None,
+) -> list[str]:
     """Re-read these contacts by Id: those the source returns are decided as any pulled
-    contact (within ``scope``, when given, or not), the others are gone."""
+    contact, the others are gone (returned). SOQL_WHERE is asked now, of these Ids only: no
+    window may read them again, and an edit may have moved one in or out of it."""
     valid = [i for i in ids if ctx.source.is_valid_id(i)]
+    scope = ctx.source.in_scope(valid) if ctx.options.scoped else None
     seen: set[str] = set()
     for batch in chunked(ctx.source.by_ids(ctx.fields, valid), PULL_BATCH):
         seen.update(c.id for c in batch)
         ingest(ctx, batch, scope, force=force)
+        if after_batch is not None:
+            after_batch(batch)
     gone = [i for i in ids if i not in seen]
     if gone:
         log.info("%d records have no contact in Salesforce any more", len(gone))
         absent(ctx, gone, SkipReason.NOT_IN_SALESFORCE, "no such contact in Salesforce")
+    return gone
 
 
 def read_deletes(ctx: RunContext, since: datetime, end: datetime) -> bool:

@@ -34,10 +34,8 @@ def sweep(ctx: RunContext) -> None:
         unseen.update(ctx.rows(dest).unseen_ids(run_id))
     if unseen:
         ids = sorted(unseen)
-        # Asked now, of these Ids only: not the scope the window was read with (a full pass
-        # listed every Id before its window). A contact unseen by the window was edited after
-        # the window's end, or is gone; an edit may have moved it in or out of SOQL_WHERE
-        # since that listing, and by_ids reads it as it is now. Listing every Id again here
-        # would answer the same, at the cost of a second full listing.
-        scope = ctx.source.in_scope(ids) if ctx.options.scoped else None
-        pull.confirm(ctx, ids, scope=scope, force=False)
+        # Their scope is asked of these Ids only (confirm), not taken from the listing the
+        # window was read with: a contact unseen by the window was edited after the window's
+        # end, or is gone, and an edit may have moved it in or out of SOQL_WHERE. Listing
+        # every Id again would answer the same, at the cost of a second full listing.
+        pull.confirm(ctx, ids, force=False)
