@@ -22,10 +22,10 @@ from dialsync.destinations.base import (
     TargetInfo,
     WriteItem,
 )
-from dialsync.destinations.capacity import HELD_CODE, Fill, ListCapacity
+from dialsync.destinations.capacity import Fill, ListCapacity
 from dialsync.engine import Observer, RunReport
 from dialsync.errors import DialsyncError
-from dialsync.models import DialerRecord
+from dialsync.models import WAITS_FOR_ROOM, DialerRecord
 from dialsync.rowstate.decide import Desired, Verdict
 
 # (external id, verdict, reason code, reason message)
@@ -91,8 +91,9 @@ class DryRunDestination:
         # The real adapter's count of the list as it opened: the plan holds what it would hold,
         # on a copy (the plan's writes never change the real adapter's count).
         fill = self.real.fill() if isinstance(self.real, Bounded) else None
-        self.capacity = ListCapacity(fill.limit) if fill else None
-        if self.capacity and fill:
+        self.capacity = None
+        if fill is not None:
+            self.capacity = ListCapacity(fill.limit)
             self.capacity.opened(fill.held)
         return self.info
 
@@ -111,7 +112,9 @@ class DryRunDestination:
     def create(self, items: Sequence[WriteItem]) -> list[ItemResult]:
         granted = self.capacity.reserve(len(items)) if self.capacity else len(items)
         held = [
-            ItemResult(item.external_id, Outcome.TRANSIENT, code=HELD_CODE, message="list full")
+            ItemResult(
+                item.external_id, Outcome.TRANSIENT, code=WAITS_FOR_ROOM, message="list full"
+            )
             for item in items[granted:]
         ]
         with self._lock:

@@ -15,10 +15,7 @@ import re
 import threading
 from dataclasses import dataclass
 
-from dialsync.models import WAITS_FOR_ROOM
-
 WARN_SHARE = 0.80  # where Talkdesk itself starts warning
-HELD_CODE = WAITS_FOR_ROOM
 # Words a dialer's refusal would use for a full list; our sandbox answers
 # RECORD_LIST_LIMIT_REACHED. Undocumented: a refusal that matches holds the batch (and every
 # create after it until a record is removed) instead of rejecting its records. Narrow on

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Unpack
 
 from dialsync.destinations.base import Capabilities, ItemResult, Outcome, TargetInfo, WriteItem
-from dialsync.destinations.capacity import HELD_CODE, Fill, ListCapacity, says_full
+from dialsync.destinations.capacity import Fill, ListCapacity, says_full
 from dialsync.destinations.connection import Connection, Plumbing
 from dialsync.destinations.http import (
     NotFound,
@@ -24,7 +24,7 @@ from dialsync.destinations.talkdesk_record import (
     render_record,
 )
 from dialsync.errors import TerminalError
-from dialsync.models import DialerRecord
+from dialsync.models import WAITS_FOR_ROOM, DialerRecord
 from dialsync.settings import TalkdeskSettings
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class TalkdeskDestination:
         return ItemResult(
             item.external_id,
             Outcome.TRANSIENT,
-            code=HELD_CODE,
+            code=WAITS_FOR_ROOM,
             message=f"record list {self.target} {state}, Talkdesk's limit: the create waits "
             "until records are removed from the list (or contacts are routed to another list)",
         )
