@@ -20,15 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+from dialsync.store.processes import pid_gone  # the store's test of a claim's owner
 
 
 def start(watched: int, directory: Path, *commands: list[str]) -> None:
@@ -57,7 +49,7 @@ def main(argv: list[str]) -> int:
             commands.append([])
         else:
             commands[-1].append(word)
-    while alive(watched) and directory.exists():
+    while not pid_gone(watched) and directory.exists():
         time.sleep(1)
     if not directory.exists():
         return 0  # stopped and cleaned up by the run itself

@@ -42,9 +42,9 @@ class PrivateRedis:
         self.dir = Path(tempfile.mkdtemp(prefix="dialsync-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
-        # Stopped with the run when it is killed: whichever redis-server holds the port then.
-        cli = str(Path(binary).with_name("redis-cli"))
-        reaper.start(os.getpid(), self.dir, [cli, "-p", str(self.port), "shutdown", "nosave"])
+        # Stopped with the run when it is killed: the server of the last (re)start, by the pid
+        # it wrote (never whatever else may hold the port by then).
+        reaper.start(os.getpid(), self.dir, ["pkill", "-9", "-F", str(self.dir / "server.pid")])
 
     @property
     def url(self) -> str:
@@ -70,6 +70,7 @@ class PrivateRedis:
             start_new_session=True,
         )
         log.close()
+        (self.dir / "server.pid").write_text(str(self.proc.pid))
         _wait(self._ping, 20, f"redis-server on port {self.port}")
         return self
 
