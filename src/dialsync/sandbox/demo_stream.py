@@ -49,8 +49,10 @@ def stream_step(
         )
         thread.start()
         try:
+            if not observed.ready.wait(WAIT):  # subscribed, confirmed and caught up
+                echo(f"stream on (Pub/Sub API at {pubsub.endpoint}): NOT subscribed in {WAIT:.0f}s")
+                return False
             deadline = time.monotonic() + WAIT
-            observed.ready.wait(WAIT)  # subscribed, confirmed and caught up
             opted = next(c["Id"] for c in sf.live_contacts() if present(c["Id"]))
             started = time.monotonic()
             sf.update(opted, {"DoNotCall": True})

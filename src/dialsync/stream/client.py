@@ -156,7 +156,8 @@ class Subscription:
             if not self._call.done():
                 self._mark(live=True)
             for response in self._call:
-                self._mark(live=True)
+                if not self.live:
+                    self._mark(live=True)
                 self._responses.put(response)
             self._responses.put(_END)
         except grpc.RpcError as exc:

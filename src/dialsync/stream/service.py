@@ -49,9 +49,9 @@ class StreamMetrics:
         self.fallbacks.append(reason)
         instruments().stream_fallbacks.labels(reason=reason).inc()
 
-    def keepalive(self) -> None:
-        self.keepalive_count += 1
-        instruments().stream_keepalives.inc()
+    def keepalive(self, count: int = 1) -> None:
+        self.keepalive_count += count
+        instruments().stream_keepalives.inc(count)
 
     def live(self, on: bool) -> None:
         instruments().stream_live.set(int(on))

@@ -62,7 +62,9 @@ class Hints(Protocol):
 class StreamObserver(Protocol):
     def delivered(self, count: int) -> None: ...
     def fallback(self, reason: str) -> None: ...
-    def keepalive(self) -> None: ...
+    def keepalive(self, count: int = 1) -> None:
+        """``count`` responses that carried no events."""
+
     def live(self, on: bool) -> None:
         """On: subscribed, confirmed, and the gap before it covered; off: not (any more)."""
 
@@ -282,8 +284,8 @@ class Subscriber:
                 # named, rather than a process that stops on it after every restart.
                 log.error("stream: %s; re-reading the window instead", exc)
                 unreadable += 1
-        if not received:
-            self.observer.keepalive()  # nothing to store: see the module's docstring
+        if not received:  # nothing to store: see the module's docstring
+            self.observer.keepalive(sum(1 for r in responses if not r.events))
             return None
         self._process(events, catch_up=bool(unreadable))
         mark = received[-1]  # the last event processed, durable now
