@@ -76,3 +76,21 @@ def test_a_keepalive_past_undelivered_events_leaves_the_position_and_a_restart_g
     with streaming(settings):  # a restart, asking as usual
         wait_for(lambda: joey not in ours(sandboxes), "the held-back opt-out came after all")
     assert pubsub.presets == ["LATEST", "CUSTOM"]
+
+
+def test_a_resumed_subscription_is_live_once_the_server_confirms_it_not_at_its_first_event(
+    sandboxes: Sandboxes, sqlite_url: str
+) -> None:
+    """Resuming from a stored replay id in a quiet org: the server's headers confirm the
+    subscription; the first response may be a keepalive minutes later (Salesforce: 270 s)."""
+    sf = sandboxes.salesforce
+    with PubSubSandbox(sf, keepalive_seconds=3600) as quiet:
+        settings = stream_settings(sandboxes, quiet, sqlite_url)
+        with streaming(settings) as running:
+            ready(running)
+            joey = sf.insert(person(1))  # an event, so a position is stored
+            wait_for(lambda: joey in ours(sandboxes), "the event was processed")
+            wait_for(Position(running.engine.store, settings.stream.topic).load, "stored")
+        with streaming(settings) as resumed:
+            ready(resumed)  # no event and no keepalive comes: the headers say it
+        assert quiet.presets == ["LATEST", "CUSTOM"]

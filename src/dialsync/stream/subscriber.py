@@ -178,9 +178,12 @@ class Subscriber:
                     # From LATEST: what changed before it is the poll's to read, once the
                     # subscription is confirmed (so nothing falls between the two).
                     live = self._catch_up_once_live(subscription)
+                elif subscription.wait_live(ESTABLISH_WAIT):  # resuming: the headers confirm it
+                    live = True
+                    self.observer.live(True)
                 for responses in subscription.batches():
                     failures = renewals = 0
-                    if not live:  # a response is the confirmation (resuming from an id)
+                    if not live:  # a response confirms it (a server that sent no headers)
                         live = True
                         self.observer.live(True)
                     replay = self._handle(subscription, responses) or replay
