@@ -133,7 +133,7 @@ class CongaDestination:
         )
         headers = {"user-id": settings.user_id} if settings.user_id else {}
         self.api = self._connection.api(
-            self._connection.limiter, extra_headers=headers, read_error=error_fields
+            plumbing.get("limiter"), extra_headers=headers, read_error=error_fields
         )
 
     def render(self, record: DialerRecord) -> dict[str, Any]:

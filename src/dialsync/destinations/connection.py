@@ -70,7 +70,7 @@ class Plumbing(TypedDict, total=False):
 
     verify: ssl.SSLContext | bool
     transport: httpx.BaseTransport | None
-    limiter: RateLimiter | None  # for the writes (Connection.limiter)
+    limiter: RateLimiter | None  # for the writes: the destination hands it to Connection.api
     sleep: Callable[[float], None] | None
 
 
@@ -97,7 +97,6 @@ class Connection:
             verify=plumbing.get("verify", True),
             transport=plumbing.get("transport"),
         )
-        self.limiter = plumbing.get("limiter")
         sleep = plumbing.get("sleep")
         self.token = OAuthToken(
             lambda: fetch_token(

@@ -92,7 +92,7 @@ class EverbridgeDestination:
             **plumbing,
         )
         per_minute = settings.max_writes_per_minute
-        writes_limiter = self._connection.limiter or LocalRateLimiter(
+        writes_limiter = plumbing.get("limiter") or LocalRateLimiter(
             per_minute / 60.0 if per_minute else None
         )
         # The 300-a-minute throttle covers writes; reads (open, scan, checks) go unthrottled.

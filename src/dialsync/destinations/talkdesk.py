@@ -59,7 +59,7 @@ class TalkdeskDestination:
             auth=(settings.client_id, settings.client_secret.get_secret_value()),
             **plumbing,
         )
-        self.api = self._connection.api(self._connection.limiter)
+        self.api = self._connection.api(plumbing.get("limiter"))
         self._list_path = f"/record-lists/{self.target}"
         self._unique_external = False
         self.capabilities = Capabilities(

@@ -13,7 +13,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -298,11 +298,17 @@ class SalesforceSource:
 
     def by_ids(self, fields: list[str], ids: list[str]) -> Iterator[SourceContact]:
         """Contacts by Id (validated 18-char Ids only), deleted ones included."""
+        for record in self._by_ids(", ".join(fields), ids, "", include_deleted=True):
+            yield to_contact(record)
+
+    def _by_ids(
+        self, select: str, ids: Sequence[str], where: str, *, include_deleted: bool
+    ) -> Iterator[dict[str, Any]]:
+        """``SELECT select FROM Contact WHERE Id IN (...) where``, IDS_PER_QUERY Ids a query."""
         for i in range(0, len(ids), IDS_PER_QUERY):
             quoted = ", ".join(f"'{cid}'" for cid in ids[i : i + IDS_PER_QUERY])
-            soql = f"SELECT {', '.join(fields)} FROM Contact WHERE Id IN ({quoted})"
-            for record in self._query(soql, include_deleted=True):
-                yield to_contact(record)
+            soql = f"SELECT {select} FROM Contact WHERE Id IN ({quoted}){where}"
+            yield from self._query(soql, include_deleted=include_deleted)
 
     def ids(self, start: datetime | None = None, scoped: bool = True) -> Iterator[str]:
         """Ids of live contacts (within SOQL_WHERE when scoped), optionally since ``start``."""
@@ -318,12 +324,7 @@ class SalesforceSource:
     def in_scope(self, ids: Iterable[str]) -> set[str]:
         valid = [i for i in dict.fromkeys(ids) if is_valid_id(i)]
         where = f" AND ({self.settings.soql_where})" if self.settings.soql_where else ""
-        found: set[str] = set()
-        for i in range(0, len(valid), IDS_PER_QUERY):
-            quoted = ", ".join(f"'{cid}'" for cid in valid[i : i + IDS_PER_QUERY])
-            soql = f"SELECT Id FROM Contact WHERE Id IN ({quoted}){where}"
-            found.update(str(r["Id"]) for r in self._query(soql, include_deleted=False))
-        return found
+        return {str(r["Id"]) for r in self._by_ids("Id", valid, where, include_deleted=False)}
 
     def deleted(self, start: datetime, end: datetime) -> DeletedWindow:
         body = self._call(lambda sf: _contact(sf).deleted(start, end))
