@@ -10,13 +10,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from dialsync.rowstate.decide import RowState, Status
 from dialsync.store import history
 from dialsync.store.database import CHUNK, Database, chunks
-from dialsync.store.rows import ListKey, count, replace_list_row, rows_of, set_where
+from dialsync.store.rows import (
+    ListKey,
+    claim_free,
+    count,
+    replace_list_row,
+    rows_of,
+    set_where,
+)
 from dialsync.store.tables import dialer_orphans, list_state, sync_records
 
 R = sync_records.c
@@ -33,7 +40,7 @@ def uncertain_creates(db: Database, key: ListKey) -> int:
         *key.rows(),
         R.inflight == "create",
         R.record_id.is_(None),
-        or_(R.claim_expires_at.is_(None), R.claim_expires_at < now),
+        claim_free(now),
     )
 
 
@@ -156,7 +163,7 @@ def settle_uncertain_creates(db: Database, key: ListKey, scan_started: datetime)
         R.inflight == "create",
         R.record_id.is_(None),
         func.coalesce(R.inflight_at, R.updated_at) < scan_started,
-        or_(R.claim_expires_at.is_(None), R.claim_expires_at < now),
+        claim_free(now),
         inflight=None,
         status=Status.PENDING,
         next_attempt_at=None,

@@ -24,7 +24,7 @@ from dialsync.rowstate.transitions import Change
 from dialsync.store import history, processes
 from dialsync.store.database import Database
 from dialsync.store.protocol import WorkRow
-from dialsync.store.rows import ListKey, count, set_where, update_each
+from dialsync.store.rows import ListKey, claim_free, claim_live, count, set_where, update_each
 from dialsync.store.tables import sync_records
 
 R = sync_records.c
@@ -68,7 +68,7 @@ def claim(
     due = and_(
         *key.rows(),
         is_due(now),
-        or_(R.claim_expires_at.is_(None), R.claim_expires_at < now),
+        claim_free(now),
         OPS[op],
     )
     with db.tx() as conn:
@@ -184,11 +184,7 @@ def release_dead_claims(db: Database, mine: str) -> int:
     host = socket.gethostname()[:30]
     now = db.clock()
     with db.tx() as conn:
-        owners = conn.execute(
-            select(R.claimed_by)
-            .where(R.claimed_by.is_not(None), R.claim_expires_at >= now)
-            .distinct()
-        ).scalars()
+        owners = conn.execute(select(R.claimed_by).where(claim_live(now)).distinct()).scalars()
         dead = [o for o in owners if o.startswith(mine) or processes.dead_here(o, host)]
         if not dead:
             return 0
@@ -216,8 +212,7 @@ def count_held(db: Database, key: ListKey) -> int:
         db,
         *key.rows(),
         R.status.in_(CLAIMABLE),
-        R.claimed_by.is_not(None),
-        R.claim_expires_at >= db.clock(),
+        claim_live(db.clock()),
     )
 
 

@@ -144,6 +144,16 @@ def mark_seen(db: Database, key: ListKey, external_ids: Sequence[str], run_id: i
             )
 
 
+def claim_live(now: datetime) -> ColumnElement[bool]:
+    """A push holds the row: its claim's lease has not ended."""
+    return and_(R.claimed_by.is_not(None), R.claim_expires_at >= now)
+
+
+def claim_free(now: datetime) -> ColumnElement[bool]:
+    """No push holds the row: never claimed, released, or its lease ended."""
+    return or_(R.claim_expires_at.is_(None), R.claim_expires_at < now)
+
+
 def maybe_in_dialer() -> ColumnElement[bool]:
     """A row whose record the dialer may hold (wanted, known, or a create in flight)."""
     return or_(R.desired == "present", R.record_id.is_not(None), R.inflight == "create")
